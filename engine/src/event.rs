@@ -301,20 +301,6 @@ impl Value {
             _ => None,
         }
     }
-
-    /// Serializes the value as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        match self {
-            Value::Str(s) => serde_json::Value::String(s.clone()),
-            Value::Int(i) => serde_json::Value::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
-            Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Null => serde_json::Value::Null,
-            Value::Json(v) => v.clone(),
-        }
-    }
 }
 
 /// Parses a decimal or `0x`-hex number, as Windows logs write ids.
@@ -350,6 +336,12 @@ impl From<i64> for Value {
 pub struct NumBuf {
     int: itoa::Buffer,
     float: String,
+}
+
+impl fmt::Debug for NumBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NumBuf")
+    }
 }
 
 impl NumBuf {
@@ -426,20 +418,47 @@ impl Event {
         self.fields.iter().map(|(k, v)| (k, v))
     }
 
-    /// The event as one JSON object, in trawl's trace format: `ts`, `kind`,
-    /// `host`, `os`, then every field in order.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut map = serde_json::Map::with_capacity(self.fields.len() + 4);
-        map.insert("ts".into(), self.ts.to_string().into());
-        map.insert("kind".into(), self.kind.as_str().into());
+    /// How many fields the event carries.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether the event carries no field.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
+/// Serializes as trawl's trace format: `ts`, `kind`, `host` (when known),
+/// `os`, then every field in order. An event written this way and read back
+/// by the NDJSON reader is the same event.
+impl serde::Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = ser.serialize_map(Some(self.fields.len() + 4))?;
+        map.serialize_entry("ts", &self.ts)?;
+        map.serialize_entry("kind", self.kind.as_str())?;
         if let Some(h) = &self.host {
-            map.insert("host".into(), serde_json::Value::String(h.to_string()));
+            map.serialize_entry("host", &**h)?;
         }
-        map.insert("os".into(), self.os.as_str().into());
+        map.serialize_entry("os", self.os.as_str())?;
         for (k, v) in &self.fields {
-            map.insert(k.as_str().to_owned(), v.to_json());
+            map.serialize_entry(k.as_str(), v)?;
         }
-        serde_json::Value::Object(map)
+        map.end()
+    }
+}
+
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Str(s) => ser.serialize_str(s),
+            Value::Int(i) => ser.serialize_i64(*i),
+            Value::Float(f) if f.is_finite() => ser.serialize_f64(*f),
+            Value::Float(_) | Value::Null => ser.serialize_unit(),
+            Value::Bool(b) => ser.serialize_bool(*b),
+            Value::Json(v) => v.serialize(ser),
+        }
     }
 }
 

@@ -244,11 +244,33 @@ mod tests {
             "{SHA} implant one\n44d88612fea8a8f36de82e1278abb02f eicar md5\n3395856ce81f2b7382dee72602f798b642f14140 # sha1, no name\n\n# only a comment\nabc\n"
         ));
         assert_eq!(set.len(), 3);
-        assert_eq!(problems, vec![IocProblem { line: 6, reason: "`abc` is not a hex MD5 (32), SHA-1 (40) or SHA-256 (64) digest".into() }]);
-        assert_eq!(set.lookup_hex(&SHA.to_uppercase()).unwrap().name, "implant one");
-        assert_eq!(set.lookup_hex("44D88612FEA8A8F36DE82E1278ABB02F").unwrap().digest.algo(), HashAlgo::Md5);
-        assert_eq!(set.lookup_hex("3395856ce81f2b7382dee72602f798b642f14140").unwrap().name, "");
-        assert!(set.lookup_hex("0000000000000000000000000000000000000000").is_none());
+        assert_eq!(
+            problems,
+            vec![IocProblem {
+                line: 6,
+                reason: "`abc` is not a hex MD5 (32), SHA-1 (40) or SHA-256 (64) digest".into()
+            }]
+        );
+        assert_eq!(
+            set.lookup_hex(&SHA.to_uppercase()).unwrap().name,
+            "implant one"
+        );
+        assert_eq!(
+            set.lookup_hex("44D88612FEA8A8F36DE82E1278ABB02F")
+                .unwrap()
+                .digest
+                .algo(),
+            HashAlgo::Md5
+        );
+        assert_eq!(
+            set.lookup_hex("3395856ce81f2b7382dee72602f798b642f14140")
+                .unwrap()
+                .name,
+            ""
+        );
+        assert!(set
+            .lookup_hex("0000000000000000000000000000000000000000")
+            .is_none());
     }
 
     #[test]
@@ -257,10 +279,16 @@ mod tests {
         let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
         ev.set(
             fields::HASHES,
-            format!("SHA1=AAAA,MD5=BBBB,SHA256={},IMPHASH=CC", SHA.to_uppercase()).into(),
+            format!(
+                "SHA1=AAAA,MD5=BBBB,SHA256={},IMPHASH=CC",
+                SHA.to_uppercase()
+            )
+            .into(),
         );
         let mut hits = Vec::new();
-        set.hits(&ev, |e, k| hits.push((e.name.clone(), k.as_str().to_owned())));
+        set.hits(&ev, |e, k| {
+            hits.push((e.name.clone(), k.as_str().to_owned()))
+        });
         assert_eq!(hits, vec![("lsa.exe".to_owned(), "Hashes".to_owned())]);
 
         let mut miss = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
@@ -272,7 +300,13 @@ mod tests {
 
     #[test]
     fn digest_displays_lower_hex() {
-        assert_eq!(Digest::from_hex(&SHA.to_uppercase()).unwrap().to_string(), SHA);
-        assert!(Digest::from_hex("zz1044e9e6e87a032f80c6d9ea6ae61bbbb053c0a21b186ecb3b812b49eb03b7").is_none());
+        assert_eq!(
+            Digest::from_hex(&SHA.to_uppercase()).unwrap().to_string(),
+            SHA
+        );
+        assert!(Digest::from_hex(
+            "zz1044e9e6e87a032f80c6d9ea6ae61bbbb053c0a21b186ecb3b812b49eb03b7"
+        )
+        .is_none());
     }
 }

@@ -1,1 +1,507 @@
-//! TODO
+//! The pipeline every event goes through, live or replayed:
+//! one producer → bounded queue of batches → N matcher workers → ordered sink.
+//!
+//! - The producer (a trace reader, or the live sensor's normalizer) sends
+//!   [`Batch`]es; each gets the next batch number. The queue is a bounded
+//!   `crossbeam-channel`, so a slow engine pushes back on the producer instead
+//!   of growing memory; a live producer can use [`Pipeline::try_send`] and
+//!   count what it has to drop.
+//! - Each worker owns a [`Scratch`] and evaluates whole batches, rendering the
+//!   alerts it finds right there (so the expensive formatting is parallel too).
+//! - The sink thread puts batch outputs back in batch order before it writes,
+//!   so the bytes written are the same at one thread or sixteen.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use trawl_engine::alert::Format;
+//! use trawl_engine::event::{fields, Event, EventKind, Os, Timestamp};
+//! use trawl_engine::matcher::Ruleset;
+//! use trawl_engine::pipeline::{Batch, Pipeline, PipelineConfig, SourcedEvent, VecSink};
+//! use trawl_engine::rule::{Atom, Expr, Level, Rule, RuleBody, Scope, StrOp, Test};
+//!
+//! let rule = Rule { id: "r".into(), title: "t".into(), level: Level::High, tags: vec![], origin: "x".into(),
+//!     scope: Scope::ANY, body: RuleBody::Expr(Expr::Atom(Atom::field(fields::IMAGE,
+//!     Test::Str { op: StrOp::Suffix, value: "\\pa.exe".into(), cased: false }))) };
+//! let (ruleset, _) = Ruleset::compile(vec![rule]);
+//! let sink = VecSink::default();
+//! let written = sink.handle();
+//! let mut p = Pipeline::start(Arc::new(ruleset), PipelineConfig { threads: 2, ..Default::default() }, Box::new(sink));
+//! let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+//! ev.set(fields::IMAGE, "C:\\Windows\\TAPI\\pa.exe".into());
+//! p.send(Batch { source: "demo".into(), events: vec![SourcedEvent { seq: 1, event: ev }] }).unwrap();
+//! let stats = p.finish().unwrap();
+//! assert_eq!(stats.alerts, 1);
+//! assert!(String::from_utf8(written.lock().unwrap().clone()).unwrap().contains(r#""rule_id":"r""#));
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+
+use crate::alert::{Alert, Format};
+use crate::event::{Event, EventKind};
+use crate::matcher::{Ruleset, Scratch};
+
+/// An event and its position in its source.
+#[derive(Debug, Clone)]
+pub struct SourcedEvent {
+    /// 1-based: the NDJSON line, the EVTX record id, the live sequence number.
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// A run of events from one source: the unit of work and of ordering.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The source's name as alerts show it (a trace path, `live`).
+    pub source: Arc<str>,
+    pub events: Vec<SourcedEvent>,
+}
+
+/// How the pipeline runs.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Matcher worker threads (at least one).
+    pub threads: usize,
+    /// Capacity of the batch queue between producer and workers.
+    pub queue_batches: usize,
+    pub format: Format,
+    /// Flush the sink after every batch that produced alerts (live mode: an
+    /// alert is on disk as soon as it is found). Replay leaves this off and
+    /// flushes once at the end.
+    pub flush_each_batch: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            queue_batches: 64,
+            format: Format::Json,
+            flush_each_batch: false,
+        }
+    }
+}
+
+/// Where rendered alerts go. Called from one thread, in order.
+pub trait AlertSink: Send {
+    /// Writes whole alert lines.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Pushes what was written to its destination.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// A sink over any writer (stdout, a file).
+pub struct WriterSink<W: Write + Send>(pub W);
+
+impl<W: Write + Send> AlertSink for WriterSink<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// A sink that keeps everything in memory, for tests and embedding.
+#[derive(Debug, Default, Clone)]
+pub struct VecSink(Arc<Mutex<Vec<u8>>>);
+
+impl VecSink {
+    /// A handle on the bytes written, usable after the pipeline finished.
+    pub fn handle(&self) -> Arc<Mutex<Vec<u8>>> {
+        Arc::clone(&self.0)
+    }
+}
+
+impl AlertSink for VecSink {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("sink poisoned"))?
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What went through the pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Events evaluated.
+    pub events: u64,
+    /// Events per kind, indexed by [`EventKind::index`].
+    pub per_kind: [u64; 6],
+    /// Alerts written.
+    pub alerts: u64,
+    /// Alerts per rule, indexed like [`Ruleset::rules`].
+    pub per_rule: Vec<u64>,
+    /// Batches processed.
+    pub batches: u64,
+}
+
+impl PipelineStats {
+    /// Events of one kind.
+    pub fn kind(&self, kind: EventKind) -> u64 {
+        self.per_kind[kind.index()]
+    }
+}
+
+/// Why the pipeline could not finish cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Writing alerts failed (disk full, closed pipe). Alerts after the
+    /// failure were counted but not written.
+    #[error("writing alerts failed: {0}")]
+    Sink(#[source] io::Error),
+    /// A worker thread panicked: a bug; please report it with the input.
+    #[error("a matcher thread panicked (this is a bug in trawl)")]
+    WorkerPanicked,
+}
+
+/// The pipeline is closed: every worker is gone (only after a panic).
+#[derive(Debug, thiserror::Error)]
+#[error("the pipeline's workers have stopped")]
+pub struct PipelineClosed;
+
+struct Numbered {
+    index: u64,
+    batch: Batch,
+}
+
+struct BatchOutput {
+    index: u64,
+    bytes: Vec<u8>,
+    events: u64,
+    per_kind: [u64; 6],
+    /// Rule index of every alert in `bytes`, in order.
+    rules: Vec<u32>,
+}
+
+/// A running pipeline. Dropping it without [`Pipeline::finish`] stops the
+/// workers after the queued batches.
+pub struct Pipeline {
+    tx: Option<Sender<Numbered>>,
+    next_index: u64,
+    workers: Vec<JoinHandle<()>>,
+    sink: Option<JoinHandle<Result<PipelineStats, PipelineError>>>,
+}
+
+impl Pipeline {
+    /// Starts the workers and the sink thread.
+    pub fn start(
+        ruleset: Arc<Ruleset>,
+        config: PipelineConfig,
+        sink: Box<dyn AlertSink>,
+    ) -> Pipeline {
+        let threads = config.threads.max(1);
+        let (tx, rx) = bounded::<Numbered>(config.queue_batches.max(1));
+        let (out_tx, out_rx) = bounded::<BatchOutput>(threads * 4);
+        let workers = (0..threads)
+            .map(|i| {
+                let rx = rx.clone();
+                let out_tx = out_tx.clone();
+                let rs = Arc::clone(&ruleset);
+                let format = config.format;
+                std::thread::Builder::new()
+                    .name(format!("trawl-match-{i}"))
+                    .spawn(move || worker(&rs, format, rx, out_tx))
+                    .expect("spawning a thread only fails when the OS is out of resources")
+            })
+            .collect();
+        drop(out_tx);
+        let rules = ruleset.len();
+        let flush_each = config.flush_each_batch;
+        let sink = std::thread::Builder::new()
+            .name("trawl-sink".into())
+            .spawn(move || run_sink(sink, out_rx, rules, flush_each))
+            .expect("spawning a thread only fails when the OS is out of resources");
+        Pipeline {
+            tx: Some(tx),
+            next_index: 0,
+            workers,
+            sink: Some(sink),
+        }
+    }
+
+    /// Queues a batch, waiting while the queue is full.
+    pub fn send(&mut self, batch: Batch) -> Result<(), PipelineClosed> {
+        let tx = self.tx.as_ref().ok_or(PipelineClosed)?;
+        tx.send(Numbered {
+            index: self.next_index,
+            batch,
+        })
+        .map_err(|_| PipelineClosed)?;
+        self.next_index += 1;
+        Ok(())
+    }
+
+    /// Queues a batch if there is room; otherwise hands it back, so a live
+    /// source can count it as dropped instead of stalling the kernel's buffers.
+    pub fn try_send(&mut self, batch: Batch) -> Result<(), TrySendError<Batch>> {
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(TrySendError::Disconnected(batch));
+        };
+        match tx.try_send(Numbered {
+            index: self.next_index,
+            batch,
+        }) {
+            Ok(()) => {
+                self.next_index += 1;
+                Ok(())
+            }
+            Err(TrySendError::Full(n)) => Err(TrySendError::Full(n.batch)),
+            Err(TrySendError::Disconnected(n)) => Err(TrySendError::Disconnected(n.batch)),
+        }
+    }
+
+    /// Batches waiting in the queue now.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.as_ref().map_or(0, Sender::len)
+    }
+
+    /// Closes the queue, lets the workers drain it, flushes the sink and
+    /// returns the totals.
+    pub fn finish(mut self) -> Result<PipelineStats, PipelineError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<PipelineStats, PipelineError> {
+        self.tx = None;
+        let mut panicked = false;
+        for w in self.workers.drain(..) {
+            panicked |= w.join().is_err();
+        }
+        let stats = match self.sink.take() {
+            Some(h) => h.join().map_err(|_| PipelineError::WorkerPanicked)?,
+            None => Ok(PipelineStats::default()),
+        };
+        if panicked {
+            return Err(PipelineError::WorkerPanicked);
+        }
+        stats
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if self.sink.is_some() {
+            let _ = self.shutdown();
+        }
+    }
+}
+
+fn worker(rs: &Ruleset, format: Format, rx: Receiver<Numbered>, out: Sender<BatchOutput>) {
+    let mut scratch = Scratch::new(rs);
+    let mut detections = Vec::new();
+    for Numbered { index, batch } in rx {
+        let mut output = BatchOutput {
+            index,
+            bytes: Vec::new(),
+            events: batch.events.len() as u64,
+            per_kind: [0; 6],
+            rules: Vec::new(),
+        };
+        for se in &batch.events {
+            output.per_kind[se.event.kind.index()] += 1;
+            detections.clear();
+            rs.evaluate(&se.event, &mut scratch, &mut detections);
+            for d in &detections {
+                Alert {
+                    event: &se.event,
+                    source: &batch.source,
+                    seq: se.seq,
+                    rule: rs.rule(d.rule),
+                    matches: &d.matches,
+                }
+                .render(format, &mut output.bytes);
+                output.rules.push(d.rule as u32);
+            }
+        }
+        if out.send(output).is_err() {
+            return;
+        }
+    }
+}
+
+fn run_sink(
+    mut sink: Box<dyn AlertSink>,
+    rx: Receiver<BatchOutput>,
+    rules: usize,
+    flush_each: bool,
+) -> Result<PipelineStats, PipelineError> {
+    let mut stats = PipelineStats {
+        per_rule: vec![0; rules],
+        ..Default::default()
+    };
+    let mut pending: BTreeMap<u64, BatchOutput> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut error: Option<io::Error> = None;
+    for out in rx {
+        pending.insert(out.index, out);
+        while let Some(out) = pending.remove(&next) {
+            next += 1;
+            stats.batches += 1;
+            stats.events += out.events;
+            for (total, n) in stats.per_kind.iter_mut().zip(out.per_kind) {
+                *total += n;
+            }
+            stats.alerts += out.rules.len() as u64;
+            for r in &out.rules {
+                stats.per_rule[*r as usize] += 1;
+            }
+            // After a write error keep draining, so workers never block; the
+            // error is reported once at the end.
+            if error.is_none() && !out.bytes.is_empty() {
+                let res =
+                    sink.write(&out.bytes)
+                        .and_then(|()| if flush_each { sink.flush() } else { Ok(()) });
+                if let Err(e) = res {
+                    error = Some(e);
+                }
+            }
+        }
+    }
+    if error.is_none() {
+        if let Err(e) = sink.flush() {
+            error = Some(e);
+        }
+    }
+    match error {
+        Some(e) => Err(PipelineError::Sink(e)),
+        None => Ok(stats),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{fields, Os, Timestamp};
+    use crate::rule::{Atom, Expr, Level, Rule, RuleBody, Scope, StrOp, Test};
+
+    fn ruleset() -> Arc<Ruleset> {
+        let mk = |id: &str, lit: &str| Rule {
+            id: id.into(),
+            title: id.into(),
+            level: Level::Low,
+            tags: vec![],
+            origin: "t".into(),
+            scope: Scope::ANY,
+            body: RuleBody::Expr(Expr::Atom(Atom::field(
+                fields::COMMAND_LINE,
+                Test::Str {
+                    op: StrOp::Contains,
+                    value: lit.into(),
+                    cased: false,
+                },
+            ))),
+        };
+        Arc::new(Ruleset::compile(vec![mk("a", "x7"), mk("b", "7")]).0)
+    }
+
+    fn run(threads: usize, batch_size: usize) -> (Vec<u8>, PipelineStats) {
+        let sink = VecSink::default();
+        let bytes = sink.handle();
+        let cfg = PipelineConfig {
+            threads,
+            queue_batches: 2,
+            ..Default::default()
+        };
+        let mut p = Pipeline::start(ruleset(), cfg, Box::new(sink));
+        let events: Vec<SourcedEvent> = (1..=5000u64)
+            .map(|i| {
+                let mut ev = Event::new(
+                    EventKind::ALL[(i % 6) as usize],
+                    Os::Windows,
+                    Timestamp::UNIX_EPOCH,
+                );
+                ev.set(fields::COMMAND_LINE, format!("cmd x{i}").into());
+                SourcedEvent { seq: i, event: ev }
+            })
+            .collect();
+        for chunk in events.chunks(batch_size) {
+            p.send(Batch {
+                source: "s".into(),
+                events: chunk.to_vec(),
+            })
+            .unwrap();
+        }
+        let stats = p.finish().unwrap();
+        let out = bytes.lock().unwrap().clone();
+        (out, stats)
+    }
+
+    #[test]
+    fn output_is_identical_at_any_thread_count() {
+        let (one, s1) = run(1, 7);
+        let (four, s4) = run(4, 7);
+        let (two_big, _) = run(2, 1000);
+        assert_eq!(s1, s4);
+        assert!(
+            one == four && one == two_big,
+            "alert bytes differ between thread counts"
+        );
+        // "7" hits every number with a 7 in it; "x7" only those starting with 7.
+        let with7 = (1..=5000)
+            .filter(|i: &i32| i.to_string().contains('7'))
+            .count() as u64;
+        let start7 = (1..=5000)
+            .filter(|i: &i32| i.to_string().starts_with('7'))
+            .count() as u64;
+        assert_eq!(s1.per_rule, vec![start7, with7]);
+        assert_eq!(s1.events, 5000);
+        assert_eq!(s1.per_kind.iter().sum::<u64>(), 5000);
+        // Alerts come in event order.
+        let seqs: Vec<u64> = String::from_utf8(one)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    struct FailingSink;
+    impl AlertSink for FailingSink {
+        fn write(&mut self, _: &[u8]) -> io::Result<()> {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn sink_errors_are_reported_and_do_not_hang() {
+        let mut p = Pipeline::start(
+            ruleset(),
+            PipelineConfig {
+                threads: 2,
+                queue_batches: 1,
+                ..Default::default()
+            },
+            Box::new(FailingSink),
+        );
+        for i in 0..200u64 {
+            let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+            ev.set(fields::COMMAND_LINE, "x7".into());
+            p.send(Batch {
+                source: "s".into(),
+                events: vec![SourcedEvent {
+                    seq: i + 1,
+                    event: ev,
+                }],
+            })
+            .unwrap();
+        }
+        assert!(matches!(p.finish(), Err(PipelineError::Sink(_))));
+    }
+}

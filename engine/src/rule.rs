@@ -284,7 +284,11 @@ impl NumOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Test {
     /// A literal at a position. `value` contains no wildcards.
-    Str { op: StrOp, value: String, cased: bool },
+    Str {
+        op: StrOp,
+        value: String,
+        cased: bool,
+    },
     /// A whole-text wildcard match (`*`, `?`).
     Glob { tokens: Vec<GlobToken>, cased: bool },
     /// A regular expression (Rust `regex` syntax), unanchored.
