@@ -1,0 +1,404 @@
+//! trawl's own trace format: one JSON object per line.
+//!
+//! Each line holds `ts` (RFC 3339, required), `kind` (required:
+//! `process_start`, `process_exit`, `file_create`, `file_write`, `file_rename`,
+//! `file_delete`), `host` (optional), `os` (optional, `windows` by default),
+//! then the event's fields at top level under their Sysmon names
+//! (`"ProcessId": 4312`, `"Image": "C:\\Windows\\TAPI\\pa.exe"`, …). Keys
+//! trawl does not know are kept as they are.
+//!
+//! A line that does not follow the format is returned as an error naming the
+//! reason; the reader goes on with the next line.
+//!
+//! ```
+//! use trawl_replay::ndjson::parse_line;
+//! use trawl_engine::event::{EventKind, Value, FieldKey};
+//!
+//! let ev = parse_line(r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","ProcessId":"0x10e8","Image":"C:\\pa.exe","Extra":[1]}"#, &mut None).unwrap();
+//! assert_eq!(ev.kind, EventKind::ProcessStart);
+//! assert_eq!(ev.get(&FieldKey::from_name("ProcessId")), Some(&Value::Int(4328)));
+//! assert!(parse_line(r#"{"kind":"process_start"}"#, &mut None).unwrap_err().contains("`ts`"));
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::BufRead;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde_json::Value as Json;
+use trawl_engine::event::{Event, EventKind, FieldKey, Os, Timestamp, Value};
+
+/// Fields whose values are integers (ids); a trace may also write them as
+/// decimal or `0x` hex strings, as Windows logs do.
+const INT_FIELDS: &[&str] = &[
+    "ProcessId",
+    "ParentProcessId",
+    "NewProcessId",
+    "TerminalSessionId",
+    "Uid",
+    "Gid",
+    "EventID",
+];
+
+/// Fields whose values are text.
+const STRING_FIELDS: &[&str] = &[
+    "Image",
+    "OriginalFileName",
+    "CommandLine",
+    "CurrentDirectory",
+    "User",
+    "ParentImage",
+    "ParentCommandLine",
+    "Hashes",
+    "TargetFilename",
+    "SourceFilename",
+    "IntegrityLevel",
+    "Company",
+    "Product",
+    "Description",
+];
+
+/// Parses one trace line into an event. `host_cache` holds the last host seen,
+/// so a trace from one machine shares one allocation for its host name.
+pub fn parse_line(line: &str, host_cache: &mut Option<Arc<str>>) -> Result<Event, String> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let event = LineSeed { host_cache }
+        .deserialize(&mut de)
+        .map_err(|e| describe(&e))?;
+    de.end().map_err(|e| format!("trailing text after the JSON object ({e})"))?;
+    Ok(event)
+}
+
+fn describe(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof => format!("not valid JSON: {e}"),
+        // Our own messages: the column only adds noise.
+        _ => {
+            let s = e.to_string();
+            match s.rfind(" at line ") {
+                Some(i) => s[..i].to_owned(),
+                None => s,
+            }
+        }
+    }
+}
+
+struct LineSeed<'a> {
+    host_cache: &'a mut Option<Arc<str>>,
+}
+
+impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
+    type Value = Event;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Event, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+/// A map key, borrowed from the line when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+fn type_name(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+impl<'de> Visitor<'de> for LineSeed<'_> {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object with `ts` and `kind`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        let mut ts: Option<Timestamp> = None;
+        let mut kind: Option<EventKind> = None;
+        let mut os = Os::Windows;
+        let mut host: Option<Arc<str>> = None;
+        let mut fields: Vec<(FieldKey, Value)> = Vec::with_capacity(16);
+        while let Some(Key(key)) = map.next_key::<Key>()? {
+            let value: Json = map.next_value()?;
+            match &*key {
+                "ts" => {
+                    let Json::String(s) = &value else {
+                        return Err(de::Error::custom(format!("`ts` must be an RFC 3339 string, not {}", type_name(&value))));
+                    };
+                    ts = Some(s.parse::<Timestamp>().map_err(|e| {
+                        de::Error::custom(format!("`ts` value `{s}` is not an RFC 3339 timestamp with a UTC offset ({e})"))
+                    })?);
+                }
+                "kind" => {
+                    let parsed = value.as_str().and_then(EventKind::parse);
+                    kind = Some(parsed.ok_or_else(|| {
+                        de::Error::custom(format!(
+                            "`kind` must be one of {}, not {value}",
+                            EventKind::ALL.map(|k| k.as_str()).join(", ")
+                        ))
+                    })?);
+                }
+                "os" => {
+                    os = value.as_str().and_then(Os::parse).ok_or_else(|| {
+                        de::Error::custom(format!("`os` must be \"windows\" or \"linux\", not {value}"))
+                    })?;
+                }
+                "host" => match value {
+                    Json::Null => host = None,
+                    Json::String(s) => {
+                        host = Some(match self.host_cache.as_ref() {
+                            Some(h) if **h == *s => Arc::clone(h),
+                            _ => {
+                                let h: Arc<str> = Arc::from(s);
+                                *self.host_cache = Some(Arc::clone(&h));
+                                h
+                            }
+                        });
+                    }
+                    other => {
+                        return Err(de::Error::custom(format!("`host` must be a string, not {}", type_name(&other))));
+                    }
+                },
+                name => {
+                    let v = convert(name, value).map_err(de::Error::custom)?;
+                    let key = FieldKey::from_name(name);
+                    match fields.iter_mut().find(|(k, _)| *k == key) {
+                        Some(slot) => slot.1 = v,
+                        None => fields.push((key, v)),
+                    }
+                }
+            }
+        }
+        let ts = ts.ok_or_else(|| de::Error::custom("missing the required key `ts`"))?;
+        let kind = kind.ok_or_else(|| de::Error::custom("missing the required key `kind`"))?;
+        let mut ev = Event::new(kind, os, ts);
+        ev.host = host;
+        for (k, v) in fields {
+            ev.push_unchecked(k, v);
+        }
+        Ok(ev)
+    }
+}
+
+fn convert(name: &str, value: Json) -> Result<Value, String> {
+    if INT_FIELDS.contains(&name) {
+        return match &value {
+            Json::Number(n) => n
+                .as_i64()
+                .map(Value::Int)
+                .ok_or_else(|| format!("`{name}` must be an integer, not {n}")),
+            Json::String(s) => parse_int(s)
+                .map(Value::Int)
+                .ok_or_else(|| format!("`{name}` must be an integer, not the string {s:?}")),
+            Json::Null => Ok(Value::Null),
+            other => Err(format!("`{name}` must be an integer, not {}", type_name(other))),
+        };
+    }
+    if STRING_FIELDS.contains(&name) {
+        return match value {
+            Json::String(s) => Ok(Value::Str(s)),
+            Json::Null => Ok(Value::Null),
+            other => Err(format!("`{name}` must be a string, not {}", type_name(&other))),
+        };
+    }
+    Ok(match value {
+        Json::String(s) => Value::Str(s),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::Bool(b) => Value::Bool(b),
+        Json::Null => Value::Null,
+        other => Value::Json(other),
+    })
+}
+
+fn parse_int(s: &str) -> Option<i64> {
+    let t = s.trim();
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => i64::from_str_radix(hex, 16).ok(),
+        None => t.parse().ok(),
+    }
+}
+
+/// One line of a trace that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLine {
+    /// 1-based line number.
+    pub line: u64,
+    pub reason: String,
+}
+
+/// Reads a trace line by line. Yields `(line number, event)` or the bad line;
+/// blank lines are passed over; an I/O error ends the stream with one last
+/// `BadLine`.
+pub struct NdjsonReader<R> {
+    input: R,
+    buf: Vec<u8>,
+    line: u64,
+    host_cache: Option<Arc<str>>,
+    done: bool,
+}
+
+impl<R: BufRead> NdjsonReader<R> {
+    /// A reader over buffered input.
+    pub fn new(input: R) -> Self {
+        NdjsonReader {
+            input,
+            buf: Vec::with_capacity(4096),
+            line: 0,
+            host_cache: None,
+            done: false,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for NdjsonReader<R> {
+    type Item = Result<(u64, Event), BadLine>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            self.buf.clear();
+            match self.input.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(BadLine {
+                        line: self.line + 1,
+                        reason: format!("read error, rest of the file skipped: {e}"),
+                    }));
+                }
+            }
+            self.line += 1;
+            let raw = trim_eol(&self.buf);
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let text = match std::str::from_utf8(raw) {
+                Ok(t) => t,
+                Err(e) => {
+                    return Some(Err(BadLine {
+                        line: self.line,
+                        reason: format!("not UTF-8 text ({e})"),
+                    }))
+                }
+            };
+            return Some(
+                parse_line(text, &mut self.host_cache)
+                    .map(|ev| (self.line, ev))
+                    .map_err(|reason| BadLine {
+                        line: self.line,
+                        reason,
+                    }),
+            );
+        }
+    }
+}
+
+fn trim_eol(b: &[u8]) -> &[u8] {
+    let b = b.strip_suffix(b"\n").unwrap_or(b);
+    b.strip_suffix(b"\r").unwrap_or(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<Result<(u64, Event), BadLine>> {
+        NdjsonReader::new(text.as_bytes()).collect()
+    }
+
+    #[test]
+    fn good_lines_keep_every_field() {
+        let ev = parse_line(
+            r#"{"ts":"2021-09-14T10:00:00.25+02:00","kind":"file_rename","host":"h","os":"linux","SourceFilename":"/a","TargetFilename":"/b","Custom":{"x":1},"Flag":true,"ParentProcessId":7}"#,
+            &mut None,
+        )
+        .unwrap();
+        assert_eq!(ev.kind, EventKind::FileRename);
+        assert_eq!(ev.os, Os::Linux);
+        assert_eq!(ev.ts.to_string(), "2021-09-14T08:00:00.25Z");
+        assert_eq!(ev.host.as_deref(), Some("h"));
+        assert_eq!(ev.get_str("TargetFilename"), Some("/b"));
+        assert_eq!(ev.get(&FieldKey::from_name("Flag")), Some(&Value::Bool(true)));
+        assert!(matches!(ev.get(&FieldKey::from_name("Custom")), Some(Value::Json(_))));
+        // Serialized back, it is the same event.
+        let again = parse_line(&serde_json::to_string(&ev).unwrap(), &mut None).unwrap();
+        assert_eq!(again, ev);
+    }
+
+    #[test]
+    fn bad_lines_say_why_and_do_not_stop_the_stream() {
+        let text = concat!(
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start"}"#, "\n",
+            "not json\n",
+            "\n",
+            r#"{"ts":"yesterday","kind":"process_start"}"#, "\n",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_explode"}"#, "\n",
+            r#"{"ts":"2021-09-14T10:00:00Z"}"#, "\n",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","ProcessId":"abc"}"#, "\n",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","Image":42}"#, "\n",
+            r#"[1,2]"#, "\n",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"file_delete","TargetFilename":"x"}"#, "\r\n",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"file_delete"} x"#, "\n",
+        );
+        let got = lines(text);
+        let summary: Vec<String> = got
+            .iter()
+            .map(|r| match r {
+                Ok((l, _)) => format!("{l}: ok"),
+                Err(b) => format!("{}: {}", b.line, b.reason),
+            })
+            .collect();
+        assert_eq!(summary.len(), 10, "{summary:#?}");
+        assert_eq!(summary[0], "1: ok");
+        assert!(summary[1].starts_with("2: not valid JSON"), "{}", summary[1]);
+        assert!(summary[2].starts_with("4: `ts` value `yesterday` is not an RFC 3339"), "{}", summary[2]);
+        assert!(summary[3].starts_with("5: `kind` must be one of process_start"), "{}", summary[3]);
+        assert_eq!(summary[4], "6: missing the required key `kind`");
+        assert_eq!(summary[5], "7: `ProcessId` must be an integer, not the string \"abc\"");
+        assert_eq!(summary[6], "8: `Image` must be a string, not a number");
+        assert!(summary[7].starts_with("9: invalid type") || summary[7].starts_with("9: "), "{}", summary[7]);
+        assert_eq!(summary[8], "10: ok");
+        assert!(summary[9].starts_with("11: trailing text"), "{}", summary[9]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_one_bad_line() {
+        let mut bytes = br#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","Image":""#.to_vec();
+        bytes.extend_from_slice(&[0xff, 0xfe]);
+        bytes.extend_from_slice(b"\"}\n");
+        bytes.extend_from_slice(br#"{"ts":"2021-09-14T10:00:00Z","kind":"process_exit"}"#);
+        let got: Vec<_> = NdjsonReader::new(&bytes[..]).collect();
+        assert!(matches!(&got[0], Err(b) if b.line == 1 && b.reason.starts_with("not UTF-8")));
+        assert!(matches!(&got[1], Ok((2, e)) if e.kind == EventKind::ProcessExit));
+    }
+}

@@ -1,0 +1,107 @@
+//! `trawl replay`: recorded traces through the same pipeline the live sensor runs.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use trawl_engine::alert::Format;
+use trawl_engine::event::EventKind;
+use trawl_engine::matcher::Ruleset;
+use trawl_engine::pipeline::{AlertSink, PipelineConfig, PipelineError, WriterSink};
+use trawl_engine::rule::Level;
+use trawl_replay::{replay, ReplayConfig, ReplayError, ReplaySummary};
+
+use crate::cli::{OutputFormat, ReplayArgs};
+
+/// Exit status when some records could not be read (they were skipped).
+const EXIT_BAD_RECORDS: u8 = 2;
+
+pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let loaded = args.rules.sources().load().context("loading rules")?;
+    super::report_rules(&loaded);
+    let ruleset = Arc::new(loaded.ruleset);
+
+    let sink: Box<dyn AlertSink> = match &args.output {
+        Some(path) => {
+            let f = File::create(path).with_context(|| format!("creating alert output {}", path.display()))?;
+            Box::new(WriterSink(BufWriter::with_capacity(1 << 16, f)))
+        }
+        None => Box::new(WriterSink(BufWriter::with_capacity(1 << 16, io::stdout()))),
+    };
+    let mut config = ReplayConfig {
+        pipeline: PipelineConfig {
+            format: match args.format {
+                OutputFormat::Json => Format::Json,
+                OutputFormat::Text => Format::Text,
+            },
+            ..PipelineConfig::default()
+        },
+        ..ReplayConfig::default()
+    };
+    if let Some(n) = args.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        config.pipeline.threads = n;
+    }
+
+    let result = replay(&args.traces, Arc::clone(&ruleset), &config, sink, &mut |p| eprintln!("{p}"));
+    let summary = match result {
+        Ok(s) => s,
+        // `trawl replay … | head`: the reader has seen enough; not an error.
+        Err(ReplayError::Pipeline(PipelineError::Sink(e))) if e.kind() == io::ErrorKind::BrokenPipe => {
+            return Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => return Err(e).context("replay failed"),
+    };
+    print_summary(&summary, &ruleset);
+    Ok(if summary.skipped > 0 {
+        ExitCode::from(EXIT_BAD_RECORDS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
+    let p = &s.pipeline;
+    let kinds: Vec<String> = EventKind::ALL
+        .iter()
+        .filter(|k| p.kind(**k) > 0)
+        .map(|k| format!("{k} {}", p.kind(*k)))
+        .collect();
+    eprintln!(
+        "trawl: replayed {} file{}: {} records, {} events ({}), {} skipped",
+        s.files,
+        if s.files == 1 { "" } else { "s" },
+        s.records,
+        p.events,
+        if kinds.is_empty() { "none".to_owned() } else { kinds.join(", ") },
+        s.skipped
+    );
+    let mut per_level = [0u64; 5];
+    for (i, n) in p.per_rule.iter().enumerate() {
+        per_level[rules.rule(i).level as usize] += n;
+    }
+    let levels: Vec<String> = Level::ALL
+        .iter()
+        .rev()
+        .filter(|l| per_level[**l as usize] > 0)
+        .map(|l| format!("{l} {}", per_level[*l as usize]))
+        .collect();
+    eprintln!(
+        "trawl: {} alerts{}",
+        p.alerts,
+        if levels.is_empty() { String::new() } else { format!(" ({})", levels.join(", ")) }
+    );
+    let mut fired: Vec<(usize, u64)> = p.per_rule.iter().copied().enumerate().filter(|(_, n)| *n > 0).collect();
+    fired.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    for (i, n) in fired {
+        let r = rules.rule(i);
+        eprintln!("trawl: {n:>8}  {:<8}  {}  {}", r.level.as_str(), r.id, r.title);
+    }
+    eprintln!(
+        "trawl: {:.3} s, {:.0} events/s",
+        s.elapsed.as_secs_f64(),
+        s.events_per_sec()
+    );
+}
