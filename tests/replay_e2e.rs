@@ -1,1 +1,350 @@
+//! End-to-end: the `trawl` binary replaying traces, as a user runs it.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn trawl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trawl"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn trace() -> PathBuf {
+    root().join("replay/traces/dev-0228.ndjson")
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the trawl binary runs")
+}
+
+fn alerts(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("alerts are UTF-8")
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("alert line is not JSON ({e}): {l}"))
+        })
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `(line, rule_id)` pairs of `replay/traces/dev-0228.expected`.
+fn expected() -> Vec<(u64, String)> {
+    std::fs::read_to_string(root().join("replay/traces/dev-0228.expected"))
+        .expect("expected alerts file")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (n, id) = l.split_once(' ').expect("`<line> <rule_id>`");
+            (n.parse().expect("line number"), id.trim().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn dev_0228_replay_fires_exactly_the_expected_alerts() {
+    let out = run(trawl().arg("replay").arg(trace()));
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let alerts = alerts(&out);
+    let got: Vec<(u64, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["seq"].as_u64().unwrap(),
+                a["rule_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        expected(),
+        "alerts differ from replay/traces/dev-0228.expected"
+    );
+
+    // Every seed rule fires at least once on the intrusion.
+    for id in [
+        "39b030ec-e026-481d-ada1-9f8439d97552",
+        "a254d0dd-22b0-4a52-8b06-3db829450fd2",
+        "690e5397-2376-41f9-8159-649102f6f86b",
+        "4f044caa-5e8c-4fda-bc60-16553238ee38",
+        "a2cb4298-b874-4550-a7ec-f76e28c095d8",
+        "b6db897c-89fc-461c-a71b-dcb6fd4353cc",
+        "6ca70d8a-f804-441f-9e4a-faa700ca48f4",
+    ] {
+        assert!(
+            got.iter().any(|(_, r)| r == id),
+            "seed rule {id} never fired"
+        );
+    }
+
+    // The alert shape: every key, the whole event, and why it fired.
+    let source = trace().display().to_string();
+    for a in &alerts {
+        for key in [
+            "ts",
+            "host",
+            "source",
+            "seq",
+            "rule_id",
+            "rule_title",
+            "level",
+            "tags",
+            "kind",
+            "event",
+            "matches",
+        ] {
+            assert!(a.get(key).is_some(), "alert lacks `{key}`: {a}");
+        }
+        assert_eq!(a["source"], source.as_str());
+        assert_eq!(a["event"]["kind"], a["kind"]);
+        assert_eq!(a["event"]["ts"], a["ts"]);
+        let matches = a["matches"].as_array().unwrap();
+        assert!(!matches.is_empty(), "alert without matches: {a}");
+        if a["rule_id"] == "6ca70d8a-f804-441f-9e4a-faa700ca48f4" {
+            let m = &matches[0];
+            assert_eq!(m["op"], "ioc");
+            let hash = m["value"].as_str().unwrap();
+            assert_eq!(hash.len(), 64);
+            assert!(a["event"]["Hashes"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains(hash));
+            assert!(m["name"].is_string());
+        }
+    }
+
+    // The summary names the totals.
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{} alerts", alerts.len())), "{err}");
+    assert!(err.contains("0 skipped"), "{err}");
+}
+
+#[test]
+fn benign_activity_raises_nothing() {
+    // Every event of the trace that the expected list does not name, replayed
+    // on its own, must stay silent.
+    let text = std::fs::read_to_string(trace()).unwrap();
+    let alerting: std::collections::HashSet<u64> = expected().iter().map(|(l, _)| *l).collect();
+    let benign: String = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| !alerting.contains(&(*i as u64 + 1)))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    assert!(
+        benign.lines().count() > 200,
+        "the trace should be mostly ordinary activity"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("benign.ndjson");
+    std::fs::write(&p, benign).unwrap();
+    let out = run(trawl().arg("replay").arg(&p));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(alerts(&out), Vec::<Value>::new());
+}
+
+#[test]
+fn bad_records_are_reported_by_line_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("mixed.ndjson");
+    let good = r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","Image":"C:\\Windows\\TAPI\\pc.exe"}"#;
+    std::fs::write(
+        &p,
+        format!(
+            "{good}\nthis is not json\n{{\"kind\":\"process_start\"}}\n{{\"ts\":\"2021-09-14T10:00:01Z\",\"kind\":\"process_start\",\"ProcessId\":[1]}}\n\n{good}\n"
+        ),
+    )
+    .unwrap();
+    let out = run(trawl().arg("replay").arg(&p));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad records make the exit status 2"
+    );
+    let err = stderr(&out);
+    let name = p.display().to_string();
+    assert!(err.contains(&format!("{name}:2: not valid JSON")), "{err}");
+    assert!(
+        err.contains(&format!("{name}:3: missing the required key `ts`")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{name}:4: `ProcessId` must be an integer, not an array"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("3 skipped"), "{err}");
+    // The good records around them were replayed.
+    let seqs: Vec<u64> = alerts(&out)
+        .iter()
+        .map(|a| a["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 6]);
+}
+
+#[test]
+fn output_is_byte_identical_at_any_thread_count() {
+    // Enough events for many batches, so workers really interleave.
+    let text = std::fs::read_to_string(trace()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.ndjson");
+    std::fs::write(&big, text.repeat(40)).unwrap();
+    let outputs: Vec<Vec<u8>> = ["1", "4", "3", "4"]
+        .iter()
+        .map(|t| {
+            let out = run(trawl().args(["replay", "--threads", t]).arg(&big));
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            out.stdout
+        })
+        .collect();
+    assert!(outputs[0].len() > 10_000);
+    for (i, o) in outputs.iter().enumerate().skip(1) {
+        assert!(o == &outputs[0], "run {i} differs from --threads 1");
+    }
+}
+
+#[test]
+fn user_rules_and_ioc_lists_load_beside_or_without_the_seed_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("marker.yml");
+    std::fs::write(
+        &rule,
+        r#"title: Marker in command line
+id: 11111111-2222-3333-4444-555555555555
+status: test
+logsource: {category: process_creation, product: windows}
+detection:
+  sel:
+    CommandLine|contains: 'trawl-marker-7f3a'
+  condition: sel
+level: low
+"#,
+    )
+    .unwrap();
+    let iocs = dir.path().join("case-42.txt");
+    std::fs::write(
+        &iocs,
+        "# title: Case 42\nDEADBEEFDEADBEEFDEADBEEFDEADBEEF   dropper\n",
+    )
+    .unwrap();
+    let t = dir.path().join("t.ndjson");
+    std::fs::write(
+        &t,
+        concat!(
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","CommandLine":"x TRAWL-MARKER-7F3A y","Image":"C:\\Windows\\TAPI\\x.exe"}"#,
+            "\n",
+            r#"{"ts":"2021-09-14T10:00:01Z","kind":"file_create","TargetFilename":"C:\\x","Hashes":"MD5=deadbeefdeadbeefdeadbeefdeadbeef,SHA256=00"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let ids = |out: &Output| -> Vec<String> {
+        alerts(out)
+            .iter()
+            .map(|a| a["rule_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let with_seed = run(trawl()
+        .arg("replay")
+        .arg("--rules")
+        .arg(&rule)
+        .arg("--iocs")
+        .arg(&iocs)
+        .arg(&t));
+    assert_eq!(
+        ids(&with_seed),
+        [
+            "690e5397-2376-41f9-8159-649102f6f86b",
+            "11111111-2222-3333-4444-555555555555",
+            "ioc:case-42.txt"
+        ]
+    );
+    let ioc_alert = &alerts(&with_seed)[2];
+    assert_eq!(ioc_alert["rule_title"], "Case 42");
+    assert_eq!(
+        ioc_alert["matches"][0]["value"],
+        "deadbeefdeadbeefdeadbeefdeadbeef"
+    );
+    assert_eq!(ioc_alert["matches"][0]["name"], "dropper");
+
+    let without = run(trawl()
+        .args(["replay", "--no-default-rules", "--rules"])
+        .arg(&rule)
+        .arg(&t));
+    assert_eq!(ids(&without), ["11111111-2222-3333-4444-555555555555"]);
+
+    let missing = run(trawl()
+        .args(["replay", "--rules", "/no/such/rules"])
+        .arg(&t));
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("/no/such/rules"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn output_file_and_text_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("alerts.txt");
+    let out = run(trawl()
+        .args(["replay", "--format", "text", "--output"])
+        .arg(&out_path)
+        .arg(trace()));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "alerts go to the file, not stdout");
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(text.lines().count(), expected().len());
+    assert!(text.lines().all(|l| l.contains(" | matched: ")), "{text}");
+    assert!(text.contains("CRITICAL"), "{text}");
+}
+
+#[test]
+fn rules_check_reports_loaded_and_unsupported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ok.yml"),
+        "title: ok\nid: a\nlogsource: {category: process_creation, product: windows}\ndetection:\n  s: {Image|endswith: '\\x.exe'}\n  condition: s\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("agg.yml"),
+        "title: agg\nid: b\nlogsource: {category: process_creation, product: windows}\ndetection:\n  s: {Image|endswith: '\\x.exe'}\n  condition: s | count() > 5\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("reg.yml"),
+        "title: reg\nid: c\nlogsource: {category: registry_set, product: windows}\ndetection:\n  s: {TargetObject|contains: Run}\n  condition: s\n",
+    )
+    .unwrap();
+    let out = run(trawl().args(["rules", "check", "--json"]).arg(dir.path()));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["loaded"], 1);
+    let unsupported = doc["unsupported"].as_array().unwrap();
+    assert_eq!(unsupported.len(), 2);
+    let agg = unsupported.iter().find(|u| u["id"] == "b").unwrap();
+    assert!(agg["path"].as_str().unwrap().ends_with("agg.yml"));
+    assert_eq!(agg["out_of_scope"], false);
+    assert!(
+        agg["reason"].as_str().unwrap().contains("aggregation"),
+        "{agg}"
+    );
+    let reg = unsupported.iter().find(|u| u["id"] == "c").unwrap();
+    assert_eq!(reg["out_of_scope"], true);
+
+    let seed = run(trawl().args(["rules", "check", "--json"]));
+    let doc: Value = serde_json::from_slice(&seed.stdout).unwrap();
+    assert_eq!(doc["loaded"], 7, "six Sigma rules and one IOC list");
+    assert_eq!(doc["unsupported"].as_array().unwrap().len(), 0);
+}

@@ -123,7 +123,13 @@ pub fn replay(
     let mut summary = ReplaySummary::default();
     for path in traces {
         summary.files += 1;
-        if let Err(p) = replay_file(path, config.batch_size, &mut pipeline, &mut summary, on_problem) {
+        if let Err(p) = replay_file(
+            path,
+            config.batch_size,
+            &mut pipeline,
+            &mut summary,
+            on_problem,
+        ) {
             summary.skipped += 1;
             on_problem(&p);
         }

@@ -66,7 +66,8 @@ pub fn parse_line(line: &str, host_cache: &mut Option<Arc<str>>) -> Result<Event
     let event = LineSeed { host_cache }
         .deserialize(&mut de)
         .map_err(|e| describe(&e))?;
-    de.end().map_err(|e| format!("trailing text after the JSON object ({e})"))?;
+    de.end()
+        .map_err(|e| format!("trailing text after the JSON object ({e})"))?;
     Ok(event)
 }
 
@@ -147,10 +148,15 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
             match &*key {
                 "ts" => {
                     let Json::String(s) = &value else {
-                        return Err(de::Error::custom(format!("`ts` must be an RFC 3339 string, not {}", type_name(&value))));
+                        return Err(de::Error::custom(format!(
+                            "`ts` must be an RFC 3339 string, not {}",
+                            type_name(&value)
+                        )));
                     };
                     ts = Some(s.parse::<Timestamp>().map_err(|e| {
-                        de::Error::custom(format!("`ts` value `{s}` is not an RFC 3339 timestamp with a UTC offset ({e})"))
+                        de::Error::custom(format!(
+                            "`ts` value `{s}` is not an RFC 3339 timestamp with a UTC offset ({e})"
+                        ))
                     })?);
                 }
                 "kind" => {
@@ -164,7 +170,9 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
                 }
                 "os" => {
                     os = value.as_str().and_then(Os::parse).ok_or_else(|| {
-                        de::Error::custom(format!("`os` must be \"windows\" or \"linux\", not {value}"))
+                        de::Error::custom(format!(
+                            "`os` must be \"windows\" or \"linux\", not {value}"
+                        ))
                     })?;
                 }
                 "host" => match value {
@@ -180,7 +188,10 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
                         });
                     }
                     other => {
-                        return Err(de::Error::custom(format!("`host` must be a string, not {}", type_name(&other))));
+                        return Err(de::Error::custom(format!(
+                            "`host` must be a string, not {}",
+                            type_name(&other)
+                        )));
                     }
                 },
                 name => {
@@ -215,14 +226,20 @@ fn convert(name: &str, value: Json) -> Result<Value, String> {
                 .map(Value::Int)
                 .ok_or_else(|| format!("`{name}` must be an integer, not the string {s:?}")),
             Json::Null => Ok(Value::Null),
-            other => Err(format!("`{name}` must be an integer, not {}", type_name(other))),
+            other => Err(format!(
+                "`{name}` must be an integer, not {}",
+                type_name(other)
+            )),
         };
     }
     if STRING_FIELDS.contains(&name) {
         return match value {
             Json::String(s) => Ok(Value::Str(s)),
             Json::Null => Ok(Value::Null),
-            other => Err(format!("`{name}` must be a string, not {}", type_name(&other))),
+            other => Err(format!(
+                "`{name}` must be a string, not {}",
+                type_name(&other)
+            )),
         };
     }
     Ok(match value {
@@ -348,8 +365,14 @@ mod tests {
         assert_eq!(ev.ts.to_string(), "2021-09-14T08:00:00.25Z");
         assert_eq!(ev.host.as_deref(), Some("h"));
         assert_eq!(ev.get_str("TargetFilename"), Some("/b"));
-        assert_eq!(ev.get(&FieldKey::from_name("Flag")), Some(&Value::Bool(true)));
-        assert!(matches!(ev.get(&FieldKey::from_name("Custom")), Some(Value::Json(_))));
+        assert_eq!(
+            ev.get(&FieldKey::from_name("Flag")),
+            Some(&Value::Bool(true))
+        );
+        assert!(matches!(
+            ev.get(&FieldKey::from_name("Custom")),
+            Some(Value::Json(_))
+        ));
         // Serialized back, it is the same event.
         let again = parse_line(&serde_json::to_string(&ev).unwrap(), &mut None).unwrap();
         assert_eq!(again, ev);
@@ -358,17 +381,26 @@ mod tests {
     #[test]
     fn bad_lines_say_why_and_do_not_stop_the_stream() {
         let text = concat!(
-            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start"}"#, "\n",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start"}"#,
+            "\n",
             "not json\n",
             "\n",
-            r#"{"ts":"yesterday","kind":"process_start"}"#, "\n",
-            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_explode"}"#, "\n",
-            r#"{"ts":"2021-09-14T10:00:00Z"}"#, "\n",
-            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","ProcessId":"abc"}"#, "\n",
-            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","Image":42}"#, "\n",
-            r#"[1,2]"#, "\n",
-            r#"{"ts":"2021-09-14T10:00:00Z","kind":"file_delete","TargetFilename":"x"}"#, "\r\n",
-            r#"{"ts":"2021-09-14T10:00:00Z","kind":"file_delete"} x"#, "\n",
+            r#"{"ts":"yesterday","kind":"process_start"}"#,
+            "\n",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_explode"}"#,
+            "\n",
+            r#"{"ts":"2021-09-14T10:00:00Z"}"#,
+            "\n",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","ProcessId":"abc"}"#,
+            "\n",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","Image":42}"#,
+            "\n",
+            r#"[1,2]"#,
+            "\n",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"file_delete","TargetFilename":"x"}"#,
+            "\r\n",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"file_delete"} x"#,
+            "\n",
         );
         let got = lines(text);
         let summary: Vec<String> = got
@@ -380,20 +412,44 @@ mod tests {
             .collect();
         assert_eq!(summary.len(), 10, "{summary:#?}");
         assert_eq!(summary[0], "1: ok");
-        assert!(summary[1].starts_with("2: not valid JSON"), "{}", summary[1]);
-        assert!(summary[2].starts_with("4: `ts` value `yesterday` is not an RFC 3339"), "{}", summary[2]);
-        assert!(summary[3].starts_with("5: `kind` must be one of process_start"), "{}", summary[3]);
+        assert!(
+            summary[1].starts_with("2: not valid JSON"),
+            "{}",
+            summary[1]
+        );
+        assert!(
+            summary[2].starts_with("4: `ts` value `yesterday` is not an RFC 3339"),
+            "{}",
+            summary[2]
+        );
+        assert!(
+            summary[3].starts_with("5: `kind` must be one of process_start"),
+            "{}",
+            summary[3]
+        );
         assert_eq!(summary[4], "6: missing the required key `kind`");
-        assert_eq!(summary[5], "7: `ProcessId` must be an integer, not the string \"abc\"");
+        assert_eq!(
+            summary[5],
+            "7: `ProcessId` must be an integer, not the string \"abc\""
+        );
         assert_eq!(summary[6], "8: `Image` must be a string, not a number");
-        assert!(summary[7].starts_with("9: invalid type") || summary[7].starts_with("9: "), "{}", summary[7]);
+        assert!(
+            summary[7].starts_with("9: invalid type") || summary[7].starts_with("9: "),
+            "{}",
+            summary[7]
+        );
         assert_eq!(summary[8], "10: ok");
-        assert!(summary[9].starts_with("11: trailing text"), "{}", summary[9]);
+        assert!(
+            summary[9].starts_with("11: trailing text"),
+            "{}",
+            summary[9]
+        );
     }
 
     #[test]
     fn invalid_utf8_is_one_bad_line() {
-        let mut bytes = br#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","Image":""#.to_vec();
+        let mut bytes =
+            br#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","Image":""#.to_vec();
         bytes.extend_from_slice(&[0xff, 0xfe]);
         bytes.extend_from_slice(b"\"}\n");
         bytes.extend_from_slice(br#"{"ts":"2021-09-14T10:00:00Z","kind":"process_exit"}"#);

@@ -8,7 +8,8 @@ use trawl_engine::load::LoadedRules;
 /// Says on stderr how many rules loaded; names each in-scope rule that could
 /// not be used (with its reason) and counts the rules for other log sources.
 pub fn report_rules(loaded: &LoadedRules) {
-    let (out_of_scope, unusable): (Vec<_>, Vec<_>) = loaded.unsupported.iter().partition(|u| u.out_of_scope);
+    let (out_of_scope, unusable): (Vec<_>, Vec<_>) =
+        loaded.unsupported.iter().partition(|u| u.out_of_scope);
     for u in &unusable {
         eprintln!("trawl: rule skipped: {u}");
     }

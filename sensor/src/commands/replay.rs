@@ -25,7 +25,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
     let sink: Box<dyn AlertSink> = match &args.output {
         Some(path) => {
-            let f = File::create(path).with_context(|| format!("creating alert output {}", path.display()))?;
+            let f = File::create(path)
+                .with_context(|| format!("creating alert output {}", path.display()))?;
             Box::new(WriterSink(BufWriter::with_capacity(1 << 16, f)))
         }
         None => Box::new(WriterSink(BufWriter::with_capacity(1 << 16, io::stdout()))),
@@ -45,11 +46,19 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         config.pipeline.threads = n;
     }
 
-    let result = replay(&args.traces, Arc::clone(&ruleset), &config, sink, &mut |p| eprintln!("{p}"));
+    let result = replay(
+        &args.traces,
+        Arc::clone(&ruleset),
+        &config,
+        sink,
+        &mut |p| eprintln!("{p}"),
+    );
     let summary = match result {
         Ok(s) => s,
         // `trawl replay … | head`: the reader has seen enough; not an error.
-        Err(ReplayError::Pipeline(PipelineError::Sink(e))) if e.kind() == io::ErrorKind::BrokenPipe => {
+        Err(ReplayError::Pipeline(PipelineError::Sink(e)))
+            if e.kind() == io::ErrorKind::BrokenPipe =>
+        {
             return Ok(ExitCode::SUCCESS)
         }
         Err(e) => return Err(e).context("replay failed"),
@@ -75,7 +84,11 @@ fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
         if s.files == 1 { "" } else { "s" },
         s.records,
         p.events,
-        if kinds.is_empty() { "none".to_owned() } else { kinds.join(", ") },
+        if kinds.is_empty() {
+            "none".to_owned()
+        } else {
+            kinds.join(", ")
+        },
         s.skipped
     );
     let mut per_level = [0u64; 5];
@@ -91,13 +104,28 @@ fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
     eprintln!(
         "trawl: {} alerts{}",
         p.alerts,
-        if levels.is_empty() { String::new() } else { format!(" ({})", levels.join(", ")) }
+        if levels.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", levels.join(", "))
+        }
     );
-    let mut fired: Vec<(usize, u64)> = p.per_rule.iter().copied().enumerate().filter(|(_, n)| *n > 0).collect();
+    let mut fired: Vec<(usize, u64)> = p
+        .per_rule
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, n)| *n > 0)
+        .collect();
     fired.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     for (i, n) in fired {
         let r = rules.rule(i);
-        eprintln!("trawl: {n:>8}  {:<8}  {}  {}", r.level.as_str(), r.id, r.title);
+        eprintln!(
+            "trawl: {n:>8}  {:<8}  {}  {}",
+            r.level.as_str(),
+            r.id,
+            r.title
+        );
     }
     eprintln!(
         "trawl: {:.3} s, {:.0} events/s",

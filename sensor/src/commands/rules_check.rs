@@ -9,8 +9,12 @@ use trawl_engine::load::RuleSources;
 use crate::cli::CheckArgs;
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let is_ioc = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("iocs"));
-    let (iocs, rules): (Vec<PathBuf>, Vec<PathBuf>) = args.paths.iter().cloned().partition(|p| is_ioc(p));
+    let is_ioc = |p: &Path| {
+        p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("iocs"))
+    };
+    let (iocs, rules): (Vec<PathBuf>, Vec<PathBuf>) =
+        args.paths.iter().cloned().partition(|p| is_ioc(p));
     let sources = RuleSources {
         default_rules: args.paths.is_empty(),
         rules,
@@ -39,7 +43,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{doc}");
     } else {
-        let (out_of_scope, unusable): (Vec<_>, Vec<_>) = loaded.unsupported.iter().partition(|u| u.out_of_scope);
+        let (out_of_scope, unusable): (Vec<_>, Vec<_>) =
+            loaded.unsupported.iter().partition(|u| u.out_of_scope);
         for u in &unusable {
             println!("unsupported: {u}");
         }
