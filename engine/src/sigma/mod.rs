@@ -19,25 +19,57 @@
 //!   an OR of them, a list of plain values (or one plain value) *keywords*,
 //!   looked for in any field.
 //! - Values match whole fields case-insensitively, with `*`/`?` wildcards and
-//!   `\*`, `\?`, `\\` escapes (any other backslash is literal); the value
-//!   modifiers are described in `value.rs`; `re` regexes must be expressible
-//!   in Rust's `regex` syntax.
+//!   `\*`, `\?`, `\\` escapes (any other backslash is literal, so
+//!   `C:\Windows\*` is the literal text `C:\Windows*`; a folder prefix is
+//!   `C:\Windows\\*`). A value whose only wildcards are a leading and/or
+//!   trailing `*` becomes a positional string test (which the matcher
+//!   indexes), anything else a glob.
 //! - The condition (`and`, `or`, `not`, parentheses, `1 of`/`any of`/`all of`
 //!   a pattern or `them`) is resolved into one [`Expr`]; a list of conditions
-//!   is their OR. Aggregations are not supported.
+//!   is their OR. Aggregations (`| count() …`, `| near …`) are not supported.
 //! - Old-style collections (`action: global` / `reset` / `repeat`) are merged
 //!   as pySigma merges them.
 //!
+//! Modifiers apply left to right, each to every value:
+//!
+//! | modifier | effect |
+//! | --- | --- |
+//! | `contains`, `startswith`, `endswith` | add `*` around / after / before the value |
+//! | `all` | AND the values instead of OR |
+//! | `neq` | negate the whole entry |
+//! | `windash` | each `-`/`/` that starts a word becomes each of `-` `/` `–` `—` `―` (all combinations, OR-linked even under `all`) |
+//! | `re` (+ `i`, `m`, `s`) | a regex, case-sensitive unless `i`; it must be valid Rust `regex` syntax (PCRE literals that Rust reads differently, such as `\<`, are escaped) |
+//! | `cased` | string tests become case-sensitive |
+//! | `exists` | `true`/`false`: the field is present / absent |
+//! | `wide` = `utf16le`, `utf16be`, `utf16` (BOM + LE) | re-encode the text as UTF-16 bytes |
+//! | `base64` | the standard base64 encoding, padding included |
+//! | `base64offset` | the three encodings the value can have inside a base64 stream (pySigma's cut), OR-linked |
+//! | `fieldref` | compare with another field (`contains`/`startswith`/`endswith` after it pick the position) |
+//! | `lt`, `lte`, `gt`, `gte` | numeric comparison |
+//! | `cidr` | the field is an IP address in the IPv4/IPv6 network |
+//!
+//! `expand` (placeholders), the time modifiers (`hour`, `day`, …) and unknown
+//! modifiers make the rule [`Unsupported`], as does a final value that is not
+//! UTF-8 text (e.g. `utf16` without `base64`).
+//!
 //! Choices where the spec leaves room:
 //!
-//! - Plain keywords (no wildcard) are *contained* in a field (`*foo*`); a
-//!   keyword with wildcards is matched as written.
+//! - Keywords are substring searches: a keyword without wildcards is looked
+//!   for anywhere in any field (`*foo*`), also after `all`, `neq`, `cased`,
+//!   `windash` and the encoding modifiers. A keyword with wildcards, or with
+//!   a positional or typing modifier (`startswith`, `re`, …), is matched as
+//!   written.
 //! - An empty value list (`Field: []`) means the field is null, as in pySigma.
 //! - Numbers match by their decimal text, booleans as `true`/`false`, `null`
-//!   by [`Test::Null`] (absent, null or empty). Numbers and booleans may take
-//!   string modifiers (`contains` etc.) by that text, which pySigma refuses.
+//!   by [`Test::Null`](crate::rule::Test::Null) (absent, null or empty).
+//!   Numbers and booleans may take string modifiers (`contains` etc.) by that
+//!   text, and `lt`/`gt` take numeric strings; pySigma refuses both.
 //! - `1 of sel*` patterns match whole selection names (pySigma only anchors
 //!   the start), and skip names starting with `_` unless the pattern does too.
+//! - `re|startswith` / `re|endswith` anchor the regex (`\A(?:…)`, `(?:…)\z`);
+//!   `re|contains` leaves it as is, since trawl's regexes are unanchored.
+//! - `base64offset` of a 1-byte value is refused: one of its encodings would
+//!   be empty and match everything.
 //!
 //! ```
 //! use trawl_engine::rule::{Expr, RuleBody};
@@ -127,7 +159,9 @@ pub fn parse_str(text: &str, origin: &str) -> SigmaLoad {
             return load;
         }
     };
-    let multi = docs.len() > 1;
+    // A trailing `---` leaves an empty document behind; it does not make a
+    // single rule a collection.
+    let multi = docs.iter().filter(|d| !matches!(d, Yaml::Null)).count() > 1;
     let mut global: Option<Hash> = None;
     let mut previous: Option<Hash> = None;
     for (i, doc) in docs.into_iter().enumerate() {

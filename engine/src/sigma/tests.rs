@@ -345,6 +345,14 @@ action: bogus
 }
 
 #[test]
+fn empty_documents_do_not_make_a_collection() {
+    let text = "---\ntitle: one\nlogsource: {category: process_creation}\ndetection: {sel: {Image: a}, condition: sel}\n---\n";
+    let load = parse_str(text, "t.yml");
+    assert_eq!(load.rules[0].origin, "t.yml");
+    assert!(load.unsupported.is_empty());
+}
+
+#[test]
 fn empty_and_odd_documents() {
     assert!(parse_str("", "e.yml").rules.is_empty());
     assert!(parse_str("", "e.yml").unsupported.is_empty());
@@ -491,6 +499,31 @@ fn keywords_are_contained_in_any_field() {
     assert_eq!(
         expr("    keywords:\n        '|all':\n            - 'OabVirtualDirectory'\n            - ' -ExternalUrl '\n    condition: keywords"),
         and(vec![keyword(contains("OabVirtualDirectory")), keyword(contains(" -ExternalUrl "))])
+    );
+    // Modifiers that neither place nor retype the value keep the search a
+    // substring search.
+    assert_eq!(
+        expr("    keywords:\n        '|cased': 'AbC'\n    condition: keywords"),
+        keyword(Test::Str {
+            op: StrOp::Contains,
+            value: "AbC".into(),
+            cased: true
+        })
+    );
+    assert_eq!(
+        expr("    keywords:\n        '|windash': '-nop'\n    condition: keywords"),
+        or(dashes("#nop")
+            .iter()
+            .map(|v| keyword(contains(v)))
+            .collect())
+    );
+    assert_eq!(
+        expr("    keywords:\n        '|base64offset': 'http://'\n    condition: keywords"),
+        or(vec![
+            keyword(contains("aHR0cDovL")),
+            keyword(contains("h0dHA6Ly")),
+            keyword(contains("odHRwOi8v"))
+        ])
     );
     // A key with modifiers but no field name is a keyword with those modifiers.
     assert_eq!(
@@ -1040,7 +1073,12 @@ fn mutated_rules_never_panic() {
         state ^= state << 17;
         state
     };
-    for round in 0..3000 {
+    // `TRAWL_FUZZ_ROUNDS` runs longer on demand.
+    let rounds = std::env::var("TRAWL_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3000u32);
+    for round in 0..rounds {
         let mut text = bytes.to_vec();
         for _ in 0..(1 + next() % 4) {
             let pos = (next() as usize) % (text.len() + 1);
@@ -1085,6 +1123,7 @@ fn corpus() {
     let (mut files, mut loaded, mut out_of_scope) = (0, 0, 0);
     let mut failures = Vec::new();
     let mut pattern_diffs = Vec::new();
+    let mut by_scope = std::collections::BTreeMap::<String, usize>::new();
     for dir in ["rules", "rules-emerging-threats", "rules-threat-hunting"] {
         for entry in walkdir::WalkDir::new(root.join(dir)).sort_by_file_name() {
             let Ok(entry) = entry else { continue };
@@ -1103,6 +1142,17 @@ fn corpus() {
                 .to_string();
             let load = parse_str(&text, &shown);
             loaded += load.rules.len();
+            for r in &load.rules {
+                let kinds: Vec<&str> = EventKind::ALL
+                    .iter()
+                    .filter(|k| r.scope.kinds.contains(**k))
+                    .map(|k| k.as_str())
+                    .collect();
+                let os = r.scope.os.map_or("any", Os::as_str);
+                *by_scope
+                    .entry(format!("{} / {os}", kinds.join("+")))
+                    .or_insert(0) += 1;
+            }
             for u in load.unsupported {
                 if u.out_of_scope {
                     out_of_scope += 1;
@@ -1120,6 +1170,9 @@ fn corpus() {
         "in scope: {in_scope}, loaded: {loaded}, failed: {}",
         failures.len()
     );
+    for (scope, n) in &by_scope {
+        println!("  loaded {scope}: {n}");
+    }
     for f in &failures {
         println!("  FAIL {f}");
     }

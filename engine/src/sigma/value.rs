@@ -313,9 +313,8 @@ impl Modifier {
                 ))
             }
             "" => return Err("empty modifier name (a doubled `|` in the field key?)".to_owned()),
-            _ if name.eq_ignore_ascii_case("contains")
-                || name.eq_ignore_ascii_case("startswith")
-                || name.eq_ignore_ascii_case("endswith") =>
+            _ if name.bytes().any(|b| b.is_ascii_uppercase())
+                && Modifier::parse(&name.to_ascii_lowercase()).is_ok() =>
             {
                 return Err(format!(
                     "unknown modifier `{name}`: modifier names are lower-case (`{}`)",
@@ -389,13 +388,22 @@ impl Item {
             all: false,
             negated: false,
         };
-        if item.field.is_none() && modifiers.iter().all(|m| m.is_list_modifier()) {
-            item.values = item
-                .values
-                .into_iter()
-                .map(keyword_contains)
-                .collect::<Result<_, _>>()?;
-        }
+        // Keywords are substring searches unless the chain says where the
+        // value goes or makes it something other than text.
+        let implicit_contains = item.field.is_none()
+            && modifiers.iter().all(|m| {
+                m.is_list_modifier()
+                    || matches!(
+                        m,
+                        Modifier::Cased
+                            | Modifier::Windash
+                            | Modifier::Base64
+                            | Modifier::Base64Offset
+                            | Modifier::Utf16Le
+                            | Modifier::Utf16Be
+                            | Modifier::Utf16
+                    )
+            });
         let mut transformed = false;
         for m in modifiers {
             match m {
@@ -411,6 +419,13 @@ impl Item {
                     transformed = true;
                 }
             }
+        }
+        if implicit_contains {
+            item.values = item
+                .values
+                .into_iter()
+                .map(keyword_contains)
+                .collect::<Result<_, _>>()?;
         }
         Ok(item)
     }
@@ -452,10 +467,15 @@ impl Item {
     }
 }
 
-/// Keywords without a value-changing modifier are looked for anywhere in a
-/// field (`*value*`), unless the author placed wildcards themselves.
+/// Keywords without a positional or typing modifier are looked for anywhere
+/// in a field (`*value*`), unless the author placed wildcards themselves.
 fn keyword_contains(v: Val) -> Result<Val, String> {
     match v {
+        Val::Expansion(vs) => Ok(Val::Expansion(
+            vs.into_iter()
+                .map(keyword_contains)
+                .collect::<Result<_, _>>()?,
+        )),
         Val::Str { ref s, .. } if s.has_wildcards() => Ok(v),
         Val::Str { .. } | Val::Num { .. } | Val::Bool(_) => {
             let (s, cased, _) = v.into_str("contains")?;
