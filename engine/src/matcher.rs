@@ -683,13 +683,18 @@ impl View {
             else {
                 continue;
             };
-            let flagged = format!(
-                "(?{}{}{}:{})",
-                if *case_insensitive { "i" } else { "-i" },
-                if *multi_line { "m" } else { "" },
-                if *dot_all { "s" } else { "" },
-                pattern
-            );
+            // Flags scoped to this pattern inside the shared set; the set's own
+            // defaults (case-sensitive, single-line) apply otherwise.
+            let flags: String = [
+                (*case_insensitive, 'i'),
+                (*multi_line, 'm'),
+                (*dot_all, 's'),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, c)| *c)
+            .collect();
+            let flagged = format!("(?{flags}:{pattern})");
             match &a.target {
                 FieldTarget::AnyField => {
                     let re = build_regex(pattern, *case_insensitive, *multi_line, *dot_all)

@@ -144,7 +144,8 @@ fn list_of_maps_is_or_of_ands() {
 
 #[test]
 fn wildcards_and_escapes() {
-    let rs = rule("  sel:\n    CommandLine: '*\\temp\\*.p?1'\n  condition: sel");
+    // `\\*` is a backslash then a wildcard (a lone `\*` would be a literal star).
+    let rs = rule("  sel:\n    CommandLine: '*\\temp\\\\*.p?1'\n  condition: sel");
     check(
         &rs,
         &[&[("CommandLine", s("run C:\\TEMP\\x\\a.ps1"))]],
@@ -153,7 +154,7 @@ fn wildcards_and_escapes() {
             &[("CommandLine", s("run C:\\tmp\\x\\a.ps1"))],
         ],
     );
-    // `\*` is a literal star, `\\` one backslash.
+    // `\*` is a literal star, `\\` one backslash, `\t` a backslash and a `t`.
     let lit = rule("  sel:\n    CommandLine: 'a\\*b\\\\c'\n  condition: sel");
     check(
         &lit,
