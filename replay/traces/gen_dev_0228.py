@@ -42,7 +42,7 @@ FS = "LF-FS01.lawfirm.local"
 # Seed-pack rule ids, in the engine's load order: the Sigma files sorted by
 # file name (01-… to 06-…), then the IOC list.
 R_PAEXEC = "39b030ec-e026-481d-ada1-9f8439d97552"   # 01-paexec-remote-execution.yml
-R_TAPI_FILE = "a254d0dd-e026-481d-ada1-9f8439d97552"  # 02-tapi-folder-file-staged.yml
+R_TAPI_FILE = "a254d0dd-22b0-4a52-8b06-3db829450fd2"  # 02-tapi-folder-file-staged.yml
 R_TAPI_PROC = "690e5397-2376-41f9-8159-649102f6f86b"  # 03-tapi-folder-process.yml
 R_DEV0056 = "4f044caa-5e8c-4fda-bc60-16553238ee38"    # 04-dev-0056-powershell.yml
 R_PROCDUMP = "a2cb4298-b874-4550-a7ec-f76e28c095d8"   # 05-procdump-lsass.yml
