@@ -122,7 +122,7 @@ impl Alert<'_> {
         let ev = self.event;
         let _ = write!(
             out,
-            "{} {:<13} {} [{}] host={} {} {}:{}",
+            "{:.3} {:<8} {} [{}] host={} {} {}:{}",
             ev.ts,
             self.rule.level.as_str().to_uppercase(),
             self.rule.title,
@@ -140,7 +140,8 @@ impl Alert<'_> {
             {
                 match v {
                     Value::Str(s) => {
-                        let _ = write!(out, " {name}={s:?}");
+                        let _ = write!(out, " {name}=");
+                        quote(s, out);
                     }
                     other => {
                         let _ = write!(
@@ -155,12 +156,36 @@ impl Alert<'_> {
         out.extend_from_slice(b" | matched:");
         for (i, m) in self.matches.iter().enumerate() {
             let sep = if i == 0 { " " } else { "; " };
-            let _ = write!(out, "{sep}{} {} {:?}", m.field, m.op, m.value);
+            let _ = write!(out, "{sep}{} {} ", m.field, m.op);
+            quote(&m.value, out);
             if let Some(n) = &m.name {
                 let _ = write!(out, " ({n})");
             }
         }
     }
+}
+
+/// Writes `s` in double quotes for the text format. Windows paths stay
+/// readable (backslashes are not doubled); quotes and control characters are
+/// escaped so one alert stays one line.
+fn quote(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -238,5 +263,10 @@ mod tests {
         assert!(s.contains("CRITICAL"), "{s}");
         assert!(s.contains("t.ndjson:3"), "{s}");
         assert!(s.contains(r#"Hashes ioc "ab" (lsa.exe)"#), "{s}");
+        assert!(s.starts_with("2021-09-14T10:00:00.500Z CRITICAL"), "{s}");
+        assert!(
+            s.contains(r#"Image="C:\Windows\TAPI\pa.exe""#),
+            "paths keep single backslashes: {s}"
+        );
     }
 }
