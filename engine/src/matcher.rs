@@ -412,12 +412,48 @@ struct RegexField {
     atoms: Vec<u32>,
 }
 
-/// Whether a Str test can be served by the ASCII-case-insensitive automaton.
+/// Whether a Str test can be served by the automaton (see [`literal_variants`]).
 fn is_literal(test: &Test) -> bool {
     match test {
-        Test::Str { value, cased, .. } => !value.is_empty() && (*cased || value.is_ascii()),
+        Test::Str { value, cased, .. } => {
+            !value.is_empty() && (*cased || literal_variants(value).is_some())
+        }
         _ => false,
     }
+}
+
+/// At most this many spellings of one literal go into an automaton.
+const MAX_CASE_VARIANTS: usize = 16;
+
+/// The spellings a case-insensitive literal needs in an automaton that folds
+/// ASCII only. ASCII and caseless characters (dashes, U+202E, digits) need one;
+/// each cased non-ASCII letter (Cyrillic look-alikes, accented letters) needs
+/// its lower- and upper-case forms. `None` when there would be more than
+/// [`MAX_CASE_VARIANTS`]: such a literal is tested directly instead.
+fn literal_variants(value: &str) -> Option<Vec<String>> {
+    let mut variants = vec![String::with_capacity(value.len())];
+    for c in value.chars() {
+        let mut forms: Vec<String> = vec![c.to_string()];
+        if !c.is_ascii() {
+            for f in [c.to_lowercase().to_string(), c.to_uppercase().to_string()] {
+                if !forms.contains(&f) {
+                    forms.push(f);
+                }
+            }
+        }
+        if forms.len() == 1 {
+            variants.iter_mut().for_each(|v| v.push(c));
+            continue;
+        }
+        if variants.len() * forms.len() > MAX_CASE_VARIANTS {
+            return None;
+        }
+        variants = variants
+            .iter()
+            .flat_map(|v| forms.iter().map(move |f| format!("{v}{f}")))
+            .collect();
+    }
+    Some(variants)
 }
 
 fn build_regex(pattern: &str, ci: bool, ml: bool, dotall: bool) -> Result<Regex, regex::Error> {
@@ -651,17 +687,28 @@ impl View {
             let Test::Str { op, value, cased } = &a.test else {
                 continue;
             };
-            let u = LitUse {
-                atom: i as u32,
-                op: *op,
-                cased: cased.then(|| Arc::from(value.as_str())),
+            let spellings = if *cased {
+                vec![value.clone()]
+            } else {
+                literal_variants(value).unwrap_or_default()
             };
-            match &a.target {
-                FieldTarget::AnyField => keyword_lits.push((value.clone(), u)),
-                FieldTarget::Field(k) => match per_field.iter_mut().find(|(fk, _)| fk == k) {
-                    Some((_, v)) => v.push((value.clone(), u)),
-                    None => per_field.push((k.clone(), vec![(value.clone(), u)])),
+            let lits = match &a.target {
+                FieldTarget::AnyField => &mut keyword_lits,
+                FieldTarget::Field(k) => match per_field.iter().position(|(fk, _)| fk == k) {
+                    Some(p) => &mut per_field[p].1,
+                    None => {
+                        per_field.push((k.clone(), Vec::new()));
+                        &mut per_field.last_mut().expect("just pushed").1
+                    }
                 },
+            };
+            for spelling in spellings {
+                let u = LitUse {
+                    atom: i as u32,
+                    op: *op,
+                    cased: cased.then(|| Arc::from(value.as_str())),
+                };
+                lits.push((spelling, u));
             }
         }
         let scans = per_field
@@ -1171,6 +1218,51 @@ mod tests {
             Vec::<&str>::new()
         );
         assert_eq!(rs.matching_ids(&proc("", "run explorer.exe")), ["term"]);
+    }
+
+    #[test]
+    fn non_ascii_literals_use_the_automaton_with_their_case_forms() {
+        assert_eq!(literal_variants("–Post").unwrap(), ["–Post"]);
+        assert_eq!(literal_variants("xА").unwrap(), ["xА", "xа"]);
+        assert!(
+            literal_variants("ДЖЗИЙ").is_none(),
+            "2^5 spellings is too many"
+        );
+        let rules = vec![
+            rule(
+                "dash",
+                proc_win(),
+                Expr::Atom(Atom::field(
+                    fields::COMMAND_LINE,
+                    s(StrOp::Contains, "–post"),
+                )),
+            ),
+            rule(
+                "cyr",
+                proc_win(),
+                Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, "А.exe"))),
+            ),
+            rule(
+                "many",
+                proc_win(),
+                Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Contains, "ДЖЗИЙ"))),
+            ),
+        ];
+        let (rs, _) = Ruleset::compile(rules);
+        assert_eq!(
+            rs.view_stats(EventKind::ProcessStart, Os::Windows)
+                .always_evaluated,
+            1,
+            "only the 32-spelling literal is tested directly"
+        );
+        assert_eq!(rs.matching_ids(&proc("", "certreq –POST x")), ["dash"]);
+        assert!(rs.matching_ids(&proc("", "certreq -post x")).is_empty());
+        assert_eq!(rs.matching_ids(&proc("C:\\а.EXE", "")), ["cyr"]);
+        assert!(
+            rs.matching_ids(&proc("C:\\a.exe", "")).is_empty(),
+            "Latin a is not Cyrillic а"
+        );
+        assert_eq!(rs.matching_ids(&proc("x джзий", "")), ["many"]);
     }
 
     #[test]
