@@ -221,10 +221,9 @@ mod tests {
         (ev, rule, m)
     }
 
-    #[test]
-    fn json_has_every_key_in_order() {
+    fn render(format: Format) -> String {
         let (ev, rule, m) = fixture();
-        let mut s = Vec::new();
+        let mut out = Vec::new();
         Alert {
             event: &ev,
             source: "t.ndjson",
@@ -232,8 +231,13 @@ mod tests {
             rule: &rule,
             matches: &m,
         }
-        .render(Format::Json, &mut s);
-        let s = String::from_utf8(s).unwrap();
+        .render(format, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_has_every_key_in_order() {
+        let s = render(Format::Json);
         assert_eq!(
             s,
             concat!(
@@ -248,17 +252,7 @@ mod tests {
 
     #[test]
     fn text_is_one_line() {
-        let (ev, rule, m) = fixture();
-        let mut s = Vec::new();
-        Alert {
-            event: &ev,
-            source: "t.ndjson",
-            seq: 3,
-            rule: &rule,
-            matches: &m,
-        }
-        .render(Format::Text, &mut s);
-        let s = String::from_utf8(s).unwrap();
+        let s = render(Format::Text);
         assert_eq!(s.lines().count(), 1);
         assert!(s.contains("CRITICAL"), "{s}");
         assert!(s.contains("t.ndjson:3"), "{s}");

@@ -116,54 +116,66 @@ impl fmt::Display for Os {
     }
 }
 
-/// The field names trawl knows by heart: Sysmon's process and file event
-/// fields plus the Security 4688 ones. Their position is their interned id, so
-/// this list only ever grows at the end.
-pub const KNOWN_FIELDS: &[&str] = &[
-    "ProcessId",
-    "ParentProcessId",
-    "Image",
-    "OriginalFileName",
-    "CommandLine",
-    "CurrentDirectory",
-    "User",
-    "ParentImage",
-    "ParentCommandLine",
-    "Hashes",
-    "TargetFilename",
-    "SourceFilename",
-    "IntegrityLevel",
-    "Company",
-    "Product",
-    "Description",
-    "FileVersion",
-    "ProcessGuid",
-    "ParentProcessGuid",
-    "LogonId",
-    "LogonGuid",
-    "TerminalSessionId",
-    "ParentUser",
-    "RuleName",
-    "UtcTime",
-    "CreationUtcTime",
-    "PreviousCreationUtcTime",
-    "IsExecutable",
-    "Archived",
-    "EventID",
-    "Channel",
-    "Provider_Name",
-    "NewProcessName",
-    "ParentProcessName",
-    "NewProcessId",
-    "SubjectUserName",
-    "SubjectDomainName",
-    "SubjectUserSid",
-    "SubjectLogonId",
-    "TokenElevationType",
-    "MandatoryLabel",
-    "Uid",
-    "Gid",
-    "Truncated",
+/// The JSON type a well-known field must have in a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    /// An integer (an id); traces may also write it as a decimal or `0x` hex
+    /// string, as Windows logs do.
+    Integer,
+    /// Text (or null).
+    String,
+    /// Whatever the source carries.
+    Any,
+}
+
+/// The field names trawl knows by heart, with their types: Sysmon's process
+/// and file event fields plus the Security 4688 ones. Their position is their
+/// interned id, so this list only ever grows at the end.
+pub const KNOWN_FIELDS: &[(&str, FieldType)] = &[
+    ("ProcessId", FieldType::Integer),
+    ("ParentProcessId", FieldType::Integer),
+    ("Image", FieldType::String),
+    ("OriginalFileName", FieldType::String),
+    ("CommandLine", FieldType::String),
+    ("CurrentDirectory", FieldType::String),
+    ("User", FieldType::String),
+    ("ParentImage", FieldType::String),
+    ("ParentCommandLine", FieldType::String),
+    ("Hashes", FieldType::String),
+    ("TargetFilename", FieldType::String),
+    ("SourceFilename", FieldType::String),
+    ("IntegrityLevel", FieldType::String),
+    ("Company", FieldType::String),
+    ("Product", FieldType::String),
+    ("Description", FieldType::String),
+    ("FileVersion", FieldType::Any),
+    ("ProcessGuid", FieldType::Any),
+    ("ParentProcessGuid", FieldType::Any),
+    ("LogonId", FieldType::Any),
+    ("LogonGuid", FieldType::Any),
+    ("TerminalSessionId", FieldType::Integer),
+    ("ParentUser", FieldType::Any),
+    ("RuleName", FieldType::Any),
+    ("UtcTime", FieldType::Any),
+    ("CreationUtcTime", FieldType::Any),
+    ("PreviousCreationUtcTime", FieldType::Any),
+    ("IsExecutable", FieldType::Any),
+    ("Archived", FieldType::Any),
+    ("EventID", FieldType::Integer),
+    ("Channel", FieldType::Any),
+    ("Provider_Name", FieldType::Any),
+    ("NewProcessName", FieldType::Any),
+    ("ParentProcessName", FieldType::Any),
+    ("NewProcessId", FieldType::Integer),
+    ("SubjectUserName", FieldType::Any),
+    ("SubjectDomainName", FieldType::Any),
+    ("SubjectUserSid", FieldType::Any),
+    ("SubjectLogonId", FieldType::Any),
+    ("TokenElevationType", FieldType::Any),
+    ("MandatoryLabel", FieldType::Any),
+    ("Uid", FieldType::Integer),
+    ("Gid", FieldType::Integer),
+    ("Truncated", FieldType::Any),
 ];
 
 /// An interned field name.
@@ -201,7 +213,7 @@ impl FieldKey {
     /// The field's name, as written in traces and rules.
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            Repr::Known(i) => KNOWN_FIELDS[*i as usize],
+            Repr::Known(i) => KNOWN_FIELDS[*i as usize].0,
             Repr::Other(s) => s,
         }
     }
@@ -218,8 +230,13 @@ fn known_index(name: &str) -> Option<u16> {
     // as a hash and needs no table built at start-up.
     KNOWN_FIELDS
         .iter()
-        .position(|k| k.len() == name.len() && *k == name)
+        .position(|(k, _)| k.len() == name.len() && *k == name)
         .map(|i| i as u16)
+}
+
+/// The type a trace must give a well-known field; `None` for other names.
+pub fn field_type(name: &str) -> Option<FieldType> {
+    known_index(name).map(|i| KNOWN_FIELDS[i as usize].1)
 }
 
 /// Keys of the fields the engine and the sources name in code.

@@ -27,37 +27,9 @@ use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::Value as Json;
-use trawl_engine::event::{Event, EventKind, FieldKey, Os, Timestamp, Value};
-
-/// Fields whose values are integers (ids); a trace may also write them as
-/// decimal or `0x` hex strings, as Windows logs do.
-const INT_FIELDS: &[&str] = &[
-    "ProcessId",
-    "ParentProcessId",
-    "NewProcessId",
-    "TerminalSessionId",
-    "Uid",
-    "Gid",
-    "EventID",
-];
-
-/// Fields whose values are text.
-const STRING_FIELDS: &[&str] = &[
-    "Image",
-    "OriginalFileName",
-    "CommandLine",
-    "CurrentDirectory",
-    "User",
-    "ParentImage",
-    "ParentCommandLine",
-    "Hashes",
-    "TargetFilename",
-    "SourceFilename",
-    "IntegrityLevel",
-    "Company",
-    "Product",
-    "Description",
-];
+use trawl_engine::event::{
+    field_type, Event, EventKind, FieldKey, FieldType, Os, Timestamp, Value,
+};
 
 /// Parses one trace line into an event. `host_cache` holds the last host seen,
 /// so a trace from one machine shares one allocation for its host name.
@@ -216,7 +188,8 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
 }
 
 fn convert(name: &str, value: Json) -> Result<Value, String> {
-    if INT_FIELDS.contains(&name) {
+    let ty = field_type(name);
+    if ty == Some(FieldType::Integer) {
         return match &value {
             Json::Number(n) => n
                 .as_i64()
@@ -232,7 +205,7 @@ fn convert(name: &str, value: Json) -> Result<Value, String> {
             )),
         };
     }
-    if STRING_FIELDS.contains(&name) {
+    if ty == Some(FieldType::String) {
         return match value {
             Json::String(s) => Ok(Value::Str(s)),
             Json::Null => Ok(Value::Null),

@@ -43,8 +43,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{doc}");
     } else {
-        let (out_of_scope, unusable): (Vec<_>, Vec<_>) =
-            loaded.unsupported.iter().partition(|u| u.out_of_scope);
+        let (unusable, out_of_scope) = super::split_unsupported(&loaded);
         for u in &unusable {
             println!("unsupported: {u}");
         }
@@ -54,7 +53,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             loaded.files,
             loaded.elapsed.as_millis(),
             unusable.len(),
-            out_of_scope.len()
+            out_of_scope
         );
         let in_scope = loaded.ruleset.len() + unusable.len();
         if in_scope > 0 {
