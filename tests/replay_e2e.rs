@@ -341,3 +341,52 @@ fn rules_check_reports_loaded_and_unsupported() {
     assert_eq!(doc["loaded"], 7, "six Sigma rules and one IOC list");
     assert_eq!(doc["unsupported"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn output_may_not_overwrite_a_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.ndjson");
+    std::fs::copy(trace(), &t).unwrap();
+    let before = std::fs::read(&t).unwrap();
+    let out = run(trawl().args(["replay", "--output"]).arg(&t).arg(&t));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is one of the traces to replay"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(&t).unwrap(),
+        before,
+        "the trace must be left intact"
+    );
+}
+
+#[test]
+fn a_closed_stdout_still_gets_a_summary_and_a_clean_exit() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.ndjson");
+    std::fs::write(&big, std::fs::read_to_string(trace()).unwrap().repeat(40)).unwrap();
+    let mut child = trawl()
+        .arg("replay")
+        .arg(&big)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one alert, then hang up, as `trawl replay … | head -1` does.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("rule_id"));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("2000 alerts"),
+        "the summary counts every alert: {err}"
+    );
+}

@@ -284,19 +284,27 @@ pub enum Value {
 
 impl Value {
     /// The text a rule matches against: strings as they are, numbers in
-    /// decimal, booleans as `true`/`false`. `None` for null and JSON
-    /// containers. `buf` holds the digits so that no allocation is needed.
+    /// decimal, booleans as `true`/`false`, arrays and objects as compact
+    /// JSON. `None` for null. `buf` holds text that has to be made, reusing its
+    /// memory from call to call.
     pub fn match_text<'a>(&'a self, buf: &'a mut NumBuf) -> Option<&'a str> {
+        use std::fmt::Write as _;
         match self {
             Value::Str(s) => Some(s),
             Value::Int(i) => Some(buf.int.format(*i)),
             Value::Float(f) => {
-                buf.float = f.to_string();
-                Some(&buf.float)
+                buf.text.clear();
+                let _ = write!(buf.text, "{f}");
+                Some(&buf.text)
             }
             Value::Bool(true) => Some("true"),
             Value::Bool(false) => Some("false"),
-            Value::Null | Value::Json(_) => None,
+            Value::Null => None,
+            Value::Json(v) => {
+                buf.text.clear();
+                let _ = write!(buf.text, "{v}");
+                Some(&buf.text)
+            }
         }
     }
 
@@ -352,7 +360,7 @@ impl From<i64> for Value {
 #[derive(Default)]
 pub struct NumBuf {
     int: itoa::Buffer,
-    float: String,
+    text: String,
 }
 
 impl fmt::Debug for NumBuf {
@@ -508,6 +516,11 @@ mod tests {
         let mut buf = NumBuf::new();
         assert_eq!(Value::Int(-42).match_text(&mut buf), Some("-42"));
         assert_eq!(Value::Null.match_text(&mut buf), None);
+        assert_eq!(Value::Float(1.5).match_text(&mut buf), Some("1.5"));
+        assert_eq!(
+            Value::Json(serde_json::json!(["a", 1])).match_text(&mut buf),
+            Some(r#"["a",1]"#)
+        );
         assert_eq!(Value::from("0x10E8").as_f64(), Some(4328.0));
         assert_eq!(Value::from("nope").as_f64(), None);
     }

@@ -36,12 +36,10 @@ use crate::ioc::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     /// Opening, reading or `stat`-ing failed (gone, no permission, …).
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
+    // The cause is part of the message (and deliberately not a `source`),
+    // so a chain printer shows it once.
+    #[error("cannot read {path}: {error}")]
+    Io { path: String, error: io::Error },
     /// Not a regular file (a device, FIFO, socket or directory): reading it
     /// could block or never end, so it is not hashed.
     #[error("{path} is not a regular file")]
@@ -136,37 +134,27 @@ impl HashCache {
     /// The SHA-256 of the file at `path`, from the cache when the file is
     /// unchanged.
     pub fn sha256(&self, path: &Path) -> Result<Digest, HashError> {
-        let io_err = |source| HashError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        // Open first and stat the open file, so identity and content are of
-        // the same file even if the path is replaced meanwhile.
-        let file = File::open(path).map_err(io_err);
-        let result = file.and_then(|f| {
-            let meta = f.metadata().map_err(io_err)?;
-            self.hash_open(f, &meta, path)
-        });
+        let result = self.hash_path(path);
         if result.is_err() {
             self.with(|_, s| s.skipped += 1);
         }
         result
     }
 
-    fn hash_open(&self, mut file: File, meta: &Metadata, path: &Path) -> Result<Digest, HashError> {
-        if !meta.is_file() {
-            return Err(HashError::NotRegular {
-                path: path.display().to_string(),
-            });
-        }
-        if meta.len() > self.max_size {
-            return Err(HashError::TooLarge {
-                path: path.display().to_string(),
-                size: meta.len(),
-                cap: self.max_size,
-            });
-        }
-        let id = FileIdentity::from_metadata(meta, path_hash(path));
+    fn hash_path(&self, path: &Path) -> Result<Digest, HashError> {
+        let io_err = |error| HashError::Io {
+            path: path.display().to_string(),
+            error,
+        };
+        // Look before opening: opening a FIFO with no writer would block.
+        let before = std::fs::metadata(path).map_err(io_err)?;
+        self.check(&before, path)?;
+        let file = open_nonblocking(path).map_err(io_err)?;
+        // Identity and content come from the opened file, so a path swapped
+        // for something else in between is caught here.
+        let meta = file.metadata().map_err(io_err)?;
+        self.check(&meta, path)?;
+        let id = FileIdentity::from_metadata(&meta, path_hash(path));
         let cached = self.with(|lru, s| {
             let hit = lru.get(&id).copied();
             if hit.is_some() {
@@ -180,16 +168,22 @@ impl HashCache {
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
+        // One byte past the cap tells a file that grew after `stat`.
+        let mut limited = file.take(self.max_size.saturating_add(1));
         loop {
-            let n = file.read(&mut buf).map_err(|source| HashError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let n = limited.read(&mut buf).map_err(io_err)?;
             if n == 0 {
                 break;
             }
             total += n as u64;
             hasher.update(&buf[..n]);
+        }
+        if total > self.max_size {
+            return Err(HashError::TooLarge {
+                path: path.display().to_string(),
+                size: total,
+                cap: self.max_size,
+            });
         }
         let digest = Digest::sha256(hasher.finalize().into());
         self.with(|lru, s| {
@@ -200,6 +194,23 @@ impl HashCache {
             }
         });
         Ok(digest)
+    }
+
+    /// Only regular files within the cap are hashed.
+    fn check(&self, meta: &Metadata, path: &Path) -> Result<(), HashError> {
+        if !meta.is_file() {
+            return Err(HashError::NotRegular {
+                path: path.display().to_string(),
+            });
+        }
+        if meta.len() > self.max_size {
+            return Err(HashError::TooLarge {
+                path: path.display().to_string(),
+                size: meta.len(),
+                cap: self.max_size,
+            });
+        }
+        Ok(())
     }
 
     /// The counters so far.
@@ -217,6 +228,19 @@ impl HashCache {
         let (lru, stats) = &mut *guard;
         f(lru, stats)
     }
+}
+
+/// Opens for reading without blocking on a FIFO or device that slipped in
+/// after the `stat` (regular files read the same either way).
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    opts.open(path)
 }
 
 fn path_hash(path: &Path) -> u64 {
@@ -292,6 +316,21 @@ mod tests {
             Err(HashError::Io { .. })
         ));
         assert_eq!(cache.stats().skipped, 3);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let cache = HashCache::new(8, 1024);
+        assert!(matches!(
+            cache.sha256(&fifo),
+            Err(HashError::NotRegular { .. })
+        ));
     }
 
     #[test]

@@ -29,8 +29,9 @@
 //! let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
 //! ev.set(fields::IMAGE, "C:\\Windows\\TAPI\\pa.exe".into());
 //! p.send(Batch { source: "demo".into(), events: vec![SourcedEvent { seq: 1, event: ev }] }).unwrap();
-//! let stats = p.finish().unwrap();
-//! assert_eq!(stats.alerts, 1);
+//! let report = p.finish().unwrap();
+//! assert_eq!(report.stats.alerts, 1);
+//! assert!(report.write_error.is_none());
 //! assert!(String::from_utf8(written.lock().unwrap().clone()).unwrap().contains(r#""rule_id":"r""#));
 //! ```
 
@@ -143,6 +144,10 @@ pub struct PipelineStats {
     pub per_rule: Vec<u64>,
     /// Batches processed.
     pub batches: u64,
+    /// Batches that could not be evaluated because matching panicked (a bug
+    /// in trawl), and the events in them: counted, never silently lost.
+    pub failed_batches: u64,
+    pub failed_events: u64,
 }
 
 impl PipelineStats {
@@ -152,17 +157,19 @@ impl PipelineStats {
     }
 }
 
-/// Why the pipeline could not finish cleanly.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// Writing alerts failed (disk full, closed pipe). Alerts after the
+/// How a finished pipeline went.
+#[derive(Debug)]
+pub struct PipelineReport {
+    pub stats: PipelineStats,
+    /// Writing alerts failed (disk full, closed pipe): alerts after the
     /// failure were counted but not written.
-    #[error("writing alerts failed: {0}")]
-    Sink(#[source] io::Error),
-    /// A worker thread panicked: a bug; please report it with the input.
-    #[error("a matcher thread panicked (this is a bug in trawl)")]
-    WorkerPanicked,
+    pub write_error: Option<io::Error>,
 }
+
+/// The pipeline's own sink thread died: a bug; please report it with the input.
+#[derive(Debug, thiserror::Error)]
+#[error("the alert sink thread panicked (this is a bug in trawl)")]
+pub struct PipelineError;
 
 /// The pipeline is closed: every worker is gone (only after a panic).
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +183,8 @@ struct Numbered {
 
 struct BatchOutput {
     index: u64,
+    /// Matching panicked on this batch: its events were not evaluated.
+    failed: bool,
     bytes: Vec<u8>,
     events: u64,
     per_kind: [u64; 6],
@@ -189,7 +198,7 @@ pub struct Pipeline {
     tx: Option<Sender<Numbered>>,
     next_index: u64,
     workers: Vec<JoinHandle<()>>,
-    sink: Option<JoinHandle<Result<PipelineStats, PipelineError>>>,
+    sink: Option<JoinHandle<PipelineReport>>,
 }
 
 impl Pipeline {
@@ -267,24 +276,21 @@ impl Pipeline {
 
     /// Closes the queue, lets the workers drain it, flushes the sink and
     /// returns the totals.
-    pub fn finish(mut self) -> Result<PipelineStats, PipelineError> {
+    pub fn finish(mut self) -> Result<PipelineReport, PipelineError> {
         self.shutdown()
     }
 
-    fn shutdown(&mut self) -> Result<PipelineStats, PipelineError> {
+    fn shutdown(&mut self) -> Result<PipelineReport, PipelineError> {
         self.tx = None;
-        let mut panicked = false;
         for w in self.workers.drain(..) {
-            panicked |= w.join().is_err();
+            // Workers catch panics per batch; one that still died has already
+            // reported its batch as failed or never took one.
+            let _ = w.join();
         }
-        let stats = match self.sink.take() {
-            Some(h) => h.join().map_err(|_| PipelineError::WorkerPanicked)?,
-            None => Ok(PipelineStats::default()),
-        };
-        if panicked {
-            return Err(PipelineError::WorkerPanicked);
+        match self.sink.take() {
+            Some(h) => h.join().map_err(|_| PipelineError),
+            None => Err(PipelineError),
         }
-        stats
     }
 }
 
@@ -302,29 +308,69 @@ fn worker(rs: &Ruleset, format: Format, rx: Receiver<Numbered>, out: Sender<Batc
     for Numbered { index, batch } in rx {
         let mut output = BatchOutput {
             index,
+            failed: false,
             bytes: Vec::new(),
             events: batch.events.len() as u64,
             per_kind: [0; 6],
             rules: Vec::new(),
         };
-        for se in &batch.events {
-            output.per_kind[se.event.kind.index()] += 1;
-            detections.clear();
-            rs.evaluate(&se.event, &mut scratch, &mut detections);
-            for d in &detections {
-                Alert {
-                    event: &se.event,
-                    source: &batch.source,
-                    seq: se.seq,
-                    rule: rs.rule(d.rule),
-                    matches: &d.matches,
-                }
-                .render(format, &mut output.bytes);
-                output.rules.push(d.rule as u32);
-            }
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            evaluate_batch(
+                rs,
+                format,
+                &batch,
+                &mut scratch,
+                &mut detections,
+                &mut output,
+            )
+        }));
+        if run.is_err() {
+            // The batch's number must still reach the sink, or it would wait
+            // for it forever; its partial output is dropped.
+            tracing::error!(
+                "matching a batch of {} events from {} panicked (a bug in trawl); the batch is counted as failed",
+                batch.events.len(),
+                batch.source
+            );
+            output.failed = true;
+            output.bytes.clear();
+            output.rules.clear();
+            output.per_kind = [0; 6];
+            scratch = Scratch::new(rs);
         }
         if out.send(output).is_err() {
             return;
+        }
+    }
+}
+
+fn evaluate_batch(
+    rs: &Ruleset,
+    format: Format,
+    batch: &Batch,
+    scratch: &mut Scratch,
+    detections: &mut Vec<crate::matcher::Detection>,
+    output: &mut BatchOutput,
+) {
+    for se in &batch.events {
+        // Lets the tests below prove that a panic costs one batch, not the run.
+        #[cfg(test)]
+        if se.event.get_str("TestPanic").is_some() {
+            panic!("test-induced panic");
+        }
+        output.per_kind[se.event.kind.index()] += 1;
+        detections.clear();
+        rs.evaluate(&se.event, scratch, detections);
+        for d in detections.iter() {
+            Alert {
+                event: &se.event,
+                source: &batch.source,
+                seq: se.seq,
+                rule: rs.rule(d.rule),
+                matches: &d.matches,
+            }
+            .render(format, &mut output.bytes);
+            output.rules.push(d.rule as u32);
         }
     }
 }
@@ -334,7 +380,7 @@ fn run_sink(
     rx: Receiver<BatchOutput>,
     rules: usize,
     flush_each: bool,
-) -> Result<PipelineStats, PipelineError> {
+) -> PipelineReport {
     let mut stats = PipelineStats {
         per_rule: vec![0; rules],
         ..Default::default()
@@ -347,6 +393,11 @@ fn run_sink(
         while let Some(out) = pending.remove(&next) {
             next += 1;
             stats.batches += 1;
+            if out.failed {
+                stats.failed_batches += 1;
+                stats.failed_events += out.events;
+                continue;
+            }
             stats.events += out.events;
             for (total, n) in stats.per_kind.iter_mut().zip(out.per_kind) {
                 *total += n;
@@ -372,9 +423,9 @@ fn run_sink(
             error = Some(e);
         }
     }
-    match error {
-        Some(e) => Err(PipelineError::Sink(e)),
-        None => Ok(stats),
+    PipelineReport {
+        stats,
+        write_error: error,
     }
 }
 
@@ -431,7 +482,7 @@ mod tests {
             })
             .unwrap();
         }
-        let stats = p.finish().unwrap();
+        let stats = p.finish().unwrap().stats;
         let out = bytes.lock().unwrap().clone();
         (out, stats)
     }
@@ -502,6 +553,57 @@ mod tests {
             })
             .unwrap();
         }
-        assert!(matches!(p.finish(), Err(PipelineError::Sink(_))));
+        let report = p.finish().unwrap();
+        assert_eq!(
+            report.write_error.unwrap().kind(),
+            io::ErrorKind::BrokenPipe
+        );
+        assert_eq!(
+            report.stats.alerts, 400,
+            "alerts are still counted (two rules hit each event)"
+        );
+    }
+
+    #[test]
+    fn a_panicking_batch_is_counted_and_the_rest_flows_in_order() {
+        let sink = VecSink::default();
+        let bytes = sink.handle();
+        let cfg = PipelineConfig {
+            threads: 2,
+            queue_batches: 1,
+            ..Default::default()
+        };
+        let mut p = Pipeline::start(ruleset(), cfg, Box::new(sink));
+        for i in 1..=50u64 {
+            let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+            ev.set(fields::COMMAND_LINE, "x7".into());
+            if i == 10 {
+                ev.set(crate::event::FieldKey::from_name("TestPanic"), "yes".into());
+            }
+            p.send(Batch {
+                source: "s".into(),
+                events: vec![SourcedEvent { seq: i, event: ev }],
+            })
+            .unwrap();
+        }
+        let report = p.finish().unwrap();
+        assert_eq!(
+            (report.stats.failed_batches, report.stats.failed_events),
+            (1, 1)
+        );
+        assert_eq!(report.stats.events, 49);
+        assert_eq!(report.stats.alerts, 98);
+        let text = String::from_utf8(bytes.lock().unwrap().clone()).unwrap();
+        let seqs: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(seqs.len(), 98);
+        assert!(!seqs.contains(&10));
+        assert!(seqs.windows(2).all(|w| w[0] <= w[1]));
     }
 }

@@ -76,7 +76,7 @@ impl fmt::Display for Problem {
 }
 
 /// Totals of a replay.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct ReplaySummary {
     /// Trace files read.
     pub files: usize,
@@ -87,6 +87,8 @@ pub struct ReplaySummary {
     /// What the pipeline saw and emitted.
     pub pipeline: PipelineStats,
     pub elapsed: Duration,
+    /// Writing alerts failed part-way (the totals still count every alert).
+    pub write_error: Option<std::io::Error>,
 }
 
 impl ReplaySummary {
@@ -134,7 +136,9 @@ pub fn replay(
             on_problem(&p);
         }
     }
-    summary.pipeline = pipeline.finish()?;
+    let report = pipeline.finish()?;
+    summary.pipeline = report.stats;
+    summary.write_error = report.write_error;
     summary.elapsed = start.elapsed();
     Ok(summary)
 }

@@ -26,6 +26,13 @@ use std::io::BufRead;
 use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+
+/// The longest line read; a longer one is skipped and reported, so one broken
+/// or hostile trace cannot exhaust memory.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// The most fields one record may carry (Sysmon's richest event has ~30).
+pub const MAX_FIELDS: usize = 1024;
 use serde_json::Value as Json;
 use trawl_engine::event::{
     field_type, Event, EventKind, FieldKey, FieldType, Os, Timestamp, Value,
@@ -34,6 +41,8 @@ use trawl_engine::event::{
 /// Parses one trace line into an event. `host_cache` holds the last host seen,
 /// so a trace from one machine shares one allocation for its host name.
 pub fn parse_line(line: &str, host_cache: &mut Option<Arc<str>>) -> Result<Event, String> {
+    // A byte-order mark some editors put at the start of a file.
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
     let mut de = serde_json::Deserializer::from_str(line);
     let event = LineSeed { host_cache }
         .deserialize(&mut de)
@@ -115,8 +124,15 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
         let mut os = Os::Windows;
         let mut host: Option<Arc<str>> = None;
         let mut fields: Vec<(FieldKey, Value)> = Vec::with_capacity(16);
+        let mut seen_special = [false; 4];
         while let Some(Key(key)) = map.next_key::<Key>()? {
             let value: Json = map.next_value()?;
+            let special = ["ts", "kind", "os", "host"].iter().position(|k| *k == key);
+            if let Some(i) = special {
+                if std::mem::replace(&mut seen_special[i], true) {
+                    return Err(de::Error::custom(format!("key `{key}` appears twice")));
+                }
+            }
             match &*key {
                 "ts" => {
                     let Json::String(s) = &value else {
@@ -140,6 +156,7 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
                         ))
                     })?);
                 }
+                "os" if value.is_null() => {}
                 "os" => {
                     os = value.as_str().and_then(Os::parse).ok_or_else(|| {
                         de::Error::custom(format!(
@@ -169,10 +186,14 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
                 name => {
                     let v = convert(name, value).map_err(de::Error::custom)?;
                     let key = FieldKey::from_name(name);
-                    match fields.iter_mut().find(|(k, _)| *k == key) {
-                        Some(slot) => slot.1 = v,
-                        None => fields.push((key, v)),
+                    // Bounded by MAX_FIELDS, so this scan stays cheap.
+                    if fields.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format!("key `{name}` appears twice")));
                     }
+                    if fields.len() == MAX_FIELDS {
+                        return Err(de::Error::custom(format!("more than {MAX_FIELDS} fields")));
+                    }
+                    fields.push((key, v));
                 }
             }
         }
@@ -244,12 +265,14 @@ pub struct BadLine {
 }
 
 /// Reads a trace line by line. Yields `(line number, event)` or the bad line;
-/// blank lines are passed over; an I/O error ends the stream with one last
-/// `BadLine`.
+/// blank lines are passed over; a line over [`MAX_LINE_BYTES`] is skipped
+/// (and reported) without being held in memory; an I/O error ends the stream
+/// with one last `BadLine`.
 pub struct NdjsonReader<R> {
     input: R,
     buf: Vec<u8>,
     line: u64,
+    max_line: usize,
     host_cache: Option<Arc<str>>,
     done: bool,
 }
@@ -257,12 +280,54 @@ pub struct NdjsonReader<R> {
 impl<R: BufRead> NdjsonReader<R> {
     /// A reader over buffered input.
     pub fn new(input: R) -> Self {
+        Self::with_max_line(input, MAX_LINE_BYTES)
+    }
+
+    /// A reader with another line-length limit.
+    pub fn with_max_line(input: R, max_line: usize) -> Self {
         NdjsonReader {
             input,
             buf: Vec::with_capacity(4096),
             line: 0,
+            max_line,
             host_cache: None,
             done: false,
+        }
+    }
+
+    /// Reads the next line into `buf`. `Ok(None)` at the end; `Ok(Some(true))`
+    /// when the line was longer than the limit (its bytes were consumed and
+    /// dropped).
+    fn read_line(&mut self) -> std::io::Result<Option<bool>> {
+        self.buf.clear();
+        let (mut any, mut too_long) = (false, false);
+        loop {
+            let available = match self.input.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                return Ok(any.then_some(too_long));
+            }
+            any = true;
+            let (chunk, end) = match memchr::memchr(b'\n', available) {
+                Some(i) => (&available[..=i], true),
+                None => (available, false),
+            };
+            if !too_long {
+                if self.buf.len() + chunk.len() > self.max_line + 2 {
+                    too_long = true;
+                    self.buf = Vec::with_capacity(4096);
+                } else {
+                    self.buf.extend_from_slice(chunk);
+                }
+            }
+            let n = chunk.len();
+            self.input.consume(n);
+            if end {
+                return Ok(Some(too_long));
+            }
         }
     }
 }
@@ -275,10 +340,9 @@ impl<R: BufRead> Iterator for NdjsonReader<R> {
             if self.done {
                 return None;
             }
-            self.buf.clear();
-            match self.input.read_until(b'\n', &mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
+            let too_long = match self.read_line() {
+                Ok(None) => return None,
+                Ok(Some(t)) => t,
                 Err(e) => {
                     self.done = true;
                     return Some(Err(BadLine {
@@ -286,8 +350,14 @@ impl<R: BufRead> Iterator for NdjsonReader<R> {
                         reason: format!("read error, rest of the file skipped: {e}"),
                     }));
                 }
-            }
+            };
             self.line += 1;
+            if too_long {
+                return Some(Err(BadLine {
+                    line: self.line,
+                    reason: format!("line longer than {} bytes", self.max_line),
+                }));
+            }
             let raw = trim_eol(&self.buf);
             if raw.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -416,6 +486,51 @@ mod tests {
             summary[9].starts_with("11: trailing text"),
             "{}",
             summary[9]
+        );
+    }
+
+    #[test]
+    fn limits_duplicates_bom_and_null_os() {
+        let long = format!(
+            r#"{{"ts":"2021-09-14T10:00:00Z","kind":"process_start","CommandLine":"{}"}}"#,
+            "x".repeat(300)
+        );
+        let text = format!(
+            "{}{}\n{long}\n{}\n{}\n{}\n",
+            "\u{feff}",
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","os":null}"#,
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","Image":"a","Image":"b"}"#,
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"process_start","kind":"process_exit"}"#,
+            r#"{"ts":"2021-09-14T10:00:00Z","kind":"file_delete"}"#,
+        );
+        let got: Vec<_> = NdjsonReader::with_max_line(text.as_bytes(), 200).collect();
+        assert!(
+            matches!(&got[0], Ok((1, e)) if e.os == Os::Windows),
+            "{:?}",
+            got[0]
+        );
+        assert_eq!(
+            got[1].as_ref().unwrap_err(),
+            &BadLine {
+                line: 2,
+                reason: "line longer than 200 bytes".into()
+            }
+        );
+        assert_eq!(
+            got[2].as_ref().unwrap_err().reason,
+            "key `Image` appears twice"
+        );
+        assert_eq!(
+            got[3].as_ref().unwrap_err().reason,
+            "key `kind` appears twice"
+        );
+        assert!(matches!(&got[4], Ok((5, e)) if e.kind == EventKind::FileDelete));
+
+        let wide: String = (0..=MAX_FIELDS).map(|i| format!(r#","f{i}":1"#)).collect();
+        let line = format!(r#"{{"ts":"2021-09-14T10:00:00Z","kind":"process_start"{wide}}}"#);
+        assert_eq!(
+            parse_line(&line, &mut None).unwrap_err(),
+            format!("more than {MAX_FIELDS} fields")
         );
     }
 

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -9,9 +10,9 @@ use anyhow::Context;
 use trawl_engine::alert::Format;
 use trawl_engine::event::EventKind;
 use trawl_engine::matcher::Ruleset;
-use trawl_engine::pipeline::{AlertSink, PipelineConfig, PipelineError, WriterSink};
+use trawl_engine::pipeline::{AlertSink, PipelineConfig, WriterSink};
 use trawl_engine::rule::Level;
-use trawl_replay::{replay, ReplayConfig, ReplayError, ReplaySummary};
+use trawl_replay::{replay, ReplayConfig, ReplaySummary};
 
 use crate::cli::{OutputFormat, ReplayArgs};
 
@@ -25,6 +26,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 
     let sink: Box<dyn AlertSink> = match &args.output {
         Some(path) => {
+            refuse_overwriting_a_trace(path, &args.traces)?;
             let f = File::create(path)
                 .with_context(|| format!("creating alert output {}", path.display()))?;
             Box::new(WriterSink(BufWriter::with_capacity(1 << 16, f)))
@@ -46,29 +48,51 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         config.pipeline.threads = n;
     }
 
-    let result = replay(
+    let summary = replay(
         &args.traces,
         Arc::clone(&ruleset),
         &config,
         sink,
         &mut |p| eprintln!("{p}"),
-    );
-    let summary = match result {
-        Ok(s) => s,
-        // `trawl replay … | head`: the reader has seen enough; not an error.
-        Err(ReplayError::Pipeline(PipelineError::Sink(e)))
-            if e.kind() == io::ErrorKind::BrokenPipe =>
-        {
-            return Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => return Err(e).context("replay failed"),
-    };
+    )
+    .context("replay failed")?;
     print_summary(&summary, &ruleset);
+
+    let p = &summary.pipeline;
+    if p.failed_events > 0 {
+        anyhow::bail!(
+            "{} events in {} batches were not evaluated because matching panicked; this is a bug in trawl, please report it with the trace",
+            p.failed_events,
+            p.failed_batches
+        );
+    }
+    match &summary.write_error {
+        // `trawl replay … | head`: the reader has seen enough; not an error.
+        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Some(e) => anyhow::bail!("writing alerts failed, later alerts were not written: {e}"),
+        None => {}
+    }
     Ok(if summary.skipped > 0 {
         ExitCode::from(EXIT_BAD_RECORDS)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--output` naming one of the traces would truncate it before it is read.
+fn refuse_overwriting_a_trace(output: &Path, traces: &[PathBuf]) -> anyhow::Result<()> {
+    let Ok(out) = output.canonicalize() else {
+        return Ok(()); // does not exist yet: cannot be an input
+    };
+    for t in traces {
+        if t.canonicalize().is_ok_and(|t| t == out) {
+            anyhow::bail!(
+                "--output {} is one of the traces to replay; writing alerts there would destroy it",
+                output.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn print_summary(s: &ReplaySummary, rules: &Ruleset) {

@@ -1,0 +1,1132 @@
+//! The compiled rule set: one pass per field, whatever the number of rules.
+//!
+//! [`Ruleset::compile`] takes the [`Rule`]s of every front end and, for each
+//! (event kind, OS) pair, builds a *view*: the rules in scope there, their atoms
+//! deduplicated, and for every field one ASCII-case-insensitive Aho-Corasick
+//! automaton holding every literal any of those rules tests on that field.
+//! Evaluating an event then costs:
+//!
+//! 1. one overlapping automaton pass per field that has literals (hits are
+//!    checked for position: prefix = starts at 0, suffix = ends at the end,
+//!    equals = both, term = alphanumeric ends on term boundaries; and, for
+//!    case-sensitive literals, exact bytes);
+//! 2. the rules touched by a hit, plus the few rules that can match without any
+//!    literal (found at compile time by evaluating each condition in three-valued
+//!    logic with every literal false), are evaluated over the hit bitset;
+//! 3. other tests (globs, regexes, numbers, `exists`, `null`, field references,
+//!    CIDR) run lazily, only for those candidate rules, once per event; a
+//!    field's regexes (of the same flags) run together as one multi-pattern
+//!    automaton.
+//!
+//! A glob with a literal piece is compiled as "contains the longest piece AND
+//! the glob", so it, too, only costs work when its literal is seen.
+//!
+//! ```
+//! use trawl_engine::event::{fields, Event, EventKind, Os, Timestamp};
+//! use trawl_engine::matcher::{Ruleset, Scratch};
+//! use trawl_engine::sigma;
+//!
+//! let load = sigma::parse_str(r#"
+//! title: procdump on lsass
+//! id: 00000000-0000-0000-0000-000000000001
+//! logsource: {category: process_creation, product: windows}
+//! detection:
+//!   sel: {Image|endswith: '\procdump.exe', CommandLine|contains: lsass}
+//!   condition: sel
+//! "#, "example.yml");
+//! let (ruleset, rejected) = Ruleset::compile(load.rules);
+//! assert!(rejected.is_empty());
+//!
+//! let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+//! ev.set(fields::IMAGE, "C:\\Tools\\ProcDump.exe".into());
+//! ev.set(fields::COMMAND_LINE, "procdump.exe -ma LSASS.exe out.dmp".into());
+//! let mut scratch = Scratch::new(&ruleset);
+//! let mut out = Vec::new();
+//! ruleset.evaluate(&ev, &mut scratch, &mut out);
+//! assert_eq!(ruleset.rule(out[0].rule).id, "00000000-0000-0000-0000-000000000001");
+//! ```
+
+use std::net::IpAddr;
+
+use regex_automata::{Input, PatternSet};
+
+use crate::event::{Event, EventKind, NumBuf, Os, Value};
+use crate::rule::{FieldTarget, Rule, Test, Unsupported};
+
+mod compile;
+mod text;
+
+use compile::{validate, AtomKind, CBody, LiteralScan, Node, View};
+use text::{glob_match, lit_match, term_bounded};
+
+/// One rule's verdict on one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// Index of the rule in [`Ruleset::rules`].
+    pub rule: usize,
+    /// Why it fired: the tests that held.
+    pub matches: Vec<Match>,
+}
+
+/// One test that held for a firing rule, for the analyst reading the alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    /// The event field it held on.
+    pub field: String,
+    /// The test: `contains`, `startswith`, `endswith`, `equals`, `has`, `glob`,
+    /// `re`, `lt`…, `exists`, `null`, `fieldref|…`, `cidr`, `ioc`.
+    pub op: String,
+    /// The rule's literal, pattern or number; for IOC hits, the hash.
+    pub value: String,
+    /// For IOC hits: the name the list gives the indicator.
+    pub name: Option<String>,
+}
+
+/// All loaded rules, compiled for matching. Immutable and shared by every
+/// worker thread (it is `Send + Sync`); per-thread state lives in [`Scratch`].
+#[derive(Debug)]
+pub struct Ruleset {
+    rules: Vec<Rule>,
+    views: Vec<View>,
+    /// (kind, os) -> index into `views`.
+    view_of: [[usize; 2]; 6],
+    max_atoms: usize,
+    max_rules: usize,
+    max_groups: usize,
+    max_group_patterns: usize,
+}
+
+impl Ruleset {
+    /// Compiles rules, in the order given (alerts of one event come out in this
+    /// order). Rules that cannot be compiled (a regex the engine rejects) are
+    /// returned with the reason; they never stop the others.
+    pub fn compile(rules: Vec<Rule>) -> (Ruleset, Vec<Unsupported>) {
+        let mut accepted = Vec::with_capacity(rules.len());
+        let mut rejected = Vec::new();
+        for rule in rules {
+            match validate(&rule) {
+                Ok(()) => accepted.push(rule),
+                Err(reason) => rejected.push(Unsupported {
+                    path: rule.origin.clone(),
+                    id: Some(rule.id.clone()),
+                    title: Some(rule.title.clone()),
+                    reason,
+                    out_of_scope: false,
+                }),
+            }
+        }
+
+        // Views shared by every (kind, os) pair that sees the same rules.
+        let mut views: Vec<View> = Vec::new();
+        let mut by_members: std::collections::HashMap<Vec<usize>, usize> = Default::default();
+        let mut view_of = [[0usize; 2]; 6];
+        for kind in EventKind::ALL {
+            for os in Os::ALL {
+                let members: Vec<usize> = accepted
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.scope.admits(kind, os))
+                    .map(|(i, _)| i)
+                    .collect();
+                let idx = *by_members.entry(members.clone()).or_insert_with(|| {
+                    views.push(View::build(&accepted, &members));
+                    views.len() - 1
+                });
+                view_of[kind.index()][os.index()] = idx;
+            }
+        }
+        let max = |f: &dyn Fn(&View) -> usize| views.iter().map(f).max().unwrap_or(0);
+        let max_atoms = max(&|v| v.atoms.len());
+        let max_rules = max(&|v| v.rules.len());
+        let max_groups = max(&|v| v.regex_groups.len());
+        let max_group_patterns = max(&|v| {
+            v.regex_groups
+                .iter()
+                .map(|g| g.atoms.len())
+                .max()
+                .unwrap_or(0)
+        });
+        (
+            Ruleset {
+                rules: accepted,
+                views,
+                view_of,
+                max_atoms,
+                max_rules,
+                max_groups,
+                max_group_patterns,
+            },
+            rejected,
+        )
+    }
+
+    /// The compiled rules, in load order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// One rule by its index (as in [`Detection::rule`]).
+    pub fn rule(&self, index: usize) -> &Rule {
+        &self.rules[index]
+    }
+
+    /// How many rules are compiled.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether no rule is compiled.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// How many rules, atoms and distinct literal spellings one (kind, os) view
+    /// holds, and how many of its rules are evaluated on every event (no
+    /// literal gates them).
+    pub fn view_stats(&self, kind: EventKind, os: Os) -> ViewStats {
+        let v = &self.views[self.view_of[kind.index()][os.index()]];
+        ViewStats {
+            rules: v.rules.len(),
+            atoms: v.atoms.len(),
+            literals: v.scans.iter().map(|s| s.scan.uses.len()).sum::<usize>()
+                + v.keyword_scan.as_ref().map_or(0, |s| s.uses.len()),
+            always_evaluated: v.always.len(),
+        }
+    }
+
+    /// Evaluates one event against every rule in its scope and appends a
+    /// [`Detection`] for each rule that fires, in load order.
+    pub fn evaluate(&self, event: &Event, scratch: &mut Scratch, out: &mut Vec<Detection>) {
+        scratch.fit(self);
+        let view = &self.views[self.view_of[event.kind.index()][event.os.index()]];
+        if view.rules.is_empty() {
+            return;
+        }
+        let mut ev = Eval {
+            view,
+            event,
+            s: scratch,
+        };
+        ev.scan();
+        // Candidates: touched rules (marked during the scan) plus the always list.
+        for &r in &view.always {
+            ev.s.mark(r);
+        }
+        ev.s.candidates.sort_unstable();
+        let candidates = std::mem::take(&mut ev.s.candidates);
+        for &r in &candidates {
+            let vr = &view.rules[r as usize];
+            match &vr.body {
+                CBody::Expr(node) => {
+                    if ev.eval(node) {
+                        let mut matches = Vec::new();
+                        ev.collect_matches(node, true, &mut matches);
+                        out.push(Detection {
+                            rule: vr.global,
+                            matches,
+                        });
+                    }
+                }
+                CBody::Ioc(set) => {
+                    let mut matches = Vec::new();
+                    set.hits(event, |entry, key| {
+                        matches.push(Match {
+                            field: key.as_str().to_owned(),
+                            op: "ioc".to_owned(),
+                            value: entry.digest.to_string(),
+                            name: Some(entry.name.clone()),
+                        })
+                    });
+                    if !matches.is_empty() {
+                        out.push(Detection {
+                            rule: vr.global,
+                            matches,
+                        });
+                    }
+                }
+            }
+        }
+        ev.s.candidates = candidates;
+        ev.s.reset();
+    }
+
+    /// The ids of the rules that fire on `event`: a convenience for tests and
+    /// one-off checks (it allocates; the pipeline uses [`Ruleset::evaluate`]).
+    pub fn matching_ids(&self, event: &Event) -> Vec<&str> {
+        let mut scratch = Scratch::new(self);
+        let mut out = Vec::new();
+        self.evaluate(event, &mut scratch, &mut out);
+        out.iter().map(|d| self.rules[d.rule].id.as_str()).collect()
+    }
+}
+
+/// Sizes of one compiled view, for `trawl rules check` and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewStats {
+    pub rules: usize,
+    pub atoms: usize,
+    pub literals: usize,
+    pub always_evaluated: usize,
+}
+
+/// Per-thread working memory for [`Ruleset::evaluate`]: reused from event to
+/// event so that evaluation allocates nothing unless a rule fires.
+#[derive(Debug)]
+pub struct Scratch {
+    /// Per atom: 0 = not (yet) known true, 1 = true, 2 = false.
+    state: Vec<u8>,
+    dirty: Vec<u32>,
+    /// For keyword atoms: the index of the event field the hit was in.
+    hit_field: Vec<u32>,
+    rule_mark: Vec<bool>,
+    candidates: Vec<u32>,
+    group_done: Vec<bool>,
+    group_dirty: Vec<u32>,
+    patterns: PatternSet,
+    num: NumBuf,
+}
+
+const TRUE: u8 = 1;
+const FALSE: u8 = 2;
+
+impl Scratch {
+    /// Working memory sized for `ruleset`.
+    pub fn new(ruleset: &Ruleset) -> Scratch {
+        let mut s = Scratch {
+            state: Vec::new(),
+            dirty: Vec::new(),
+            hit_field: Vec::new(),
+            rule_mark: Vec::new(),
+            candidates: Vec::new(),
+            group_done: Vec::new(),
+            group_dirty: Vec::new(),
+            patterns: PatternSet::new(0),
+            num: NumBuf::new(),
+        };
+        s.fit(ruleset);
+        s
+    }
+
+    fn fit(&mut self, rs: &Ruleset) {
+        if self.state.len() < rs.max_atoms {
+            self.state.resize(rs.max_atoms, 0);
+            self.hit_field.resize(rs.max_atoms, 0);
+        }
+        if self.rule_mark.len() < rs.max_rules {
+            self.rule_mark.resize(rs.max_rules, false);
+        }
+        if self.group_done.len() < rs.max_groups {
+            self.group_done.resize(rs.max_groups, false);
+        }
+        if self.patterns.capacity() < rs.max_group_patterns {
+            self.patterns = PatternSet::new(rs.max_group_patterns);
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, atom: u32, value: u8) {
+        let slot = &mut self.state[atom as usize];
+        if *slot == 0 {
+            self.dirty.push(atom);
+        }
+        *slot = value;
+    }
+
+    #[inline]
+    fn mark(&mut self, rule: u32) {
+        if !self.rule_mark[rule as usize] {
+            self.rule_mark[rule as usize] = true;
+            self.candidates.push(rule);
+        }
+    }
+
+    fn reset(&mut self) {
+        for &a in &self.dirty {
+            self.state[a as usize] = 0;
+        }
+        self.dirty.clear();
+        for &r in &self.candidates {
+            self.rule_mark[r as usize] = false;
+        }
+        self.candidates.clear();
+        for &g in &self.group_dirty {
+            self.group_done[g as usize] = false;
+        }
+        self.group_dirty.clear();
+    }
+}
+
+/// One event's evaluation against one view.
+struct Eval<'a> {
+    view: &'a View,
+    event: &'a Event,
+    s: &'a mut Scratch,
+}
+
+impl Eval<'_> {
+    /// The literal pass: one automaton run per field (and the keyword
+    /// automaton over every field), marking hit atoms and the rules they wake.
+    fn scan(&mut self) {
+        let view = self.view;
+        for fs in &view.scans {
+            let Some(value) = self.event.get(&fs.key) else {
+                continue;
+            };
+            let mut num = std::mem::take(&mut self.s.num);
+            if let Some(text) = value.match_text(&mut num) {
+                self.scan_text(&fs.scan, text, u32::MAX);
+            }
+            self.s.num = num;
+        }
+        if let Some(ks) = &view.keyword_scan {
+            for (i, (_, value)) in self.event.fields().enumerate() {
+                let mut num = std::mem::take(&mut self.s.num);
+                if let Some(text) = value.match_text(&mut num) {
+                    self.scan_text(ks, text, i as u32);
+                }
+                self.s.num = num;
+            }
+        }
+    }
+
+    #[inline]
+    fn scan_text(&mut self, scan: &LiteralScan, text: &str, field_index: u32) {
+        let hay = text.as_bytes();
+        for m in scan.ac.find_overlapping_iter(hay) {
+            for u in &scan.uses[m.pattern().as_usize()] {
+                if self.s.state[u.atom as usize] == TRUE {
+                    continue;
+                }
+                let (start, end) = (m.start(), m.end());
+                let placed = match u.op {
+                    crate::rule::StrOp::Contains => true,
+                    crate::rule::StrOp::Prefix => start == 0,
+                    crate::rule::StrOp::Suffix => end == hay.len(),
+                    crate::rule::StrOp::Equals => start == 0 && end == hay.len(),
+                    crate::rule::StrOp::Term => term_bounded(hay, start, end),
+                };
+                if !placed {
+                    continue;
+                }
+                if let Some(exact) = &u.cased {
+                    if &hay[start..end] != exact.as_bytes() {
+                        continue;
+                    }
+                }
+                self.s.set(u.atom, TRUE);
+                self.s.hit_field[u.atom as usize] = field_index;
+                for &r in &self.view.atom_rules[u.atom as usize] {
+                    self.s.mark(r);
+                }
+            }
+        }
+    }
+
+    fn eval(&mut self, node: &Node) -> bool {
+        match node {
+            Node::Atom(a) | Node::Gate(a) => self.atom(*a),
+            Node::And(v) => v.iter().all(|n| self.eval(n)),
+            Node::Or(v) => v.iter().any(|n| self.eval(n)),
+            Node::Not(n) => !self.eval(n),
+            Node::Const(b) => *b,
+        }
+    }
+
+    fn atom(&mut self, a: u32) -> bool {
+        match self.s.state[a as usize] {
+            TRUE => return true,
+            FALSE => return false,
+            _ => {}
+        }
+        let atom = &self.view.atoms[a as usize];
+        if let AtomKind::Literal = atom.kind {
+            return false;
+        }
+        if let AtomKind::Regex { group } = atom.kind {
+            self.run_group(group);
+            return self.s.state[a as usize] == TRUE;
+        }
+        let result = match &atom.target {
+            FieldTarget::Field(key) => {
+                let value = self.event.get(key);
+                self.test(a, value)
+            }
+            FieldTarget::AnyField => {
+                let mut hit = None;
+                for (i, (_, v)) in self.event.fields().enumerate() {
+                    if self.test(a, Some(v)) {
+                        hit = Some(i as u32);
+                        break;
+                    }
+                }
+                if let Some(i) = hit {
+                    self.s.hit_field[a as usize] = i;
+                }
+                hit.is_some()
+            }
+        };
+        self.s.set(a, if result { TRUE } else { FALSE });
+        result
+    }
+
+    /// A non-literal test on one value (`None`: the field is absent).
+    fn test(&mut self, a: u32, value: Option<&Value>) -> bool {
+        let atom = &self.view.atoms[a as usize];
+        let s = &mut *self.s;
+        match (&atom.kind, &atom.test) {
+            (_, Test::Exists(want)) => value.is_some_and(|v| !matches!(v, Value::Null)) == *want,
+            (_, Test::Null) => match value {
+                None | Some(Value::Null) => true,
+                Some(Value::Str(t)) => t.is_empty(),
+                Some(_) => false,
+            },
+            (_, Test::Num { op, value: rhs }) => value
+                .and_then(Value::as_f64)
+                .is_some_and(|lhs| op.apply(lhs, *rhs)),
+            (_, Test::Cidr(net)) => value
+                .and_then(Value::as_str)
+                .and_then(|t| t.trim().parse::<IpAddr>().ok())
+                .is_some_and(|ip| net.contains(&ip)),
+            (AtomKind::Glob(pat), Test::Glob { cased, .. }) => value
+                .and_then(|v| v.match_text(&mut s.num))
+                .is_some_and(|t| glob_match(pat, t, *cased)),
+            (AtomKind::Single(re), _) => value
+                .and_then(|v| v.match_text(&mut s.num))
+                .is_some_and(|t| re.is_match(t)),
+            (
+                _,
+                Test::Str {
+                    op,
+                    value: lit,
+                    cased,
+                },
+            ) => value
+                .and_then(|v| v.match_text(&mut s.num))
+                .is_some_and(|t| lit_match(*op, t, lit, *cased)),
+            (_, Test::FieldRef { other, op, cased }) => {
+                let Some(t) = value.and_then(|v| v.match_text(&mut s.num)) else {
+                    return false;
+                };
+                // The other field as text, without the shared buffer `t` uses.
+                let mut other_num = NumBuf::new();
+                self.event
+                    .get(other)
+                    .and_then(|v| v.match_text(&mut other_num))
+                    .is_some_and(|o| lit_match(*op, t, o, *cased))
+            }
+            // Globs and regexes always carry their compiled form.
+            (_, Test::Glob { .. } | Test::Regex { .. }) => false,
+        }
+    }
+
+    /// Runs every regex of a group once and records each verdict.
+    fn run_group(&mut self, group: u32) {
+        if self.s.group_done[group as usize] {
+            return;
+        }
+        self.s.group_done[group as usize] = true;
+        self.s.group_dirty.push(group);
+        let g = &self.view.regex_groups[group as usize];
+        let mut num = std::mem::take(&mut self.s.num);
+        match self.event.get(&g.key).and_then(|v| v.match_text(&mut num)) {
+            Some(t) => {
+                self.s.patterns.clear();
+                g.re.which_overlapping_matches(&Input::new(t), &mut self.s.patterns);
+                for (i, &atom) in g.atoms.iter().enumerate() {
+                    let hit = self.s.patterns.contains(regex_automata::PatternID::must(i));
+                    self.s.set(atom, if hit { TRUE } else { FALSE });
+                }
+            }
+            None => {
+                for &atom in &g.atoms {
+                    self.s.set(atom, FALSE);
+                }
+            }
+        }
+        self.s.num = num;
+    }
+
+    /// The atoms that held in positive position of a firing rule (not the
+    /// compiler's own gates).
+    fn collect_matches(&mut self, node: &Node, positive: bool, out: &mut Vec<Match>) {
+        match node {
+            Node::Atom(a) => {
+                if positive && self.atom(*a) {
+                    let m = self.describe(*a);
+                    if !out.contains(&m) {
+                        out.push(m);
+                    }
+                }
+            }
+            Node::Gate(_) | Node::Const(_) => {}
+            Node::And(v) | Node::Or(v) => {
+                for n in v {
+                    self.collect_matches(n, positive, out);
+                }
+            }
+            Node::Not(n) => self.collect_matches(n, !positive, out),
+        }
+    }
+
+    fn describe(&self, a: u32) -> Match {
+        let atom = &self.view.atoms[a as usize];
+        let field = match &atom.target {
+            FieldTarget::Field(k) => k.as_str().to_owned(),
+            FieldTarget::AnyField => self
+                .event
+                .fields()
+                .nth(self.s.hit_field[a as usize] as usize)
+                .map_or_else(|| "*".to_owned(), |(k, _)| k.as_str().to_owned()),
+        };
+        let (op, value) = match &atom.test {
+            Test::Str { op, value, .. } => (op.as_str().to_owned(), value.clone()),
+            Test::Glob { tokens, .. } => ("glob".to_owned(), glob_text(tokens)),
+            Test::Regex { pattern, .. } => ("re".to_owned(), pattern.clone()),
+            Test::Num { op, value } => (op.as_str().to_owned(), value.to_string()),
+            Test::Exists(b) => ("exists".to_owned(), b.to_string()),
+            Test::Null => ("null".to_owned(), String::new()),
+            Test::FieldRef { other, op, .. } => (
+                format!("fieldref|{}", op.as_str()),
+                other.as_str().to_owned(),
+            ),
+            Test::Cidr(net) => ("cidr".to_owned(), net.to_string()),
+        };
+        Match {
+            field,
+            op,
+            value,
+            name: None,
+        }
+    }
+}
+
+/// Renders a glob back to Sigma-ish text (`*`, `?`), for alerts.
+fn glob_text(tokens: &[crate::rule::GlobToken]) -> String {
+    use crate::rule::GlobToken;
+    tokens
+        .iter()
+        .map(|t| match t {
+            GlobToken::Lit(s) => s.as_str(),
+            GlobToken::Star => "*",
+            GlobToken::Question => "?",
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::FieldKey;
+    use crate::event::{fields, Timestamp};
+    use crate::rule::{Atom, Expr, GlobToken, KindSet, Level, NumOp, RuleBody, Scope, StrOp};
+
+    fn rule(id: &str, scope: Scope, e: Expr) -> Rule {
+        Rule {
+            id: id.into(),
+            title: id.into(),
+            level: Level::High,
+            tags: vec![],
+            origin: "test".into(),
+            scope,
+            body: RuleBody::Expr(e),
+        }
+    }
+
+    fn s(op: StrOp, v: &str) -> Test {
+        Test::Str {
+            op,
+            value: v.into(),
+            cased: false,
+        }
+    }
+
+    fn proc(image: &str, cmd: &str) -> Event {
+        let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+        ev.set(fields::IMAGE, image.into());
+        ev.set(fields::COMMAND_LINE, cmd.into());
+        ev
+    }
+
+    const PROC_WIN: Scope = Scope {
+        kinds: KindSet::EMPTY,
+        os: Some(Os::Windows),
+    };
+
+    fn proc_win() -> Scope {
+        Scope {
+            kinds: KindSet::of(&[EventKind::ProcessStart]),
+            ..PROC_WIN
+        }
+    }
+
+    #[test]
+    fn positions_are_checked_on_every_occurrence() {
+        let rules = vec![
+            rule(
+                "suffix",
+                proc_win(),
+                Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, "\\a.exe"))),
+            ),
+            rule(
+                "prefix",
+                proc_win(),
+                Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Prefix, "c:\\x\\"))),
+            ),
+            rule(
+                "equals",
+                proc_win(),
+                Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Equals, "C:\\X\\A.EXE"))),
+            ),
+            rule(
+                "term",
+                proc_win(),
+                Expr::Atom(Atom::field(
+                    fields::COMMAND_LINE,
+                    s(StrOp::Term, "explorer"),
+                )),
+            ),
+        ];
+        let (rs, rej) = Ruleset::compile(rules);
+        assert!(rej.is_empty());
+        // The suffix literal occurs twice; only the last one is at the end.
+        assert_eq!(
+            rs.matching_ids(&proc("C:\\x\\a.exe\\a.exe", "")),
+            ["suffix", "prefix"]
+        );
+        assert_eq!(
+            rs.matching_ids(&proc("c:\\X\\a.EXE", "")),
+            ["suffix", "prefix", "equals"]
+        );
+        assert_eq!(
+            rs.matching_ids(&proc("D:\\a.exe.bak", "KustoExplorerQueryRun")),
+            Vec::<&str>::new()
+        );
+        assert_eq!(rs.matching_ids(&proc("", "run explorer.exe")), ["term"]);
+    }
+
+    #[test]
+    fn non_ascii_literals_use_the_automaton_with_their_case_forms() {
+        let rules = vec![
+            rule(
+                "dash",
+                proc_win(),
+                Expr::Atom(Atom::field(
+                    fields::COMMAND_LINE,
+                    s(StrOp::Contains, "–post"),
+                )),
+            ),
+            rule(
+                "cyr",
+                proc_win(),
+                Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, "А.exe"))),
+            ),
+            rule(
+                "many",
+                proc_win(),
+                Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Contains, "ДЖЗИЙ"))),
+            ),
+        ];
+        let (rs, _) = Ruleset::compile(rules);
+        assert_eq!(
+            rs.view_stats(EventKind::ProcessStart, Os::Windows)
+                .always_evaluated,
+            1,
+            "only the 32-spelling literal is tested directly"
+        );
+        assert_eq!(rs.matching_ids(&proc("", "certreq –POST x")), ["dash"]);
+        assert!(rs.matching_ids(&proc("", "certreq -post x")).is_empty());
+        assert_eq!(rs.matching_ids(&proc("C:\\а.EXE", "")), ["cyr"]);
+        assert!(
+            rs.matching_ids(&proc("C:\\a.exe", "")).is_empty(),
+            "Latin a is not Cyrillic а"
+        );
+        assert_eq!(rs.matching_ids(&proc("x джзий", "")), ["many"]);
+    }
+
+    #[test]
+    fn cased_literals_verify_bytes() {
+        let rules = vec![rule(
+            "cased",
+            proc_win(),
+            Expr::Atom(Atom::field(
+                fields::COMMAND_LINE,
+                Test::Str {
+                    op: StrOp::Contains,
+                    value: "FromBase64".into(),
+                    cased: true,
+                },
+            )),
+        )];
+        let (rs, _) = Ruleset::compile(rules);
+        assert_eq!(rs.matching_ids(&proc("", "x FromBase64 y")), ["cased"]);
+        assert!(rs.matching_ids(&proc("", "x frombase64 y")).is_empty());
+    }
+
+    #[test]
+    fn negations_and_scope() {
+        // not Image endswith \svchost.exe: needs no literal, always evaluated.
+        let rules = vec![rule(
+            "not-svchost",
+            proc_win(),
+            Expr::Not(Box::new(Expr::Atom(Atom::field(
+                fields::IMAGE,
+                s(StrOp::Suffix, "\\svchost.exe"),
+            )))),
+        )];
+        let (rs, _) = Ruleset::compile(rules);
+        assert_eq!(
+            rs.view_stats(EventKind::ProcessStart, Os::Windows)
+                .always_evaluated,
+            1
+        );
+        assert_eq!(rs.matching_ids(&proc("C:\\a.exe", "")), ["not-svchost"]);
+        assert!(rs.matching_ids(&proc("C:\\svchost.exe", "")).is_empty());
+        let mut linux = proc("C:\\a.exe", "");
+        linux.os = Os::Linux;
+        assert!(
+            rs.matching_ids(&linux).is_empty(),
+            "a windows rule must not see linux events"
+        );
+        let mut file = proc("C:\\a.exe", "");
+        file.kind = EventKind::FileCreate;
+        assert!(
+            rs.matching_ids(&file).is_empty(),
+            "a process rule must not see file events"
+        );
+    }
+
+    #[test]
+    fn globs_are_gated_and_exact() {
+        let glob = Test::Glob {
+            tokens: vec![
+                GlobToken::Star,
+                GlobToken::Lit("\\temp\\".into()),
+                GlobToken::Star,
+                GlobToken::Lit(".p".into()),
+                GlobToken::Question,
+                GlobToken::Lit("1".into()),
+            ],
+            cased: false,
+        };
+        let (rs, _) = Ruleset::compile(vec![rule(
+            "glob",
+            proc_win(),
+            Expr::Atom(Atom::field(fields::IMAGE, glob)),
+        )]);
+        assert_eq!(
+            rs.view_stats(EventKind::ProcessStart, Os::Windows)
+                .always_evaluated,
+            0
+        );
+        assert_eq!(rs.matching_ids(&proc("C:\\TEMP\\x\\a.ps1", "")), ["glob"]);
+        assert!(rs.matching_ids(&proc("C:\\TEMP\\x\\a.ps12", "")).is_empty());
+        assert!(rs.matching_ids(&proc("C:\\tmp\\x\\a.ps1", "")).is_empty());
+    }
+
+    #[test]
+    fn lazy_tests() {
+        let mut ev = proc("C:\\a.exe", "a");
+        ev.set(fields::PROCESS_ID, Value::Int(4312));
+        ev.set(FieldKey::from_name("DestinationIp"), "10.1.2.3".into());
+        ev.set(fields::PARENT_IMAGE, "c:\\A.exe".into());
+        ev.set(fields::CURRENT_DIRECTORY, "".into());
+        let cases: Vec<(Atom, bool)> = vec![
+            (
+                Atom::field(
+                    fields::PROCESS_ID,
+                    Test::Num {
+                        op: NumOp::Gt,
+                        value: 4000.0,
+                    },
+                ),
+                true,
+            ),
+            (
+                Atom::field(
+                    fields::PROCESS_ID,
+                    Test::Num {
+                        op: NumOp::Lt,
+                        value: 4000.0,
+                    },
+                ),
+                false,
+            ),
+            (
+                Atom::field(fields::PROCESS_ID, s(StrOp::Equals, "4312")),
+                true,
+            ),
+            (Atom::field(fields::USER, Test::Exists(false)), true),
+            (Atom::field(fields::IMAGE, Test::Exists(true)), true),
+            (Atom::field(fields::USER, Test::Null), true),
+            (Atom::field(fields::CURRENT_DIRECTORY, Test::Null), true),
+            (Atom::field(fields::IMAGE, Test::Null), false),
+            (
+                Atom::field(
+                    FieldKey::from_name("DestinationIp"),
+                    Test::Cidr("10.0.0.0/8".parse().unwrap()),
+                ),
+                true,
+            ),
+            (
+                Atom::field(
+                    FieldKey::from_name("DestinationIp"),
+                    Test::Cidr("192.168.0.0/16".parse().unwrap()),
+                ),
+                false,
+            ),
+            (
+                Atom::field(
+                    fields::IMAGE,
+                    Test::FieldRef {
+                        other: fields::PARENT_IMAGE,
+                        op: StrOp::Equals,
+                        cased: false,
+                    },
+                ),
+                true,
+            ),
+            (
+                Atom::field(
+                    fields::IMAGE,
+                    Test::FieldRef {
+                        other: fields::PARENT_IMAGE,
+                        op: StrOp::Equals,
+                        cased: true,
+                    },
+                ),
+                false,
+            ),
+            (
+                Atom::field(
+                    fields::COMMAND_LINE,
+                    Test::Regex {
+                        pattern: "^A$".into(),
+                        case_insensitive: false,
+                        multi_line: false,
+                        dot_all: false,
+                    },
+                ),
+                false,
+            ),
+            (
+                Atom::field(
+                    fields::COMMAND_LINE,
+                    Test::Regex {
+                        pattern: "^A$".into(),
+                        case_insensitive: true,
+                        multi_line: false,
+                        dot_all: false,
+                    },
+                ),
+                true,
+            ),
+            (
+                Atom {
+                    target: FieldTarget::AnyField,
+                    test: s(StrOp::Contains, "10.1.2"),
+                },
+                true,
+            ),
+            (Atom::field(fields::IMAGE, s(StrOp::Equals, "")), false),
+            (
+                Atom::field(fields::CURRENT_DIRECTORY, s(StrOp::Equals, "")),
+                true,
+            ),
+        ];
+        for (i, (atom, want)) in cases.into_iter().enumerate() {
+            let (rs, rej) = Ruleset::compile(vec![rule(
+                &format!("r{i}"),
+                proc_win(),
+                Expr::Atom(atom.clone()),
+            )]);
+            assert!(rej.is_empty());
+            assert_eq!(!rs.matching_ids(&ev).is_empty(), want, "case {i}: {atom:?}");
+        }
+    }
+
+    fn re(pattern: &str) -> Test {
+        Test::Regex {
+            pattern: pattern.into(),
+            case_insensitive: false,
+            multi_line: false,
+            dot_all: false,
+        }
+    }
+
+    #[test]
+    fn extended_mode_regex_with_a_comment_compiles_and_matches() {
+        // A `#` comment in `(?x)` mode must not swallow anything the engine adds.
+        let (rs, rej) = Ruleset::compile(vec![
+            rule(
+                "x",
+                proc_win(),
+                Expr::Atom(Atom::field(
+                    fields::COMMAND_LINE,
+                    re("(?x) abc # a comment"),
+                )),
+            ),
+            rule(
+                "y",
+                proc_win(),
+                Expr::Atom(Atom::field(fields::COMMAND_LINE, re("zz"))),
+            ),
+        ]);
+        assert!(rej.is_empty(), "{rej:?}");
+        assert_eq!(rs.matching_ids(&proc("", "xabcx")), ["x"]);
+        assert_eq!(rs.matching_ids(&proc("", "zz")), ["y"]);
+    }
+
+    #[test]
+    fn regex_groups_too_large_for_one_automaton_fall_back_to_one_by_one() {
+        // Each compiles alone; together they exceed the group's size limit.
+        let rules: Vec<Rule> = (0..10)
+            .map(|i| {
+                rule(
+                    &format!("w{i}"),
+                    proc_win(),
+                    Expr::Atom(Atom::field(
+                        fields::COMMAND_LINE,
+                        re(&format!(r"\w{{{}}}", 200 + i)),
+                    )),
+                )
+            })
+            .collect();
+        let (rs, rej) = Ruleset::compile(rules);
+        assert!(rej.is_empty(), "{rej:?}");
+        assert_eq!(rs.matching_ids(&proc("", &"a".repeat(204))).len(), 5);
+    }
+
+    #[test]
+    fn glob_gates_agree_with_globs_and_stay_out_of_matches() {
+        let glob = |tokens: Vec<GlobToken>| Test::Glob {
+            tokens,
+            cased: false,
+        };
+        let g = glob(vec![
+            GlobToken::Star,
+            GlobToken::Lit("k".into()),
+            GlobToken::Question,
+            GlobToken::Lit("llxyz".into()),
+            GlobToken::Star,
+        ]);
+        let (rs, _) = Ruleset::compile(vec![
+            rule(
+                "glob",
+                proc_win(),
+                Expr::Atom(Atom::field(fields::COMMAND_LINE, g.clone())),
+            ),
+            rule(
+                "not-glob",
+                proc_win(),
+                Expr::Not(Box::new(Expr::Atom(Atom::field(fields::COMMAND_LINE, g)))),
+            ),
+        ]);
+        // The Kelvin sign is not an ASCII `k` on any path.
+        assert_eq!(rs.matching_ids(&proc("", "\u{212a}illxyz")), ["not-glob"]);
+        assert_eq!(rs.matching_ids(&proc("", "KILLXYZ")), ["glob"]);
+
+        let exe = glob(vec![
+            GlobToken::Lit("C:\\x\\a".into()),
+            GlobToken::Question,
+            GlobToken::Lit("c.exe".into()),
+        ]);
+        let (rs, _) = Ruleset::compile(vec![rule(
+            "exe",
+            proc_win(),
+            Expr::Atom(Atom::field(fields::IMAGE, exe)),
+        )]);
+        let mut scratch = Scratch::new(&rs);
+        let mut out = Vec::new();
+        rs.evaluate(&proc("c:\\X\\abc.exe", ""), &mut scratch, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].matches,
+            vec![Match {
+                field: "Image".into(),
+                op: "glob".into(),
+                value: "C:\\x\\a?c.exe".into(),
+                name: None
+            }]
+        );
+    }
+
+    #[test]
+    fn keywords_see_numbers_and_json_values() {
+        let kw = |v: &str| {
+            Expr::Atom(Atom {
+                target: FieldTarget::AnyField,
+                test: s(StrOp::Contains, v),
+            })
+        };
+        let (rs, _) = Ruleset::compile(vec![
+            rule("pid", proc_win(), kw("4312")),
+            rule("json", proc_win(), kw("\"inner\"")),
+        ]);
+        let mut ev = proc("", "");
+        ev.set(fields::PROCESS_ID, Value::Int(4312));
+        assert_eq!(rs.matching_ids(&ev), ["pid"]);
+        ev.set(
+            FieldKey::from_name("Extra"),
+            Value::Json(serde_json::json!({"k": "inner"})),
+        );
+        assert_eq!(rs.matching_ids(&ev), ["pid", "json"]);
+    }
+
+    #[test]
+    fn bad_regex_is_rejected_not_fatal() {
+        let bad = Expr::Atom(Atom::field(
+            fields::IMAGE,
+            Test::Regex {
+                pattern: "(?<=a)b".into(),
+                case_insensitive: false,
+                multi_line: false,
+                dot_all: false,
+            },
+        ));
+        let good = Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Contains, "a")));
+        let (rs, rej) = Ruleset::compile(vec![
+            rule("bad", proc_win(), bad),
+            rule("good", proc_win(), good),
+        ]);
+        assert_eq!(rs.len(), 1);
+        assert_eq!(rej.len(), 1);
+        assert!(
+            rej[0].reason.contains("does not compile"),
+            "{}",
+            rej[0].reason
+        );
+    }
+
+    #[test]
+    fn alerts_come_in_rule_order_with_matches() {
+        let a = rule(
+            "first",
+            proc_win(),
+            Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, "zzz"))),
+        );
+        let b = rule(
+            "second",
+            proc_win(),
+            Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, "aaa"))),
+        );
+        let (rs, _) = Ruleset::compile(vec![a, b]);
+        let ev = proc("", "aaa zzz");
+        let mut scratch = Scratch::new(&rs);
+        let mut out = Vec::new();
+        rs.evaluate(&ev, &mut scratch, &mut out);
+        assert_eq!(out.iter().map(|d| d.rule).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(
+            out[1].matches,
+            vec![Match {
+                field: "CommandLine".into(),
+                op: "contains".into(),
+                value: "aaa".into(),
+                name: None
+            }]
+        );
+        // Scratch is reset between events: the same scratch gives a clean answer.
+        out.clear();
+        rs.evaluate(&proc("", "nothing"), &mut scratch, &mut out);
+        assert!(out.is_empty());
+    }
+}
