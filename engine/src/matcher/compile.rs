@@ -134,7 +134,11 @@ fn build_group(
         .configure(
             meta::Config::new()
                 .match_kind(regex_automata::MatchKind::All)
-                .nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+                // The lazy DFA is what makes a large group fast; with the
+                // default 2 MB cache it is switched off for SigmaHQ-sized
+                // groups and the slow PikeVM runs instead.
+                .hybrid_cache_capacity(REGEX_SIZE_LIMIT),
         )
         .syntax(
             regex_automata::util::syntax::Config::new()
