@@ -390,3 +390,48 @@ fn a_closed_stdout_still_gets_a_summary_and_a_clean_exit() {
         "the summary counts every alert: {err}"
     );
 }
+
+#[test]
+fn rules_check_reports_bad_ioc_lines_as_problems_not_unsupported_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ok.yml"),
+        "title: ok\nid: a\nlogsource: {category: process_creation, product: windows}\ndetection:\n  s: {Image|endswith: '\\x.exe'}\n  condition: s\n",
+    )
+    .unwrap();
+    let list = dir.path().join("case.iocs");
+    std::fs::write(
+        &list,
+        "# title: Case 7\n44d88612fea8a8f36de82e1278abb02f dropper #2\nnot-a-digest\n44D88612FEA8A8F36DE82E1278ABB02F other name\n",
+    )
+    .unwrap();
+    // A folder's walk reads Sigma files only; the list is named as well.
+    let out = run(trawl()
+        .args(["rules", "check", "--json"])
+        .arg(dir.path())
+        .arg(&list));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["loaded"], 2, "the Sigma rule and the list: {doc}");
+    assert_eq!(doc["files"], 2, "{doc}");
+    assert!(doc["compile_ms"].is_number(), "{doc}");
+    assert_eq!(doc["unsupported"], serde_json::json!([]), "{doc}");
+    let problems = doc["problems"].as_array().unwrap();
+    let path = list.display().to_string();
+    let lines: Vec<(&str, u64)> = problems
+        .iter()
+        .map(|p| (p["path"].as_str().unwrap(), p["line"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(lines, [(path.as_str(), 3), (path.as_str(), 4)], "{doc}");
+    assert!(
+        problems[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`not-a-digest` is not a hex"),
+        "{doc}"
+    );
+    assert_eq!(
+        problems[1]["reason"],
+        "duplicate of line 2 (`dropper #2`); the first is kept"
+    );
+}

@@ -2,19 +2,36 @@
 //!
 //! The format is plain text, one indicator a line: a hex MD5, SHA-1 or SHA-256
 //! (told apart by length), then optionally whitespace and a free-text name.
-//! `#` starts a comment; blank lines are ignored; hex is case-insensitive.
+//! Blank lines are ignored; hex is case-insensitive; a UTF-8 byte-order mark
+//! at the start of the text is ignored.
+//!
+//! Comments: a line whose first non-blank character is `#` is a comment.
+//! Elsewhere `#` starts a trailing comment only when whitespace comes before
+//! it and whitespace or the end of the line after it (` # seen 2021`), because
+//! report names often hold a `#` of their own: `<digest> implant #2` is named
+//! `implant #2`, `<digest> implant # seen 2021` is named `implant`.
+//!
+//! A line that is not an indicator is reported as an [`IocProblem`] and
+//! skipped; it never stops the rest of the list. So is a digest listed again
+//! under another name: the first line's name is the one alerts show, and the
+//! repeat says which line it lost to (a repeat with the same name is merely
+//! merged). Text that was not UTF-8 arrives here decoded lossily, with U+FFFD
+//! in place of the bad bytes: a line that then does not parse is reported as
+//! "not UTF-8 text", while a good digest with such a name is kept, since the
+//! digest alone is what matches.
 //!
 //! ```
 //! use trawl_engine::ioc::IocSet;
 //!
-//! let (set, problems) = IocSet::parse("# DEV-0228\n2A1044E9E6E87A032F80C6D9EA6AE61BBBB053C0A21B186ECB3B812B49EB03B7 lsa.exe\nnot-a-hash\n");
+//! let (set, problems) = IocSet::parse("# DEV-0228\n2A1044E9E6E87A032F80C6D9EA6AE61BBBB053C0A21B186ECB3B812B49EB03B7 lsa.exe #2 # seen 2021\nnot-a-hash\n");
 //! assert_eq!(set.len(), 1);
 //! assert_eq!(problems.len(), 1);
 //! assert_eq!(problems[0].line, 3);
 //! let hit = set.lookup_hex("2a1044e9e6e87a032f80c6d9ea6ae61bbbb053c0a21b186ecb3b812b49eb03b7").unwrap();
-//! assert_eq!(hit.name, "lsa.exe");
+//! assert_eq!(hit.name, "lsa.exe #2");
 //! ```
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -24,8 +41,11 @@ use crate::event::{Event, FieldKey, Value};
 /// Which hash function an indicator is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HashAlgo {
+    /// MD5: 16 bytes, 32 hex digits.
     Md5,
+    /// SHA-1: 20 bytes, 40 hex digits.
     Sha1,
+    /// SHA-256: 32 bytes, 64 hex digits.
     Sha256,
 }
 
@@ -36,6 +56,23 @@ impl HashAlgo {
             HashAlgo::Md5 => "MD5",
             HashAlgo::Sha1 => "SHA1",
             HashAlgo::Sha256 => "SHA256",
+        }
+    }
+
+    /// The algorithm a `Hashes` label (or a field name) names: `MD5`, `SHA1`,
+    /// `SHA256`, also spelt `SHA-1`, `SHA-256`, in any case. Other labels
+    /// (`IMPHASH`, …) are hashes of something else, not of the file, so they
+    /// name no algorithm here and their values must not be matched.
+    pub fn from_label(label: &str) -> Option<HashAlgo> {
+        let is = |name: &str| label.eq_ignore_ascii_case(name);
+        if is("MD5") {
+            Some(HashAlgo::Md5)
+        } else if is("SHA1") || is("SHA-1") {
+            Some(HashAlgo::Sha1)
+        } else if is("SHA256") || is("SHA-256") {
+            Some(HashAlgo::Sha256)
+        } else {
+            None
         }
     }
 
@@ -115,6 +152,7 @@ fn hex_val(c: u8) -> Option<u8> {
 /// One indicator of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IocEntry {
+    /// What is matched.
     pub digest: Digest,
     /// The free text after the hash (may be empty).
     pub name: String,
@@ -122,11 +160,13 @@ pub struct IocEntry {
     pub line: usize,
 }
 
-/// A line of a list that is not an indicator.
+/// A line of a list that was skipped: not an indicator, a digest repeated
+/// under another name, or (in the header) a level that is not one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IocProblem {
     /// 1-based line number.
     pub line: usize,
+    /// Why the line was skipped, in words a list author can act on.
     pub reason: String,
 }
 
@@ -137,14 +177,16 @@ pub struct IocSet {
 }
 
 impl IocSet {
-    /// Parses a list. Lines that are not indicators are returned as problems
-    /// (line and reason); they never stop the parse.
+    /// Parses a list. Lines that are not indicators, and repeats of a digest
+    /// under another name, are returned as problems (line and reason); they
+    /// never stop the parse.
     pub fn parse(text: &str) -> (IocSet, Vec<IocProblem>) {
-        let mut entries = HashMap::new();
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+        let mut entries: HashMap<Digest, IocEntry> = HashMap::new();
         let mut problems = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
-            let content = raw.split('#').next().unwrap_or("").trim();
+            let content = strip_comment(raw).trim();
             if content.is_empty() {
                 continue;
             }
@@ -152,21 +194,45 @@ impl IocSet {
                 Some(p) => (&content[..p], content[p..].trim()),
                 None => (content, ""),
             };
-            match Digest::from_hex(hex) {
-                Some(digest) => {
-                    entries.entry(digest).or_insert(IocEntry {
+            let Some(digest) = Digest::from_hex(hex) else {
+                let reason = if raw.contains(char::REPLACEMENT_CHARACTER) {
+                    "not UTF-8 text (save the list as UTF-8)".to_owned()
+                } else {
+                    format!(
+                        "`{}` is not a hex MD5 (32), SHA-1 (40) or SHA-256 (64) digest",
+                        truncate(hex, 80)
+                    )
+                };
+                problems.push(IocProblem { line, reason });
+                continue;
+            };
+            match entries.entry(digest) {
+                Entry::Vacant(v) => {
+                    v.insert(IocEntry {
                         digest,
                         name: name.to_owned(),
                         line,
                     });
                 }
-                None => problems.push(IocProblem {
-                    line,
-                    reason: format!(
-                        "`{}` is not a hex MD5 (32), SHA-1 (40) or SHA-256 (64) digest",
-                        truncate(hex, 80)
-                    ),
-                }),
+                // Alerts can show one name only; the repeat is said so that
+                // its name is not lost without a word.
+                Entry::Occupied(first) if first.get().name != name => {
+                    let first = first.get();
+                    let first_name = if first.name.is_empty() {
+                        "no name".to_owned()
+                    } else {
+                        format!("`{}`", truncate(&first.name, 80))
+                    };
+                    problems.push(IocProblem {
+                        line,
+                        reason: format!(
+                            "duplicate of line {} ({first_name}); the first is kept",
+                            first.line
+                        ),
+                    });
+                }
+                // The same digest and name again adds nothing and loses nothing.
+                Entry::Occupied(_) => {}
             }
         }
         (
@@ -198,28 +264,89 @@ impl IocSet {
     }
 
     /// Every entry of the list that one of the event's hashes hits, with the
-    /// field the hash was found in. Hashes are read from `Hashes`
-    /// (`SHA256=…,MD5=…` as Sysmon writes it, or a bare digest) and from
-    /// fields named `SHA256`, `SHA1`, `MD5` (any case).
+    /// field the hash was found in. Hashes are read from `Hashes` (or `Hash`):
+    /// `LABEL=HEX` items as Sysmon writes them (`SHA1=…,MD5=…,SHA256=…,IMPHASH=…`),
+    /// where the label must name the digest's algorithm ([`HashAlgo::from_label`])
+    /// and other labels (`IMPHASH`, …) are passed over, or bare digests, taken
+    /// by length; and from fields named `SHA256`, `SHA1`, `MD5` (any case, or
+    /// spelt `SHA-256`, `SHA-1`), whose value must be a digest of that
+    /// algorithm. A label that disagrees
+    /// with the digest never matches: an MD5 indicator equal to an import hash
+    /// is not a hit.
     pub fn hits<'a>(&'a self, event: &Event, mut f: impl FnMut(&'a IocEntry, &FieldKey)) {
         for (key, value) in event.fields() {
             let Value::Str(text) = value else { continue };
             let name = key.as_str();
             if name == "Hashes" || name == "Hash" {
-                for part in text.split([',', ';', ' ']) {
-                    let hex = part.split_once('=').map_or(part, |(_, h)| h).trim();
-                    if let Some(e) = self.lookup_hex(hex) {
+                for_each_hash_item(text, |label, hex| {
+                    if let Some(e) = self.lookup_labelled(label, hex) {
                         f(e, key);
                     }
-                }
-            } else if name.eq_ignore_ascii_case("sha256")
-                || name.eq_ignore_ascii_case("sha1")
-                || name.eq_ignore_ascii_case("md5")
-            {
-                if let Some(e) = self.lookup_hex(text.trim()) {
+                });
+            } else if HashAlgo::from_label(name).is_some() {
+                if let Some(e) = self.lookup_labelled(Some(name), text.trim()) {
                     f(e, key);
                 }
             }
+        }
+    }
+
+    /// Looks up `hex` if `label` (when there is one) names its algorithm.
+    fn lookup_labelled(&self, label: Option<&str>, hex: &str) -> Option<&IocEntry> {
+        let digest = Digest::from_hex(hex)?;
+        match label {
+            Some(label) if HashAlgo::from_label(label)? != digest.algo() => None,
+            _ => self.lookup(&digest),
+        }
+    }
+}
+
+/// The part of a list line before its comment, if it has one (see the module
+/// docs for when `#` starts a comment).
+fn strip_comment(line: &str) -> &str {
+    if line.trim_start().starts_with('#') {
+        return "";
+    }
+    for (i, c) in line.char_indices() {
+        if c != '#' {
+            continue;
+        }
+        let after_space = line[..i]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_whitespace);
+        let before_space_or_end = line[i + 1..].chars().next().is_none_or(char::is_whitespace);
+        if after_space && before_space_or_end {
+            return &line[..i];
+        }
+    }
+    line
+}
+
+/// Calls `f(label, value)` for each item of a `Hashes` value: `label` is the
+/// text before `=` (`None` for a bare digest). Items are separated by `,` or
+/// `;` (Sysmon) or by whitespace; whitespace around `=` is allowed, so
+/// `MD5 = <hex>` stays one labelled item rather than a label and a bare
+/// digest that would be taken by its length. Allocates nothing: this runs on
+/// every event.
+fn for_each_hash_item<'t>(text: &'t str, mut f: impl FnMut(Option<&'t str>, &'t str)) {
+    for part in text.split([',', ';']) {
+        let mut words = part.split_whitespace().peekable();
+        while let Some(word) = words.next() {
+            let (label, value) = if let Some((label, value)) = word.split_once('=') {
+                (Some(label), value)
+            } else if let Some(rest) = words.next_if(|w| w.starts_with('=')) {
+                (Some(word), rest.strip_prefix('=').unwrap_or(rest))
+            } else {
+                (None, word)
+            };
+            // `=` ended the word: the value is the next word, unless that is
+            // an item of its own (`MD5= SHA1=…`).
+            let value = match label {
+                Some(_) if value.is_empty() => words.next_if(|w| !w.contains('=')).unwrap_or(""),
+                _ => value,
+            };
+            f(label, value);
         }
     }
 }
@@ -308,5 +435,154 @@ mod tests {
             "zz1044e9e6e87a032f80c6d9ea6ae61bbbb053c0a21b186ecb3b812b49eb03b7"
         )
         .is_none());
+    }
+
+    const MD5: &str = "44d88612fea8a8f36de82e1278abb02f";
+
+    /// The names of the entries that an event with these fields hits.
+    fn hit_names(set: &IocSet, fields: &[(&str, &str)]) -> Vec<String> {
+        let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+        for (k, v) in fields {
+            ev.set(FieldKey::from_name(k), (*v).into());
+        }
+        let mut names = Vec::new();
+        set.hits(&ev, |e, _| names.push(e.name.clone()));
+        names
+    }
+
+    #[test]
+    fn hashes_labels_must_name_the_digest_algorithm() {
+        let (set, _) = IocSet::parse(&format!("{MD5} md5 ioc\n{SHA} sha ioc\n"));
+        let hashes = |v: &str| hit_names(&set, &[("Hashes", v)]);
+        let none: Vec<String> = vec![];
+
+        // An import hash is not a file hash, even when the hex is equal.
+        assert_eq!(hashes(&format!("IMPHASH={MD5}")), none);
+        assert_eq!(
+            hashes(&format!("SHA1=AA,IMPHASH={}", MD5.to_uppercase())),
+            none
+        );
+        assert_eq!(hashes(&format!("IMPHASH = {MD5}")), none);
+        assert_eq!(hashes(&format!("IMPHASH= {MD5}")), none);
+        assert_eq!(hashes(&format!("=  {MD5}")), none);
+        assert_eq!(hashes(&format!("MD5={MD5}")), ["md5 ioc"]);
+        assert_eq!(hashes(&format!("md5={}", MD5.to_uppercase())), ["md5 ioc"]);
+        assert_eq!(hashes(&format!("MD5 = {MD5}")), ["md5 ioc"]);
+        assert_eq!(
+            hashes(&format!("MD5= ; {MD5}")),
+            ["md5 ioc"],
+            "`;` ends the item"
+        );
+        // A label that disagrees with the digest's length does not match.
+        assert_eq!(hashes(&format!("MD5={SHA}")), none);
+        assert_eq!(hashes(&format!("SHA1={SHA}")), none);
+        assert_eq!(hashes(&format!("SHA256={MD5}")), none);
+        assert_eq!(hashes(&format!("SHA-256={SHA}")), ["sha ioc"]);
+        assert_eq!(
+            hashes(&format!("sha256={SHA} md5={MD5}")),
+            ["sha ioc", "md5 ioc"]
+        );
+        // A bare digest is taken by its length.
+        assert_eq!(hashes(MD5), ["md5 ioc"]);
+        assert_eq!(hashes(&format!(" {SHA} ; {MD5}")), ["sha ioc", "md5 ioc"]);
+
+        // Fields named after an algorithm hold digests of that algorithm.
+        assert_eq!(hit_names(&set, &[("md5", MD5)]), ["md5 ioc"]);
+        assert_eq!(
+            hit_names(&set, &[("SHA256", &format!(" {SHA} "))]),
+            ["sha ioc"]
+        );
+        assert_eq!(hit_names(&set, &[("MD5", SHA)]), none);
+        assert_eq!(hit_names(&set, &[("SHA1", MD5)]), none);
+        assert_eq!(hit_names(&set, &[("IMPHASH", MD5)]), none);
+    }
+
+    #[test]
+    fn hash_signs_inside_names_are_kept() {
+        let other = "3395856ce81f2b7382dee72602f798b642f14140";
+        let (set, problems) = IocSet::parse(&format!(
+            "   # an indented comment\n{SHA} implant #2\n{MD5} implant # seen 2021\n{other}\t#\n#{SHA} commented out\n{SHA}#glued\n"
+        ));
+        assert_eq!(set.lookup_hex(SHA).unwrap().name, "implant #2");
+        assert_eq!(set.lookup_hex(MD5).unwrap().name, "implant");
+        assert_eq!(set.lookup_hex(other).unwrap().name, "");
+        assert_eq!(set.len(), 3);
+        // `#` glued to the digest is part of it, so the line is not a digest.
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, 6);
+        assert!(problems[0].reason.contains("is not a hex"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_repeated_digest_with_another_name_is_reported_and_the_first_kept() {
+        let (set, problems) = IocSet::parse(&format!(
+            "{SHA} first\n{MD5}\n{} second\n{SHA} first\n{MD5} named later\n",
+            SHA.to_uppercase()
+        ));
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.lookup_hex(SHA).unwrap().name, "first");
+        assert_eq!(set.lookup_hex(SHA).unwrap().line, 1);
+        assert_eq!(set.lookup_hex(MD5).unwrap().name, "");
+        assert_eq!(
+            problems,
+            [
+                IocProblem {
+                    line: 3,
+                    reason: "duplicate of line 1 (`first`); the first is kept".into()
+                },
+                IocProblem {
+                    line: 5,
+                    reason: "duplicate of line 2 (no name); the first is kept".into()
+                },
+            ],
+            "line 4 repeats line 1 exactly, which loses nothing"
+        );
+    }
+
+    #[test]
+    fn text_that_was_not_utf8_is_reported_by_line() {
+        let mut bytes = b"\xff\xfe".to_vec();
+        bytes.extend_from_slice(SHA.as_bytes());
+        bytes.extend_from_slice(b" utf-16 mark\n");
+        bytes.extend_from_slice(MD5.as_bytes());
+        bytes.extend_from_slice(b" caf\xe9 dropper\n4\xd0\n");
+        let (set, problems) = IocSet::parse(&String::from_utf8_lossy(&bytes));
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.lookup_hex(MD5).unwrap().name, "caf\u{FFFD} dropper");
+        let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [1, 3]);
+        assert!(problems
+            .iter()
+            .all(|p| p.reason.starts_with("not UTF-8 text")));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_digest() {
+        let (set, problems) = IocSet::parse(&format!("\u{FEFF}{SHA} x\n"));
+        assert_eq!((set.len(), problems.len()), (1, 0));
+    }
+
+    #[test]
+    fn odd_input_never_panics() {
+        // Every short string over characters that steer the parsers: multi-byte
+        // ones where a byte index could fall inside a character, separators,
+        // `#`, `=`.
+        let alphabet = [
+            'a', '1', '#', '=', ' ', ',', ';', '\t', '\n', 'é', '\u{FFFD}', '\u{FEFF}',
+        ];
+        let (set, _) = IocSet::parse(&format!("{MD5}\n"));
+        let mut text = String::new();
+        for n in 0..alphabet.len().pow(4) {
+            text.clear();
+            let mut k = n;
+            for _ in 0..4 {
+                text.push(alphabet[k % alphabet.len()]);
+                k /= alphabet.len();
+            }
+            let _ = IocSet::parse(&text);
+            let _ = IocSet::parse(&format!("{MD5}{text}{MD5}"));
+            hit_names(&set, &[("Hashes", &text), ("MD5", &text)]);
+            hit_names(&set, &[("Hashes", &format!("{text}{MD5}{text}"))]);
+        }
     }
 }

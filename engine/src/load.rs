@@ -1,8 +1,12 @@
 //! Loading rules from disk: Sigma files and folders, IOC lists, the seed pack.
 //!
 //! Loading never stops at a bad rule: every rule that cannot be used becomes an
-//! [`Unsupported`] entry (path, id, reason) and the rest load. Only a path that
-//! does not exist at all is an error, since that is a typo the user must fix.
+//! [`Unsupported`] entry (path, id, reason) and the rest load. A bad line of a
+//! list that did load (an IOC line that is not a digest, a repeated digest, a
+//! header `# level:` that is not a level) is a [`LineProblem`] instead: the
+//! rule is fine, one line of it was skipped. Only a path that cannot be read at
+//! all (missing, no permission) is an error, since that is a mistake the user
+//! must fix.
 //!
 //! ```no_run
 //! use std::path::PathBuf;
@@ -14,11 +18,12 @@
 //! ```
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::ioc::IocSet;
+use crate::ioc::{IocProblem, IocSet};
 use crate::matcher::Ruleset;
 use crate::rule::{Level, Rule, RuleBody, Scope, Unsupported};
 use crate::{seed, sigma};
@@ -26,19 +31,48 @@ use crate::{seed, sigma};
 /// A rules path that cannot be read at all.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read rules from {path}: {source} (check the path given to --rules/--iocs)")]
+    /// The path is missing or unreadable. The OS error is part of the message
+    /// and deliberately not a `source()` as well: error reporters that print
+    /// the chain (anyhow's `{:#}`) would otherwise print it twice.
+    #[error("cannot read rules from {path}: {cause} (check the path given to --rules/--iocs)")]
     Io {
+        /// The path as given.
         path: String,
-        #[source]
-        source: io::Error,
+        /// What the OS said.
+        cause: io::Error,
     },
+}
+
+/// One line of a rule file that was skipped while the rest of the file loaded
+/// (today: IOC list lines). Kept apart from [`Unsupported`], which names whole
+/// rules that could not be used, so that a list with one typo is not counted
+/// as an unsupported rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineProblem {
+    /// The file, as given (`embedded:seed/…` for the seed pack).
+    pub path: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// Why the line was skipped, in words a list author can act on.
+    pub reason: String,
+}
+
+impl fmt::Display for LineProblem {
+    /// `path:line: reason`, the form editors and terminals jump to.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.path, self.line, self.reason)
+    }
 }
 
 /// Rules read from one or more places, before compilation.
 #[derive(Debug, Default)]
 pub struct RuleLoad {
+    /// The rules that parsed, in load order.
     pub rules: Vec<Rule>,
+    /// Rules (or whole files) that could not be used.
     pub unsupported: Vec<Unsupported>,
+    /// Lines skipped in files whose rule did load.
+    pub problems: Vec<LineProblem>,
     /// Rule files read.
     pub files: usize,
 }
@@ -48,6 +82,7 @@ impl RuleLoad {
     pub fn extend(&mut self, other: RuleLoad) {
         self.rules.extend(other.rules);
         self.unsupported.extend(other.unsupported);
+        self.problems.extend(other.problems);
         self.files += other.files;
     }
 }
@@ -58,10 +93,13 @@ const SIGMA_EXTENSIONS: &[&str] = &["yml", "yaml"];
 /// Loads a rule file, or every rule file below a folder (recursively, in
 /// file-name order so the load order, and with it the alert order, is stable).
 /// Hidden entries (`.git`, …) and files of other types are passed over.
+/// Symbolic links are followed, since rule collections are often assembled
+/// from links; a link that is broken or loops back to a folder above it is
+/// reported as an [`Unsupported`] entry with its path.
 pub fn load_rules_path(path: &Path) -> Result<RuleLoad, LoadError> {
-    let meta = std::fs::metadata(path).map_err(|source| LoadError::Io {
+    let meta = std::fs::metadata(path).map_err(|cause| LoadError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     })?;
     let mut load = RuleLoad::default();
     if meta.is_file() {
@@ -69,6 +107,7 @@ pub fn load_rules_path(path: &Path) -> Result<RuleLoad, LoadError> {
         return Ok(load);
     }
     let walk = walkdir::WalkDir::new(path)
+        .follow_links(true)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
@@ -107,6 +146,7 @@ fn load_rule_file(path: &Path) -> RuleLoad {
                 RuleLoad {
                     rules: s.rules,
                     unsupported: s.unsupported,
+                    problems: vec![],
                     files: 1,
                 }
             }
@@ -134,20 +174,31 @@ fn file_problem(path: &str, reason: String) -> Unsupported {
     }
 }
 
+/// The level of an IOC list rule whose header names none (or none that parses).
+const IOC_DEFAULT_LEVEL: Level = Level::High;
+
 /// Header lines an IOC list may start with: `# title: …`, `# level: …`
 /// (and, for the embedded seed list only, `# id: …`).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct IocHeader {
+    /// The rule id (`# id:`).
     pub id: Option<String>,
+    /// The rule title (`# title:`).
     pub title: Option<String>,
+    /// The alert level (`# level:`), when one parsed.
     pub level: Option<Level>,
 }
 
 impl IocHeader {
-    /// Reads the header comments at the top of a list.
-    pub fn parse(text: &str) -> IocHeader {
+    /// Reads the header comments at the top of a list, which end at its first
+    /// line that is neither blank nor a comment. A `# level:` that is not a
+    /// Sigma level is returned as a problem and leaves the level as it was, so
+    /// a typo never changes a level given on an earlier line.
+    pub fn parse(text: &str) -> (IocHeader, Vec<IocProblem>) {
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
         let mut h = IocHeader::default();
-        for line in text.lines() {
+        let mut bad_levels = Vec::new();
+        for (i, line) in text.lines().enumerate() {
             let t = line.trim();
             if t.is_empty() {
                 continue;
@@ -160,20 +211,39 @@ impl IocHeader {
                 match key.trim().to_ascii_lowercase().as_str() {
                     "id" => h.id = Some(value.to_owned()),
                     "title" => h.title = Some(value.to_owned()),
-                    "level" => h.level = Level::parse(value),
+                    "level" => match Level::parse(value) {
+                        Some(level) => h.level = Some(level),
+                        None => bad_levels.push((i + 1, value)),
+                    },
                     _ => {}
                 }
             }
         }
-        h
+        // Said after the whole header is read, so the level named is the one
+        // the rule really gets.
+        let using = h.level.unwrap_or(IOC_DEFAULT_LEVEL).as_str();
+        let names: Vec<&str> = Level::ALL.iter().map(|l| l.as_str()).collect();
+        let problems = bad_levels
+            .into_iter()
+            .map(|(line, value)| IocProblem {
+                line,
+                reason: format!(
+                    "`{value}` is not a Sigma level ({}); using {using}",
+                    names.join(", ")
+                ),
+            })
+            .collect();
+        (h, problems)
     }
 }
 
-/// Turns an IOC list into a rule. Lines that are not indicators come back as
-/// [`Unsupported`] entries named `file:line`.
-pub fn ioc_rule(text: &str, origin: &str, id: String) -> (Rule, Vec<Unsupported>) {
-    let header = IocHeader::parse(text);
-    let (set, problems) = IocSet::parse(text);
+/// Turns an IOC list into a rule, with the lines that were skipped (not a
+/// digest, a digest repeated under another name, a bad header level) as
+/// [`LineProblem`]s of `origin`.
+pub fn ioc_list(text: &str, origin: &str, id: String) -> (Rule, Vec<LineProblem>) {
+    let (header, mut problems) = IocHeader::parse(text);
+    let (set, set_problems) = IocSet::parse(text);
+    problems.extend(set_problems);
     let file_name = Path::new(origin)
         .file_name()
         .map_or_else(|| origin.to_owned(), |n| n.to_string_lossy().into_owned());
@@ -181,7 +251,7 @@ pub fn ioc_rule(text: &str, origin: &str, id: String) -> (Rule, Vec<Unsupported>
         title: header
             .title
             .unwrap_or_else(|| format!("Known-bad hash from IOC list {file_name}")),
-        level: header.level.unwrap_or(Level::High),
+        level: header.level.unwrap_or(IOC_DEFAULT_LEVEL),
         tags: vec![],
         origin: origin.to_owned(),
         scope: Scope::ANY,
@@ -190,32 +260,34 @@ pub fn ioc_rule(text: &str, origin: &str, id: String) -> (Rule, Vec<Unsupported>
     };
     let problems = problems
         .into_iter()
-        .map(|p| Unsupported {
-            path: format!("{origin}:{}", p.line),
-            id: Some(rule.id.clone()),
-            title: Some(rule.title.clone()),
+        .map(|p| LineProblem {
+            path: origin.to_owned(),
+            line: p.line,
             reason: p.reason,
-            out_of_scope: false,
         })
         .collect();
     (rule, problems)
 }
 
 /// Loads an IOC list given with `--iocs FILE`; its alerts carry the rule id
-/// `ioc:<file name>`.
+/// `ioc:<file name>`. The file is read as bytes and decoded lossily, so a list
+/// that is not all UTF-8 still loads: its bad lines come back as problems like
+/// any other bad line. Only a file that cannot be read at all is an error.
 pub fn load_ioc_file(path: &Path) -> Result<RuleLoad, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+    let bytes = std::fs::read(path).map_err(|cause| LoadError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     })?;
+    let text = String::from_utf8_lossy(&bytes);
     let name = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let (rule, unsupported) = ioc_rule(&text, &path.display().to_string(), format!("ioc:{name}"));
+    let (rule, problems) = ioc_list(&text, &path.display().to_string(), format!("ioc:{name}"));
     Ok(RuleLoad {
         rules: vec![rule],
-        unsupported,
+        unsupported: vec![],
+        problems,
         files: 1,
     })
 }
@@ -234,8 +306,12 @@ pub struct RuleSources {
 /// Rules loaded and compiled, with everything that could not be used.
 #[derive(Debug)]
 pub struct LoadedRules {
+    /// The compiled rules.
     pub ruleset: Ruleset,
+    /// Rules that could not be used, with why.
     pub unsupported: Vec<Unsupported>,
+    /// Lines skipped in files whose rule did load, in load order.
+    pub problems: Vec<LineProblem>,
     /// Rule files read (the seed pack counts as its files).
     pub files: usize,
     /// Time to read, parse and compile.
@@ -265,6 +341,7 @@ impl RuleSources {
         Ok(LoadedRules {
             ruleset,
             unsupported,
+            problems: load.problems,
             files: load.files,
             elapsed: start.elapsed(),
         })
@@ -301,17 +378,117 @@ fn dedupe(rules: Vec<Rule>) -> (Vec<Rule>, Vec<Unsupported>) {
 mod tests {
     use super::*;
 
+    const SHA: &str = "2a1044e9e6e87a032f80c6d9ea6ae61bbbb053c0a21b186ecb3b812b49eb03b7";
+
     #[test]
     fn ioc_header_and_problems() {
-        let text = "# title: Report hashes\n# level: critical\n\n2a1044e9e6e87a032f80c6d9ea6ae61bbbb053c0a21b186ecb3b812b49eb03b7 x\nnope\n";
-        let (rule, problems) = ioc_rule(text, "dir/list.txt", "ioc:list.txt".into());
+        let text = format!("# title: Report hashes\n# level: critical\n\n{SHA} x\nnope\n{SHA} y\n");
+        let (rule, problems) = ioc_list(&text, "dir/list.txt", "ioc:list.txt".into());
         assert_eq!(rule.title, "Report hashes");
         assert_eq!(rule.level, Level::Critical);
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].path, "dir/list.txt:5");
-        let (plain, _) = ioc_rule("", "l.txt", "ioc:l.txt".into());
+        let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "dir/list.txt:5: `nope` is not a hex MD5 (32), SHA-1 (40) or SHA-256 (64) digest",
+                "dir/list.txt:6: duplicate of line 4 (`x`); the first is kept",
+            ]
+        );
+        let (plain, _) = ioc_list("", "l.txt", "ioc:l.txt".into());
         assert_eq!(plain.level, Level::High);
         assert_eq!(plain.title, "Known-bad hash from IOC list l.txt");
+    }
+
+    #[test]
+    fn a_bad_header_level_is_a_problem_and_keeps_the_level_before_it() {
+        let (h, problems) = IocHeader::parse("# level: low\n# level: junk\n# title: t\n");
+        assert_eq!(h.level, Some(Level::Low));
+        assert_eq!(h.title.as_deref(), Some("t"));
+        assert_eq!(
+            problems,
+            [IocProblem {
+                line: 2,
+                reason: "`junk` is not a Sigma level (informational, low, medium, high, critical); using low".into()
+            }]
+        );
+
+        let (rule, problems) = ioc_list(&format!("# level: junk\n{SHA}\n"), "l.iocs", "i".into());
+        assert_eq!(rule.level, Level::High);
+        assert_eq!(
+            problems[0].to_string(),
+            "l.iocs:1: `junk` is not a Sigma level (informational, low, medium, high, critical); using high"
+        );
+        assert_eq!(problems.len(), 1);
+
+        // The header ends at the first indicator: a later `# level:` is only a
+        // comment.
+        let (h, problems) = IocHeader::parse(&format!(
+            "# level: low\n{SHA}\n# level: junk\n# level: critical\n"
+        ));
+        assert_eq!((h.level, problems.len()), (Some(Level::Low), 0));
+    }
+
+    #[test]
+    fn ioc_list_problems_are_line_problems_not_unsupported_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("l.iocs");
+        std::fs::write(&list, format!("{SHA} a\nnope\n")).unwrap();
+        let loaded = RuleSources {
+            default_rules: false,
+            rules: vec![],
+            iocs: vec![list.clone()],
+        }
+        .load()
+        .unwrap();
+        assert_eq!(loaded.ruleset.len(), 1);
+        assert!(loaded.unsupported.is_empty(), "{:?}", loaded.unsupported);
+        assert_eq!(
+            loaded.problems,
+            [LineProblem {
+                path: list.display().to_string(),
+                line: 2,
+                reason: "`nope` is not a hex MD5 (32), SHA-1 (40) or SHA-256 (64) digest".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_ioc_file_that_is_not_utf8_loads_with_its_bad_lines_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("latin1.iocs");
+        let mut bytes = b"# title: caf\xe9\n".to_vec();
+        bytes.extend_from_slice(SHA.as_bytes());
+        bytes.extend_from_slice(b" dropper\n\xe9\xe9\n");
+        std::fs::write(&list, bytes).unwrap();
+        let load = load_ioc_file(&list).unwrap();
+        assert_eq!(load.rules.len(), 1);
+        assert_eq!(load.rules[0].title, "caf\u{FFFD}");
+        match &load.rules[0].body {
+            RuleBody::Ioc(set) => assert_eq!(set.lookup_hex(SHA).unwrap().name, "dropper"),
+            other => panic!("not an IOC rule: {other:?}"),
+        }
+        assert_eq!(load.problems.len(), 1, "{:?}", load.problems);
+        assert_eq!(load.problems[0].line, 3);
+        assert!(load.problems[0].reason.starts_with("not UTF-8 text"));
+        assert!(load.unsupported.is_empty());
+
+        // Only a file that cannot be read at all is an error.
+        let missing = load_ioc_file(&dir.path().join("missing.iocs")).unwrap_err();
+        assert!(missing.to_string().contains("missing.iocs"), "{missing}");
+    }
+
+    #[test]
+    fn a_load_error_says_its_cause_once() {
+        let os = std::fs::metadata("/definitely/not/here")
+            .unwrap_err()
+            .to_string();
+        let err = load_rules_path(Path::new("/definitely/not/here")).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains("/definitely/not/here"), "{shown}");
+        assert_eq!(shown.matches(&os).count(), 1, "{shown}");
+        // The cause is in the message, so it must not be a `source()` too:
+        // chain printers would repeat it.
+        assert!(std::error::Error::source(&err).is_none());
     }
 
     #[test]
@@ -333,11 +510,52 @@ mod tests {
 
     #[test]
     fn duplicate_ids_keep_the_first() {
-        let (a, _) = ioc_rule("", "one", "same".into());
-        let (b, _) = ioc_rule("", "two", "same".into());
+        let (a, _) = ioc_list("", "one", "same".into());
+        let (b, _) = ioc_list("", "two", "same".into());
         let (kept, dropped) = dedupe(vec![a, b]);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].origin, "one");
         assert!(dropped[0].reason.contains("already loaded from one"));
+    }
+
+    const RULE: &str = "title: linked\nid: 7\nlogsource: {category: process_creation, product: windows}\ndetection:\n  s: {Image|endswith: x.exe}\n  condition: s\n";
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_rule_files_are_loaded() {
+        let store = tempfile::tempdir().unwrap();
+        let target = store.path().join("real.yml");
+        std::fs::write(&target, RULE).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("link.yml")).unwrap();
+        std::os::unix::fs::symlink(store.path(), dir.path().join("linked-folder")).unwrap();
+        let load = load_rules_path(dir.path()).unwrap();
+        assert_eq!(
+            load.files, 2,
+            "the linked file and the file in the linked folder"
+        );
+        assert_eq!(load.rules.len(), 2);
+        assert!(load.unsupported.is_empty(), "{:?}", load.unsupported);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_and_broken_links_are_reported_not_followed_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yml"), RULE).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("sub/loop")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone.yml"), dir.path().join("broken.yml"))
+            .unwrap();
+        let load = load_rules_path(dir.path()).unwrap();
+        assert_eq!(load.rules.len(), 1);
+        let paths: Vec<&str> = load.unsupported.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(paths.len(), 2, "{:?}", load.unsupported);
+        assert!(paths[0].ends_with("broken.yml"), "{paths:?}");
+        assert!(paths[1].ends_with("loop"), "{paths:?}");
+        assert!(load
+            .unsupported
+            .iter()
+            .all(|u| u.reason.starts_with("cannot read")));
     }
 }

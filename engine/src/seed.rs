@@ -12,7 +12,7 @@
 //! assert_eq!(load.rules[6].id, "6ca70d8a-f804-441f-9e4a-faa700ca48f4");
 //! ```
 
-use crate::load::{ioc_rule, RuleLoad};
+use crate::load::{ioc_list, RuleLoad};
 use crate::sigma;
 
 /// The Sigma rules, by file name.
@@ -59,13 +59,13 @@ pub fn load() -> RuleLoad {
         load.unsupported.extend(s.unsupported);
         load.files += 1;
     }
-    let (rule, problems) = ioc_rule(
+    let (rule, problems) = ioc_list(
         IOC_LIST.1,
         &format!("embedded:seed/{}", IOC_LIST.0),
         IOC_RULE_ID.to_owned(),
     );
     load.rules.push(rule);
-    load.unsupported.extend(problems);
+    load.problems.extend(problems);
     load.files += 1;
     load
 }
@@ -89,6 +89,7 @@ mod tests {
             ]
         );
         assert!(load.unsupported.is_empty(), "{:?}", load.unsupported);
+        assert!(load.problems.is_empty(), "{:?}", load.problems);
         match &load.rules[6].body {
             crate::rule::RuleBody::Ioc(set) => assert_eq!(set.len(), 7),
             other => panic!("the IOC rule is {other:?}"),

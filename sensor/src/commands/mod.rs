@@ -18,24 +18,101 @@ pub fn split_unsupported(loaded: &LoadedRules) -> (Vec<&Unsupported>, usize) {
     (unusable, out_of_scope)
 }
 
+/// `"1 line"`, `"2 lines"`: counts in summaries read as sentences.
+pub fn lines_count(n: usize) -> String {
+    format!("{n} {}", if n == 1 { "line" } else { "lines" })
+}
+
 /// Says on stderr how many rules loaded; names each in-scope rule that could
-/// not be used (with its reason) and counts the rules for other log sources.
+/// not be used (with its reason) and each skipped line of a rule file that did
+/// load, and counts the rules for other log sources.
 pub fn report_rules(loaded: &LoadedRules) {
-    let (unusable, out_of_scope) = split_unsupported(loaded);
-    for u in &unusable {
-        eprintln!("trawl: rule skipped: {u}");
+    for line in rules_report(loaded) {
+        eprintln!("{line}");
     }
-    eprint!(
+}
+
+/// The lines [`report_rules`] prints, built apart so tests can read them.
+fn rules_report(loaded: &LoadedRules) -> Vec<String> {
+    let (unusable, out_of_scope) = split_unsupported(loaded);
+    let mut lines: Vec<String> = unusable
+        .iter()
+        .map(|u| format!("trawl: rule skipped: {u}"))
+        .collect();
+    // A bad line is not a skipped rule: its rule loaded without it.
+    lines.extend(
+        loaded
+            .problems
+            .iter()
+            .map(|p| format!("trawl: {p} (line skipped)")),
+    );
+    let mut summary = format!(
         "trawl: {} rules loaded from {} files in {} ms",
         loaded.ruleset.len(),
         loaded.files,
         loaded.elapsed.as_millis()
     );
     if !unusable.is_empty() {
-        eprint!(", {} skipped as unsupported", unusable.len());
+        summary += &format!(", {} skipped as unsupported", unusable.len());
+    }
+    if !loaded.problems.is_empty() {
+        summary += &format!(", {} skipped", lines_count(loaded.problems.len()));
     }
     if out_of_scope > 0 {
-        eprint!(", {out_of_scope} passed over (log sources trawl does not produce; `trawl rules check` lists them)");
+        summary += &format!(", {out_of_scope} passed over (log sources trawl does not produce; `trawl rules check` lists them)");
     }
-    eprintln!();
+    lines.push(summary);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trawl_engine::load::RuleSources;
+
+    #[test]
+    fn bad_ioc_lines_are_reported_as_skipped_lines_not_skipped_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("l.iocs");
+        std::fs::write(
+            &list,
+            "44d88612fea8a8f36de82e1278abb02f a\nnope\n44D88612FEA8A8F36DE82E1278ABB02F b\n",
+        )
+        .unwrap();
+        let loaded = RuleSources {
+            default_rules: false,
+            rules: vec![],
+            iocs: vec![list.clone()],
+        }
+        .load()
+        .unwrap();
+        let lines = rules_report(&loaded);
+        let path = list.display().to_string();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert_eq!(
+            lines[0],
+            format!("trawl: {path}:2: `nope` is not a hex MD5 (32), SHA-1 (40) or SHA-256 (64) digest (line skipped)")
+        );
+        assert_eq!(
+            lines[1],
+            format!("trawl: {path}:3: duplicate of line 1 (`a`); the first is kept (line skipped)")
+        );
+        assert!(
+            lines[2].starts_with("trawl: 1 rules loaded from 1 files in "),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[2].ends_with(" ms, 2 lines skipped"), "{}", lines[2]);
+        assert!(
+            !lines.iter().any(|l| l.contains("unsupported")),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn counts_read_as_sentences() {
+        assert_eq!(lines_count(1), "1 line");
+        assert_eq!(lines_count(0), "0 lines");
+        assert_eq!(lines_count(2), "2 lines");
+    }
 }
