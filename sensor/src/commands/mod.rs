@@ -66,19 +66,15 @@ fn rules_report(loaded: &LoadedRules) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use trawl_engine::load::RuleSources;
+pub(crate) mod test_support {
+    use trawl_engine::load::{LoadedRules, RuleSources};
 
-    #[test]
-    fn bad_ioc_lines_are_reported_as_skipped_lines_not_skipped_rules() {
+    /// Loads one IOC list with the given text (no seed pack). The temporary
+    /// folder lives as long as the returned guard.
+    pub(crate) fn load_list(text: &str) -> (tempfile::TempDir, String, LoadedRules) {
         let dir = tempfile::tempdir().unwrap();
         let list = dir.path().join("l.iocs");
-        std::fs::write(
-            &list,
-            "44d88612fea8a8f36de82e1278abb02f a\nnope\n44D88612FEA8A8F36DE82E1278ABB02F b\n",
-        )
-        .unwrap();
+        std::fs::write(&list, text).unwrap();
         let loaded = RuleSources {
             default_rules: false,
             rules: vec![],
@@ -86,8 +82,20 @@ mod tests {
         }
         .load()
         .unwrap();
+        (dir, list.display().to_string(), loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_ioc_lines_are_reported_as_skipped_lines_not_skipped_rules() {
+        let (_dir, path, loaded) = test_support::load_list(
+            "44d88612fea8a8f36de82e1278abb02f a\nnope\n44D88612FEA8A8F36DE82E1278ABB02F b\n",
+        );
         let lines = rules_report(&loaded);
-        let path = list.display().to_string();
         assert_eq!(lines.len(), 3, "{lines:#?}");
         assert_eq!(
             lines[0],

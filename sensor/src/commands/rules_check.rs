@@ -108,23 +108,11 @@ fn text_report(loaded: &LoadedRules) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn load_list(text: &str) -> (tempfile::TempDir, String, LoadedRules) {
-        let dir = tempfile::tempdir().unwrap();
-        let list = dir.path().join("l.iocs");
-        std::fs::write(&list, text).unwrap();
-        let loaded = RuleSources {
-            default_rules: false,
-            rules: vec![],
-            iocs: vec![list.clone()],
-        }
-        .load()
-        .unwrap();
-        (dir, list.display().to_string(), loaded)
-    }
-
     #[test]
     fn skipped_lines_are_problems_in_both_reports() {
-        let (_dir, path, loaded) = load_list("# level: junk\n44d88612fea8a8f36de82e1278abb02f a\n");
+        let (_dir, path, loaded) = super::super::test_support::load_list(
+            "# level: junk\n44d88612fea8a8f36de82e1278abb02f a\n",
+        );
         let reason =
             "`junk` is not a Sigma level (informational, low, medium, high, critical); using high";
 
@@ -157,7 +145,8 @@ mod tests {
 
     #[test]
     fn a_clean_load_reports_no_problems() {
-        let (_dir, _, loaded) = load_list("44d88612fea8a8f36de82e1278abb02f a\n");
+        let (_dir, _, loaded) =
+            super::super::test_support::load_list("44d88612fea8a8f36de82e1278abb02f a\n");
         assert_eq!(json_report(&loaded)["problems"], serde_json::json!([]));
         assert!(!text_report(&loaded).iter().any(|l| l.contains("skipped")));
     }
