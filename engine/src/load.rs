@@ -518,6 +518,7 @@ mod tests {
         assert!(dropped[0].reason.contains("already loaded from one"));
     }
 
+    #[cfg(unix)]
     const RULE: &str = "title: linked\nid: 7\nlogsource: {category: process_creation, product: windows}\ndetection:\n  s: {Image|endswith: x.exe}\n  condition: s\n";
 
     #[cfg(unix)]
