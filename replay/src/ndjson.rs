@@ -545,4 +545,59 @@ mod tests {
         assert!(matches!(&got[0], Err(b) if b.line == 1 && b.reason.starts_with("not UTF-8")));
         assert!(matches!(&got[1], Ok((2, e)) if e.kind == EventKind::ProcessExit));
     }
+
+    #[test]
+    fn mutated_lines_never_panic_and_every_line_is_accounted_for() {
+        let base = concat!(
+            r#"{"ts":"2021-08-17T04:30:04.55Z","kind":"process_start","host":"LF-WS-0142","os":"windows","ProcessId":4312,"#,
+            r#""ParentProcessId":"0x10e8","Image":"C:\\Windows\\TAPI\\pa.exe","CommandLine":"pa.exe \\\\LF-FS01 -s cmd.exe /c \"whoami\"","#,
+            r#""Hashes":"SHA256=2A10,MD5=00","Extra":{"a":[1,2.5,null,true]},"Π":"ü"}"#
+        );
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut text = Vec::new();
+        let n = 5000;
+        for _ in 0..n {
+            let mut line = base.as_bytes().to_vec();
+            for _ in 0..1 + next() % 4 {
+                if line.is_empty() {
+                    line.push(b'{');
+                }
+                let at = (next() as usize) % line.len();
+                match next() % 4 {
+                    0 => line[at] = next() as u8,
+                    1 => {
+                        line.remove(at);
+                    }
+                    2 => line.insert(at, b"{}[]\":,\\0x-e"[(next() % 12) as usize]),
+                    _ => line.truncate(at.max(1)),
+                }
+            }
+            // A line break inside the mutation would split the record; keep one line each.
+            line.retain(|b| *b != b'\n');
+            if line.iter().all(u8::is_ascii_whitespace) {
+                line = b"x".to_vec();
+            }
+            text.extend_from_slice(&line);
+            text.push(b'\n');
+        }
+        let results: Vec<_> = NdjsonReader::new(&text[..]).collect();
+        assert_eq!(results.len(), n, "every line yields an event or a reason");
+        for (i, r) in results.iter().enumerate() {
+            let line = match r {
+                Ok((l, _)) => *l,
+                Err(b) => {
+                    assert!(!b.reason.is_empty());
+                    b.line
+                }
+            };
+            assert_eq!(line, i as u64 + 1);
+        }
+        assert!(results.iter().any(Result::is_ok) && results.iter().any(Result::is_err));
+    }
 }
