@@ -349,22 +349,27 @@ impl RuleSources {
 }
 
 /// Keeps the first rule of each id; a Sigma id is meant to be unique, and two
-/// copies of one rule would alert twice on every hit.
+/// copies of one rule would alert twice on every hit. Documents of one
+/// multi-document file (an old-style `action: global` collection) share
+/// their id by design and are all kept.
 fn dedupe(rules: Vec<Rule>) -> (Vec<Rule>, Vec<Unsupported>) {
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut kept = Vec::with_capacity(rules.len());
     let mut dropped = Vec::new();
     for r in rules {
         match seen.get(&r.id) {
-            Some(first) => dropped.push(Unsupported {
-                path: r.origin.clone(),
-                id: Some(r.id.clone()),
-                title: Some(r.title.clone()),
-                reason: format!(
-                    "duplicate rule id: already loaded from {first}; this copy is skipped"
-                ),
-                out_of_scope: false,
-            }),
+            Some(first) if source_file(first) != source_file(&r.origin) => {
+                dropped.push(Unsupported {
+                    path: r.origin.clone(),
+                    id: Some(r.id.clone()),
+                    title: Some(r.title.clone()),
+                    reason: format!(
+                        "duplicate rule id: already loaded from {first}; this copy is skipped"
+                    ),
+                    out_of_scope: false,
+                })
+            }
+            Some(_) => kept.push(r),
             None => {
                 seen.insert(r.id.clone(), r.origin.clone());
                 kept.push(r);
@@ -372,6 +377,14 @@ fn dedupe(rules: Vec<Rule>) -> (Vec<Rule>, Vec<Unsupported>) {
         }
     }
     (kept, dropped)
+}
+
+/// The file a rule's origin names, without the `#N` document number.
+fn source_file(origin: &str) -> &str {
+    match origin.rsplit_once('#') {
+        Some((file, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => file,
+        _ => origin,
+    }
 }
 
 #[cfg(test)]
@@ -506,6 +519,40 @@ mod tests {
             load.files, 2,
             "hidden folders and non-YAML files are passed over"
         );
+    }
+
+    #[test]
+    fn documents_of_one_collection_share_their_id() {
+        let text = "action: global\ntitle: t\nid: g1\ndetection:\n  s: {CommandLine|contains: x}\n  condition: s\n---\nlogsource: {category: process_creation, product: windows}\n---\naction: repeat\nlogsource: {category: process_creation, product: linux}\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.yml"), text).unwrap();
+        std::fs::write(dir.path().join("d.yml"), text).unwrap();
+        let loaded = RuleSources {
+            default_rules: false,
+            rules: vec![dir.path().to_owned()],
+            iocs: vec![],
+        }
+        .load()
+        .unwrap();
+        let origins: Vec<&str> = loaded
+            .ruleset
+            .rules()
+            .iter()
+            .map(|r| r.origin.as_str())
+            .collect();
+        assert_eq!(
+            origins.len(),
+            2,
+            "both documents of c.yml load: {origins:?}"
+        );
+        assert!(origins.iter().all(|o| o.contains("c.yml")));
+        assert_eq!(
+            loaded.unsupported.len(),
+            2,
+            "the copies in d.yml are duplicates"
+        );
+        assert_eq!(source_file("a/b.yml#3"), "a/b.yml");
+        assert_eq!(source_file("a/#b.yml"), "a/#b.yml");
     }
 
     #[test]

@@ -134,6 +134,11 @@ const MAX_YAML_DEPTH: usize = 64;
 /// against "billion laughs" alias bombs.
 const MAX_YAML_NODES: usize = 1_000_000;
 
+/// How many bytes of scalar text a file may expand to once aliases are
+/// resolved: the YAML loader copies an aliased string at every use, so a few
+/// aliases of one large string are a bomb too.
+const MAX_YAML_BYTES: usize = 64 << 20;
+
 /// Parses one Sigma file's text, which may hold several `---` documents.
 ///
 /// `origin` names the file: it becomes [`Rule::origin`] and
@@ -309,21 +314,33 @@ fn load_yaml(text: &str) -> Result<Vec<Yaml>, String> {
 }
 
 /// Walks the YAML event stream (iteratively: the pull parser does not
-/// recurse) and rejects nesting deeper than [`MAX_YAML_DEPTH`] or more than
-/// [`MAX_YAML_NODES`] nodes after alias expansion, before the recursive loader
-/// sees the text.
+/// recurse) and rejects nesting deeper than [`MAX_YAML_DEPTH`], or more than
+/// [`MAX_YAML_NODES`] nodes or [`MAX_YAML_BYTES`] bytes of text after alias
+/// expansion, before the recursive loader sees the text.
 fn check_yaml_bounds(text: &str) -> Result<(), ScanError> {
+    /// Nodes and scalar bytes a subtree expands to.
+    #[derive(Clone, Copy)]
+    struct Size {
+        nodes: usize,
+        bytes: usize,
+    }
+    impl Size {
+        fn add(&mut self, other: Size) {
+            self.nodes = self.nodes.saturating_add(other.nodes);
+            self.bytes = self.bytes.saturating_add(other.bytes);
+        }
+    }
     let mut parser = Parser::new_from_str(text);
-    // Node counts of the open collections, and of each anchored node.
-    let mut open: Vec<(usize, usize)> = Vec::new();
-    let mut anchored: std::collections::HashMap<usize, usize> = Default::default();
-    let mut total = 0usize;
+    // Sizes of the open collections, and of each anchored node.
+    let mut open: Vec<(usize, Size)> = Vec::new();
+    let mut anchored: std::collections::HashMap<usize, Size> = Default::default();
+    let mut total = Size { nodes: 0, bytes: 0 };
     loop {
         let (ev, mark) = parser.next_token()?;
         let (size, anchor) = match ev {
             Event::StreamEnd => return Ok(()),
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                open.push((anchor, 1));
+                open.push((anchor, Size { nodes: 1, bytes: 0 }));
                 if open.len() > MAX_YAML_DEPTH {
                     return Err(ScanError::new(
                         mark,
@@ -336,21 +353,42 @@ fn check_yaml_bounds(text: &str) -> Result<(), ScanError> {
                 Some((anchor, size)) => (size, anchor),
                 None => continue,
             },
-            Event::Scalar(_, _, anchor, _) => (1, anchor),
-            Event::Alias(id) => (anchored.get(&id).copied().unwrap_or(1), 0),
+            Event::Scalar(text, _, anchor, _) => (
+                Size {
+                    nodes: 1,
+                    bytes: text.len(),
+                },
+                anchor,
+            ),
+            Event::Alias(id) => (
+                anchored
+                    .get(&id)
+                    .copied()
+                    .unwrap_or(Size { nodes: 1, bytes: 0 }),
+                0,
+            ),
             _ => continue,
         };
         if anchor > 0 {
             anchored.insert(anchor, size);
         }
-        total = total.saturating_add(size);
+        total.add(size);
         if let Some(parent) = open.last_mut() {
-            parent.1 = parent.1.saturating_add(size);
+            parent.1.add(size);
         }
-        if total > MAX_YAML_NODES {
+        if total.nodes > MAX_YAML_NODES {
             return Err(ScanError::new(
                 mark,
                 &format!("more than {MAX_YAML_NODES} nodes once aliases are expanded"),
+            ));
+        }
+        if total.bytes > MAX_YAML_BYTES {
+            return Err(ScanError::new(
+                mark,
+                &format!(
+                    "more than {} MiB of text once aliases are expanded",
+                    MAX_YAML_BYTES >> 20
+                ),
             ));
         }
     }
@@ -408,12 +446,25 @@ fn scope(logsource: Option<&Yaml>) -> Result<Scope, Problem> {
         reason,
         out_of_scope: true,
     };
+    // A rule without a log source is malformed (pySigma rejects it too), not
+    // merely for other events: say so, rather than count it out of scope.
     let ls = match logsource {
-        Some(Yaml::Hash(h)) => h,
-        None => {
-            return Err(out_of_scope(
-                "the rule has no `logsource`, so it names no event kind trawl produces".to_owned(),
-            ))
+        Some(Yaml::Hash(h)) if !h.is_empty() => h,
+        Some(Yaml::Hash(_)) => {
+            return Err(
+                "`logsource` is empty; name at least a `category` (e.g. process_creation) \
+                        and a `product`"
+                    .to_owned()
+                    .into(),
+            )
+        }
+        None | Some(Yaml::Null) => {
+            return Err(
+                "the rule has no `logsource`; add one with a `category` (e.g. \
+                        process_creation) and a `product`"
+                    .to_owned()
+                    .into(),
+            )
         }
         Some(_) => return Err("`logsource` must be a mapping".to_owned().into()),
     };
@@ -492,20 +543,29 @@ fn detection_expr(detection: &Yaml) -> Result<Expr, String> {
                     .ok_or_else(|| "each entry of a `condition` list must be a string".to_owned())
             })
             .collect::<Result<_, _>>()?,
-        _ => return Err("`condition` must be a string or a list of strings".to_owned()),
+        _ => {
+            return Err(
+                "`condition` must be a string or a list of strings (quote a \
+                        condition that YAML would read as a number or boolean)"
+                    .to_owned(),
+            )
+        }
     };
     // Parse the condition first: an aggregation is the more useful reason.
     let parsed = conditions
         .iter()
         .map(|c| condition::parse(c))
         .collect::<Result<Vec<_>, _>>()?;
-    let selections = definitions
-        .into_iter()
-        .map(|(name, def)| match selection_expr(def) {
-            Ok(expr) => Ok((name, expr)),
-            Err(e) => Err(format!("selection `{name}`: {e}")),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut tests = 0usize;
+    let mut selections = Vec::with_capacity(definitions.len());
+    for (name, def) in definitions {
+        let expr = selection_expr(def).map_err(|e| format!("selection `{name}`: {e}"))?;
+        tests += expr.atom_count();
+        if tests > value::MAX_RULE_TESTS {
+            return Err(value::too_many_tests());
+        }
+        selections.push((name, expr));
+    }
     let resolved = parsed
         .iter()
         .map(|c| c.resolve(&selections))
@@ -522,6 +582,7 @@ fn selection_expr(def: &Yaml) -> Result<Expr, String> {
                 return Err("the selection is empty".to_owned());
             }
             let mut items = Vec::with_capacity(map.len());
+            let mut tests = 0usize;
             for (k, v) in map {
                 let field_key = scalar_text(k).ok_or_else(|| {
                     "a field name (the key before `:`) is not a plain string".to_owned()
@@ -529,7 +590,12 @@ fn selection_expr(def: &Yaml) -> Result<Expr, String> {
                 let values = field_values(v).map_err(|e| format!("`{field_key}`: {e}"))?;
                 let item = Item::new(Some(&field_key), values)
                     .map_err(|e| format!("`{field_key}`: {e}"))?;
-                items.push(item.to_expr().map_err(|e| format!("`{field_key}`: {e}"))?);
+                let expr = item.to_expr().map_err(|e| format!("`{field_key}`: {e}"))?;
+                tests += expr.atom_count();
+                if tests > value::MAX_RULE_TESTS {
+                    return Err(value::too_many_tests());
+                }
+                items.push(expr);
             }
             Ok(Expr::And(items))
         }

@@ -1,33 +1,70 @@
 //! Sigma regexes (PCRE flavour) in Rust `regex` syntax.
 //!
-//! The two syntaxes agree on everything the Sigma spec allows (`.`, anchors,
-//! quantifiers, classes, groups, alternation). A few spellings that PCRE reads
-//! as literals mean something else, or nothing, in Rust; [`to_rust`] escapes
-//! exactly those so that a regex keeps its PCRE meaning. Anything Rust cannot
-//! express (look-around, backreferences, possessive quantifiers, …) is left
-//! alone and rejected by [`validate`]: this is not a regex translator.
+//! The two syntaxes agree on most of what the Sigma spec allows (`.`, anchors,
+//! quantifiers, classes, groups, alternation). Where a spelling means
+//! something else in Rust, [`to_rust`] rewrites it so that the regex keeps its
+//! PCRE meaning; what Rust cannot express (look-around, backreferences) is
+//! rejected by [`validate`], and possessive quantifiers by [`to_rust`], each
+//! with the reason. This is not a general regex translator.
+//!
+//! One difference is left as it is: without the `m` flag, PCRE's `$` also
+//! matches before a final newline and Rust's does not; command lines and
+//! paths do not end in a newline.
 
 /// Rewrites the PCRE spellings whose meaning differs in Rust's syntax:
 ///
+/// - `\d`, `\w`, `\s` (and `\D`, `\W`, `\S`) are ASCII classes in PCRE but
+///   Unicode classes in Rust: they become `[[:digit:]]`, `[[:word:]]`,
+///   `[[:space:]]` (`[:digit:]` … inside a class); `\b` and `\B` become
+///   ASCII word boundaries;
+/// - inside a class, a `-` right after such a class escape is a literal in
+///   PCRE and an error in Rust;
 /// - `\<` and `\>` are literal `<`/`>` in PCRE but word boundaries in Rust;
 /// - inside a class, `[` is a literal in PCRE (unless it opens `[:name:]`) but
 ///   opens a nested class in Rust, and `&&` / `~~` are literals in PCRE but
 ///   set operators in Rust;
 /// - a `{` that does not start a valid `{n}`, `{n,}` or `{n,m}` quantifier is a
 ///   literal in PCRE and an error in Rust.
-pub(crate) fn to_rust(pattern: &str) -> String {
+///
+/// A possessive quantifier (`a++`, `a*+`, `a?+`, `a{2}+`) is an error: Rust
+/// would read it as a nested greedy repetition, which matches text PCRE's
+/// never does.
+pub(crate) fn to_rust(pattern: &str) -> Result<String, String> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len() + 4);
     let mut in_class = false;
     // Right after `[` or `[^`, where a `]` is a literal.
     let mut class_first = false;
+    // Right after a class escape inside a class, where `-` is a literal.
+    let mut after_class_escape = false;
+    // Right after a quantifier, where `+` would make it possessive.
+    let mut after_quantifier = false;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
         if c == '\\' {
+            let class_escape = matches!(next, Some('d' | 'D' | 'w' | 'W' | 's' | 'S'));
             match next {
                 Some(n @ ('<' | '>')) => out.push(n),
+                Some(n) if class_escape => {
+                    let name = match n.to_ascii_lowercase() {
+                        'd' => "digit",
+                        'w' => "word",
+                        _ => "space",
+                    };
+                    let neg = if n.is_ascii_uppercase() { "^" } else { "" };
+                    if in_class {
+                        out.push_str(&format!("[:{neg}{name}:]"));
+                    } else {
+                        out.push_str(&format!("[[:{neg}{name}:]]"));
+                    }
+                }
+                Some(n @ ('b' | 'B')) if !in_class => {
+                    out.push_str("(?-u:\\");
+                    out.push(n);
+                    out.push(')');
+                }
                 Some(n) => {
                     out.push('\\');
                     out.push(n);
@@ -36,10 +73,13 @@ pub(crate) fn to_rust(pattern: &str) -> String {
             }
             i += 2;
             class_first = false;
+            after_class_escape = in_class && class_escape;
+            after_quantifier = false;
             continue;
         }
         if in_class {
             match c {
+                '-' if after_class_escape && next != Some(']') => out.push_str("\\-"),
                 '[' if next == Some(':') => match posix_class_end(&chars, i) {
                     Some(end) => {
                         out.extend(&chars[i..=end]);
@@ -61,8 +101,20 @@ pub(crate) fn to_rust(pattern: &str) -> String {
                 _ => out.push(c),
             }
             class_first = false;
+            after_class_escape = false;
+            after_quantifier = false;
         } else {
+            let was_quantifier = after_quantifier;
+            after_quantifier = false;
             match c {
+                '+' if was_quantifier => {
+                    return Err(format!(
+                        "regex `{pattern}` uses a possessive quantifier (`{}+`, offset {i}), which \
+                         trawl's regex engine (Rust `regex`) cannot express; drop the `+` after \
+                         the quantifier if backtracking is acceptable",
+                        chars[i - 1]
+                    ));
+                }
                 '[' => {
                     in_class = true;
                     class_first = true;
@@ -76,15 +128,26 @@ pub(crate) fn to_rust(pattern: &str) -> String {
                     Some(end) => {
                         out.extend(&chars[i..=end]);
                         i = end;
+                        after_quantifier = true;
                     }
                     None => out.push_str("\\{"),
                 },
+                '*' | '+' => {
+                    out.push(c);
+                    after_quantifier = true;
+                }
+                // `?` quantifies unless it opens a group (`(?:`) or makes the
+                // quantifier before it lazy.
+                '?' => {
+                    out.push(c);
+                    after_quantifier = !was_quantifier && i > 0 && chars[i - 1] != '(';
+                }
                 _ => out.push(c),
             }
         }
         i += 1;
     }
-    out
+    Ok(out)
 }
 
 /// The index of the `]` closing a `[:name:]` that starts at `start`.
@@ -170,6 +233,10 @@ pub(crate) fn validate(pattern: &str, i: bool, m: bool, s: bool) -> Result<(), S
 mod tests {
     use super::*;
 
+    fn rust(p: &str) -> String {
+        to_rust(p).unwrap()
+    }
+
     #[test]
     fn leaves_ordinary_regexes_alone() {
         for p in [
@@ -180,25 +247,57 @@ mod tests {
             r"[^]a]",
             r"[[:alpha:]_]+",
             r"\A(?:x)\z",
+            r"a+?b*?c??(?:d)?",
+            r"\++",
         ] {
-            assert_eq!(to_rust(p), p, "{p}");
+            assert_eq!(rust(p), p, "{p}");
+        }
+    }
+
+    #[test]
+    fn class_escapes_and_word_boundaries_are_ascii_as_in_pcre() {
+        assert_eq!(rust(r"^\d+$"), r"^[[:digit:]]+$");
+        assert_eq!(rust(r"[\w.-]"), r"[[:word:].-]");
+        assert_eq!(rust(r"[\w-.]"), r"[[:word:]\-.]");
+        assert_eq!(rust(r"[\d-z]"), r"[[:digit:]\-z]");
+        assert_eq!(rust(r"\W\S\D"), r"[[:^word:]][[:^space:]][[:^digit:]]");
+        assert_eq!(rust(r"\bx\B"), r"(?-u:\b)x(?-u:\B)");
+        let re = |p: &str| regex::Regex::new(&rust(p)).unwrap();
+        assert!(
+            !re(r"^\d$").is_match("\u{663}"),
+            "an Arabic-Indic digit is not \\d in PCRE"
+        );
+        assert!(re(r"^\d$").is_match("7"));
+        assert!(re(r"^[\w-.]+$").is_match("a-b.c"));
+        assert!(re(r"\bcmd\b").is_match("run cmd.exe"));
+        assert!(
+            !re(r"^\s$").is_match("\u{a0}"),
+            "no-break space is not \\s in PCRE"
+        );
+    }
+
+    #[test]
+    fn possessive_quantifiers_are_refused() {
+        for p in [r"a++", r"a*+b", r"a?+", r"a{2}+", r"(ab)++"] {
+            let e = to_rust(p).unwrap_err();
+            assert!(e.contains("possessive quantifier"), "{p}: {e}");
         }
     }
 
     #[test]
     fn escapes_pcre_literals_that_rust_reads_differently() {
-        assert_eq!(to_rust(r"\<script\>"), "<script>");
-        assert_eq!(to_rust(r"\\<"), r"\\<");
-        assert_eq!(to_rust(r"[a[b]"), r"[a\[b]");
-        assert_eq!(to_rust(r"[&&x]"), r"[&\&x]");
-        assert_eq!(to_rust(r"[~~]"), r"[~\~]");
-        assert_eq!(to_rust(r"a{b}"), r"a\{b}");
-        assert_eq!(to_rust(r"{"), r"\{");
-        assert_eq!(to_rust(r"x{1,}"), r"x{1,}");
-        assert_eq!(to_rust(r"x{,3}"), r"x\{,3}");
+        assert_eq!(rust(r"\<script\>"), "<script>");
+        assert_eq!(rust(r"\\<"), r"\\<");
+        assert_eq!(rust(r"[a[b]"), r"[a\[b]");
+        assert_eq!(rust(r"[&&x]"), r"[&\&x]");
+        assert_eq!(rust(r"[~~]"), r"[~\~]");
+        assert_eq!(rust(r"a{b}"), r"a\{b}");
+        assert_eq!(rust(r"{"), r"\{");
+        assert_eq!(rust(r"x{1,}"), r"x{1,}");
+        assert_eq!(rust(r"x{,3}"), r"x\{,3}");
         // The rewritten patterns are valid Rust regexes.
         for p in [r"\<script\>", r"[a[b]", r"a{b}", r"x{,3}", "\\"] {
-            let r = to_rust(p);
+            let r = rust(p);
             if p != "\\" {
                 assert!(validate(&r, false, false, false).is_ok(), "{r}");
             }

@@ -223,7 +223,21 @@ fn other_logsources_are_out_of_scope() {
         "title: x\ndetection: {sel: {a: b}, condition: sel}\n",
         "n.yml",
     );
-    assert!(no_ls.unsupported[0].out_of_scope);
+    // A missing or empty logsource is a malformed rule, not one for other events.
+    assert!(!no_ls.unsupported[0].out_of_scope);
+    assert!(
+        no_ls.unsupported[0].reason.contains("no `logsource`"),
+        "{}",
+        no_ls.unsupported[0].reason
+    );
+    let empty_ls = parse_str(
+        "title: x\nlogsource: {}\ndetection: {sel: {a: b}, condition: sel}\n",
+        "e.yml",
+    );
+    assert!(!empty_ls.unsupported[0].out_of_scope);
+    assert!(empty_ls.unsupported[0]
+        .reason
+        .contains("`logsource` is empty"));
 }
 
 #[test]
@@ -709,11 +723,12 @@ fn regular_expressions() {
     };
     assert_eq!(
         cl_expr("|re: '\\s-e(nc)?\\s'"),
-        re("\\s-e(nc)?\\s", false, false, false)
+        // PCRE's `\s` is ASCII: translated to Rust's ASCII class.
+        re("[[:space:]]-e(nc)?[[:space:]]", false, false, false)
     );
     assert_eq!(
         cl_expr("|re|i: 'invoke-\\w+'"),
-        re("invoke-\\w+", true, false, false)
+        re("invoke-[[:word:]]+", true, false, false)
     );
     assert_eq!(cl_expr("|re|m|s: '^a.b$'"), re("^a.b$", false, true, true));
     assert_eq!(
@@ -1017,6 +1032,20 @@ fn hostile_yaml_is_rejected_not_crashed() {
         "{}",
         load.unsupported[0].reason
     );
+    // Few nodes, but each alias copies a 1 MB string: bounded by bytes.
+    let big = format!(
+        "big: &a '{}'\nlist: [{}]\n",
+        "x".repeat(1 << 20),
+        vec!["*a"; 200].join(", ")
+    );
+    let load = parse_str(&big, "big.yml");
+    assert!(
+        load.unsupported[0]
+            .reason
+            .contains("MiB of text once aliases are expanded"),
+        "{}",
+        load.unsupported[0].reason
+    );
     let load = parse_str("a: 1\na: 2\n", "dup.yml");
     assert!(
         load.unsupported[0].reason.contains("duplicated key"),
@@ -1231,4 +1260,33 @@ fn pysigma_pattern_differences(text: &str, path: &str) -> Vec<String> {
         }
     }
     diffs
+}
+
+#[test]
+fn windash_expansion_is_bounded_per_rule() {
+    // 200 values of four expandable dashes each: 625 variants apiece.
+    let values: String = (0..200)
+        .map(|i| format!("      - ' -a{i} -b{i} -c{i} -d{i}'\n"))
+        .collect();
+    let text = format!(
+        "title: t\nid: wd\nlogsource: {{category: process_creation, product: windows}}\ndetection:\n  sel:\n    CommandLine|windash|contains:\n{values}  condition: sel\n"
+    );
+    let load = parse_str(&text, "wd.yml");
+    assert!(load.rules.is_empty());
+    assert!(
+        load.unsupported[0]
+            .reason
+            .contains("expands to more than 20000 tests"),
+        "{}",
+        load.unsupported[0].reason
+    );
+    // Many selections that are each within bounds still add up.
+    let sels: String = (0..40)
+        .map(|i| format!("  s{i}:\n    CommandLine|windash|contains: ' -a{i} -b -c -d'\n"))
+        .collect();
+    let text = format!(
+        "title: t\nid: wd2\nlogsource: {{category: process_creation, product: windows}}\ndetection:\n{sels}  condition: 1 of them\n"
+    );
+    let load = parse_str(&text, "wd2.yml");
+    assert!(load.rules.is_empty(), "40 x 625 tests is over the bound");
 }

@@ -23,6 +23,11 @@ use super::pcre;
 /// matcher hold.
 const WINDASH_MAX_VARIANTS: usize = 625;
 
+/// How many tests one rule may expand to (through `windash`, `base64offset`,
+/// lists): far above any real rule (SigmaHQ's largest has ~1,300), and a
+/// bound on the memory and matching time a hostile rule can take.
+pub(crate) const MAX_RULE_TESTS: usize = 20_000;
+
 /// The characters `windash` puts in place of a `-` or `/`: the two ASCII
 /// spellings and the dashes that copy-paste and "smart" editors substitute.
 const WINDASH_CHARS: [char; 5] = ['-', '/', '\u{2013}', '\u{2014}', '\u{2015}'];
@@ -412,8 +417,14 @@ impl Item {
                 _ => {
                     let field = item.field.as_deref();
                     let mut out = Vec::with_capacity(item.values.len());
+                    let mut tests = 0usize;
                     for v in std::mem::take(&mut item.values) {
-                        out.push(apply(m, v, field, transformed)?);
+                        let v = apply(m, v, field, transformed)?;
+                        tests += leaves(&v);
+                        if tests > MAX_RULE_TESTS {
+                            return Err(too_many_tests());
+                        }
+                        out.push(v);
                     }
                     item.values = out;
                     transformed = true;
@@ -465,6 +476,21 @@ impl Item {
             linked
         })
     }
+}
+
+/// How many tests a value stands for once expanded.
+fn leaves(v: &Val) -> usize {
+    match v {
+        Val::Expansion(vs) => vs.iter().map(leaves).sum(),
+        _ => 1,
+    }
+}
+
+/// The reason given when a rule expands past [`MAX_RULE_TESTS`].
+pub(crate) fn too_many_tests() -> String {
+    format!(
+        "the rule expands to more than {MAX_RULE_TESTS} tests (modifiers such as `windash` multiply values); split it into smaller rules"
+    )
 }
 
 /// Keywords without a positional or typing modifier are looked for anywhere
@@ -900,7 +926,7 @@ fn value_expr(target: &FieldTarget, v: &Val) -> Result<Expr, String> {
         },
         Val::Null => Test::Null,
         Val::Regex { pattern, i, m, s } => {
-            let pattern = pcre::to_rust(pattern);
+            let pattern = pcre::to_rust(pattern)?;
             pcre::validate(&pattern, *i, *m, *s)?;
             Test::Regex {
                 pattern,
