@@ -174,9 +174,14 @@ pub(super) fn validate(rule: &Rule) -> Result<(), String> {
     fn walk(e: &Expr) -> Result<(), String> {
         match e {
             Expr::Atom(a) => match regex_flags(&a.test) {
-                Some((pattern, f)) => build_regex(pattern, f)
-                    .map(|_| ())
-                    .map_err(|e| format!("regex `{pattern}` does not compile: {e}")),
+                Some((pattern, f)) => build_regex(pattern, f).map(|_| ()).map_err(|e| match e {
+                    regex::Error::CompiledTooBig(limit) => format!(
+                        "regex `{pattern}` compiles to more than {limit} bytes; simplify it \
+                         (bounded repetitions of large classes such as `\\w{{1000}}` are the \
+                         usual cause)"
+                    ),
+                    other => format!("regex `{pattern}` does not compile: {other}"),
+                }),
                 None => Ok(()),
             },
             Expr::Const(_) => Ok(()),

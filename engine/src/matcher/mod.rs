@@ -1095,6 +1095,14 @@ mod tests {
             "{}",
             rej[0].reason
         );
+        // Too big for the engine: rejected, saying what to do about it.
+        let huge = Expr::Atom(Atom::field(fields::IMAGE, re(r"\w{5000}")));
+        let (_, rej) = Ruleset::compile(vec![rule("huge", proc_win(), huge)]);
+        assert!(
+            rej[0].reason.contains("compiles to more than"),
+            "{}",
+            rej[0].reason
+        );
     }
 
     #[test]
