@@ -301,6 +301,39 @@ impl IocSet {
     }
 }
 
+/// The event's digest of `algo`, as text: a field named after the algorithm
+/// (`SHA256`, `sha-256`, …) if there is one, else the item of `Hashes` (or
+/// `Hash`) whose label names it, or an unlabelled item of its length. The
+/// value is returned as the event has it (any case); `None` when the event
+/// carries no such digest. Allocates nothing.
+pub fn event_digest(event: &Event, algo: HashAlgo) -> Option<&str> {
+    let strings = || {
+        event.fields().filter_map(|(k, v)| match v {
+            Value::Str(s) => Some((k.as_str(), s.as_str())),
+            _ => None,
+        })
+    };
+    if let Some((_, text)) = strings().find(|(name, _)| HashAlgo::from_label(name) == Some(algo)) {
+        return Some(text.trim());
+    }
+    let mut found = None;
+    for (_, text) in strings().filter(|(name, _)| *name == "Hashes" || *name == "Hash") {
+        for_each_hash_item(text, |label, hex| {
+            let names_algo = match label {
+                Some(label) => HashAlgo::from_label(label) == Some(algo),
+                None => HashAlgo::from_hex_len(hex.len()) == Some(algo),
+            };
+            if found.is_none() && names_algo {
+                found = Some(hex);
+            }
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    found
+}
+
 /// The part of a list line before its comment, if it has one (see the module
 /// docs for when `#` starts a comment).
 fn strip_comment(line: &str) -> &str {

@@ -1,4 +1,5 @@
-//! Loading rules from disk: Sigma files and folders, IOC lists, the seed pack.
+//! Loading rules from disk: Sigma and KQL files and folders, IOC lists, the
+//! seed pack.
 //!
 //! Loading never stops at a bad rule: every rule that cannot be used becomes an
 //! [`Unsupported`] entry (path, id, reason) and the rest load. A bad line of a
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use crate::ioc::{IocProblem, IocSet};
 use crate::matcher::Ruleset;
 use crate::rule::{Level, Rule, RuleBody, Scope, Unsupported};
-use crate::{seed, sigma};
+use crate::{kql, seed, sigma};
 
 /// A rules path that cannot be read at all.
 #[derive(Debug, thiserror::Error)]
@@ -87,8 +88,11 @@ impl RuleLoad {
     }
 }
 
-/// File extensions read as Sigma rules.
-const SIGMA_EXTENSIONS: &[&str] = &["yml", "yaml"];
+/// File extensions read as KQL queries.
+const KQL_EXTENSIONS: &[&str] = &["kql"];
+
+/// The rule files a folder walk reads: Sigma (`.yml`, `.yaml`) and KQL.
+const RULE_EXTENSIONS: &[&str] = &["yml", "yaml", "kql"];
 
 /// Loads a rule file, or every rule file below a folder (recursively, in
 /// file-name order so the load order, and with it the alert order, is stable).
@@ -113,7 +117,7 @@ pub fn load_rules_path(path: &Path) -> Result<RuleLoad, LoadError> {
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
     for entry in walk {
         match entry {
-            Ok(e) if e.file_type().is_file() && has_extension(e.path(), SIGMA_EXTENSIONS) => {
+            Ok(e) if e.file_type().is_file() && has_extension(e.path(), RULE_EXTENSIONS) => {
                 load.extend(load_rule_file(e.path()));
             }
             Ok(_) => {}
@@ -141,6 +145,7 @@ fn load_rule_file(path: &Path) -> RuleLoad {
     let origin = path.display().to_string();
     match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) if has_extension(path, KQL_EXTENSIONS) => kql::parse_str(&text, &origin),
             Ok(text) => {
                 let s = sigma::parse_str(&text, &origin);
                 RuleLoad {

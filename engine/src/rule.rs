@@ -19,6 +19,7 @@
 
 use std::fmt;
 
+use crate::derived::Derived;
 use crate::event::{EventKind, FieldKey, Os};
 use crate::ioc::IocSet;
 
@@ -179,6 +180,9 @@ pub enum FieldTarget {
     Field(FieldKey),
     /// Any string field of the event: Sigma keyword detections.
     AnyField,
+    /// A value derived from the event, such as the file name of a path or
+    /// one digest of `Hashes`: KQL columns with no Sysmon field of their own.
+    Derived(Derived),
 }
 
 /// One test on one field.

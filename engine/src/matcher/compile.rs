@@ -77,9 +77,11 @@ pub(super) enum AtomKind {
     Single(Box<Regex>),
 }
 
+/// The automaton of one named field or derived value (never `AnyField`,
+/// which has the keyword scan).
 #[derive(Debug)]
 pub(super) struct FieldScan {
-    pub(super) key: FieldKey,
+    pub(super) target: FieldTarget,
     pub(super) scan: LiteralScan,
 }
 
@@ -407,7 +409,7 @@ impl View {
 
 /// One automaton per field over its literal atoms, and one for keywords.
 fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
-    let mut per_field: Vec<(FieldKey, Vec<(String, LitUse)>)> = Vec::new();
+    let mut per_field: Vec<(FieldTarget, Vec<(String, LitUse)>)> = Vec::new();
     let mut keyword_lits = Vec::new();
     for (i, a) in atoms.iter().enumerate() {
         let (AtomKind::Literal, Test::Str { op, value, cased }) = (&a.kind, &a.test) else {
@@ -420,10 +422,10 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
         };
         let lits = match &a.target {
             FieldTarget::AnyField => &mut keyword_lits,
-            FieldTarget::Field(k) => match per_field.iter().position(|(fk, _)| fk == k) {
+            target => match per_field.iter().position(|(t, _)| t == target) {
                 Some(p) => &mut per_field[p].1,
                 None => {
-                    per_field.push((k.clone(), Vec::new()));
+                    per_field.push((target.clone(), Vec::new()));
                     &mut per_field.last_mut().expect("just pushed").1
                 }
             },
@@ -439,13 +441,14 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
     }
     let scans = per_field
         .into_iter()
-        .filter_map(|(key, lits)| build_scan(lits).map(|scan| FieldScan { key, scan }))
+        .filter_map(|(target, lits)| build_scan(lits).map(|scan| FieldScan { target, scan }))
         .collect();
     (scans, build_scan(keyword_lits))
 }
 
 /// Groups the regexes of each named field by flags into one automaton each;
-/// keyword regexes, and groups too large to build, run one regex at a time.
+/// keyword regexes, regexes on derived values, and groups too large to build,
+/// run one regex at a time.
 fn regex_groups(atoms: &mut [CAtom]) -> Vec<RegexGroup> {
     let mut pending: Vec<((FieldKey, RegexFlags), Vec<u32>)> = Vec::new();
     for (i, a) in atoms.iter_mut().enumerate() {
@@ -453,7 +456,7 @@ fn regex_groups(atoms: &mut [CAtom]) -> Vec<RegexGroup> {
             continue;
         };
         match &a.target {
-            FieldTarget::AnyField => {
+            FieldTarget::AnyField | FieldTarget::Derived(_) => {
                 let re = build_regex(pattern, flags).expect("validated at compile");
                 a.kind = AtomKind::Single(Box::new(re));
             }

@@ -284,6 +284,8 @@ pub struct Scratch {
     group_dirty: Vec<u32>,
     patterns: PatternSet,
     num: NumBuf,
+    /// Text derived from an event (a digest in lower case).
+    derived: String,
 }
 
 const TRUE: u8 = 1;
@@ -302,6 +304,7 @@ impl Scratch {
             group_dirty: Vec::new(),
             patterns: PatternSet::new(0),
             num: NumBuf::new(),
+            derived: String::new(),
         };
         s.fit(ruleset);
         s
@@ -369,14 +372,26 @@ impl Eval<'_> {
     fn scan(&mut self) {
         let view = self.view;
         for fs in &view.scans {
-            let Some(value) = self.event.get(&fs.key) else {
-                continue;
-            };
-            let mut num = std::mem::take(&mut self.s.num);
-            if let Some(text) = value.match_text(&mut num) {
-                self.scan_text(&fs.scan, text, u32::MAX);
+            match &fs.target {
+                FieldTarget::Derived(d) => {
+                    let mut buf = std::mem::take(&mut self.s.derived);
+                    if let Some(text) = d.text(self.event, &mut buf) {
+                        self.scan_text(&fs.scan, text, u32::MAX);
+                    }
+                    self.s.derived = buf;
+                }
+                FieldTarget::Field(key) => {
+                    let Some(value) = self.event.get(key) else {
+                        continue;
+                    };
+                    let mut num = std::mem::take(&mut self.s.num);
+                    if let Some(text) = value.match_text(&mut num) {
+                        self.scan_text(&fs.scan, text, u32::MAX);
+                    }
+                    self.s.num = num;
+                }
+                FieldTarget::AnyField => {}
             }
-            self.s.num = num;
         }
         if let Some(ks) = &view.keyword_scan {
             for (i, (_, value)) in self.event.fields().enumerate() {
@@ -448,13 +463,19 @@ impl Eval<'_> {
         }
         let result = match &atom.target {
             FieldTarget::Field(key) => {
-                let value = self.event.get(key);
+                let value = self.event.get(key).map(Seen::Value);
                 self.test(a, value)
+            }
+            FieldTarget::Derived(d) => {
+                let mut buf = std::mem::take(&mut self.s.derived);
+                let result = self.test(a, d.text(self.event, &mut buf).map(Seen::Text));
+                self.s.derived = buf;
+                result
             }
             FieldTarget::AnyField => {
                 let mut hit = None;
                 for (i, (_, v)) in self.event.fields().enumerate() {
-                    if self.test(a, Some(v)) {
+                    if self.test(a, Some(Seen::Value(v))) {
                         hit = Some(i as u32);
                         break;
                     }
@@ -470,21 +491,22 @@ impl Eval<'_> {
     }
 
     /// A non-literal test on one value (`None`: the field is absent).
-    fn test(&mut self, a: u32, value: Option<&Value>) -> bool {
+    fn test(&mut self, a: u32, value: Option<Seen<'_>>) -> bool {
         let atom = &self.view.atoms[a as usize];
         let s = &mut *self.s;
         match (&atom.kind, &atom.test) {
-            (_, Test::Exists(want)) => value.is_some_and(|v| !matches!(v, Value::Null)) == *want,
+            (_, Test::Exists(want)) => value.is_some_and(|v| !v.is_null()) == *want,
             (_, Test::Null) => match value {
-                None | Some(Value::Null) => true,
-                Some(Value::Str(t)) => t.is_empty(),
+                None | Some(Seen::Value(Value::Null)) => true,
+                Some(Seen::Value(Value::Str(t))) => t.is_empty(),
+                Some(Seen::Text(t)) => t.is_empty(),
                 Some(_) => false,
             },
             (_, Test::Num { op, value: rhs }) => value
-                .and_then(Value::as_f64)
+                .and_then(Seen::as_f64)
                 .is_some_and(|lhs| op.apply(lhs, *rhs)),
             (_, Test::Cidr(net)) => value
-                .and_then(Value::as_str)
+                .and_then(Seen::as_str)
                 .and_then(|t| t.trim().parse::<IpAddr>().ok())
                 .is_some_and(|ip| net.contains(&ip)),
             (AtomKind::Glob(pat), Test::Glob { cased, .. }) => value
@@ -572,6 +594,7 @@ impl Eval<'_> {
         let atom = &self.view.atoms[a as usize];
         let field = match &atom.target {
             FieldTarget::Field(k) => k.as_str().to_owned(),
+            FieldTarget::Derived(d) => d.to_string(),
             FieldTarget::AnyField => self
                 .event
                 .fields()
@@ -597,6 +620,43 @@ impl Eval<'_> {
             value,
             name: None,
         }
+    }
+}
+
+/// A value a test reads: an event field, or text derived from the event.
+#[derive(Clone, Copy)]
+enum Seen<'a> {
+    Value(&'a Value),
+    Text(&'a str),
+}
+
+impl<'a> Seen<'a> {
+    fn match_text<'b>(self, buf: &'b mut NumBuf) -> Option<&'b str>
+    where
+        'a: 'b,
+    {
+        match self {
+            Seen::Value(v) => v.match_text(buf),
+            Seen::Text(t) => Some(t),
+        }
+    }
+
+    fn as_f64(self) -> Option<f64> {
+        match self {
+            Seen::Value(v) => v.as_f64(),
+            Seen::Text(t) => crate::event::parse_number(t),
+        }
+    }
+
+    fn as_str(self) -> Option<&'a str> {
+        match self {
+            Seen::Value(v) => v.as_str(),
+            Seen::Text(t) => Some(t),
+        }
+    }
+
+    fn is_null(self) -> bool {
+        matches!(self, Seen::Value(Value::Null))
     }
 }
 

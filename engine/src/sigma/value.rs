@@ -454,7 +454,7 @@ impl Item {
                 FieldTarget::AnyField => Err(
                     "an empty list of keywords matches nothing; remove it or add values".to_owned(),
                 ),
-                FieldTarget::Field(_) => Ok(Expr::Atom(Atom {
+                FieldTarget::Field(_) | FieldTarget::Derived(_) => Ok(Expr::Atom(Atom {
                     target,
                     test: Test::Null,
                 })),

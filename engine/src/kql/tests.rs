@@ -1,0 +1,520 @@
+//! KQL semantics, checked end to end: text → rule → compiled ruleset →
+//! verdict on an event. Examples marked "Kusto docs" are the examples of
+//! Microsoft's *String operators* page
+//! (<https://learn.microsoft.com/azure/data-explorer/kusto/query/datatypes-string-operators>).
+
+use std::sync::Arc;
+
+use super::parse_str;
+use crate::event::{Event, EventKind, FieldKey, Os, Timestamp, Value};
+use crate::matcher::{Ruleset, Scratch};
+
+fn compile(text: &str) -> Ruleset {
+    let load = parse_str(text, "rules/t.kql");
+    assert!(load.unsupported.is_empty(), "{:?}", load.unsupported);
+    let (rs, rejected) = Ruleset::compile(load.rules);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    rs
+}
+
+fn event(kind: EventKind, fields: &[(&str, &str)]) -> Event {
+    let mut ev = Event::new(kind, Os::Windows, Timestamp::UNIX_EPOCH);
+    ev.host = Some(Arc::from("LF-WS-0142.lawfirm.local"));
+    for (k, v) in fields {
+        ev.set(FieldKey::from_name(k), Value::from(*v));
+    }
+    ev
+}
+
+fn fires(rs: &Ruleset, ev: &Event) -> bool {
+    !rs.matching_ids(ev).is_empty()
+}
+
+/// Whether `ProcessCommandLine <cond>` holds for a process whose command line
+/// is `text`.
+fn holds(text: &str, cond: &str) -> bool {
+    let rs = compile(&format!(
+        "DeviceProcessEvents\n| where ProcessCommandLine {cond}"
+    ));
+    fires(
+        &rs,
+        &event(EventKind::ProcessStart, &[("CommandLine", text)]),
+    )
+}
+
+fn error(text: &str) -> String {
+    let load = parse_str(text, "rules/t.kql");
+    assert!(load.rules.is_empty(), "loaded: {:?}", load.rules);
+    assert_eq!(load.unsupported.len(), 1);
+    load.unsupported[0].reason.clone()
+}
+
+#[test]
+fn equality_operators_follow_kusto_case_rules() {
+    // Kusto docs: "aBc" == "aBc", "abc" != "ABC", "abc" =~ "ABC", "aBc" !~ "xyz".
+    assert!(holds("aBc", r#"== "aBc""#));
+    assert!(!holds("aBc", r#"== "abc""#), "== is case-sensitive");
+    assert!(holds("abc", r#"!= "ABC""#));
+    assert!(!holds("abc", r#"!= "abc""#));
+    assert!(holds("abc", r#"=~ "ABC""#));
+    assert!(!holds("abcd", r#"=~ "ABC""#));
+    assert!(holds("aBc", r#"!~ "xyz""#));
+    assert!(!holds("aBc", r#"!~ "ABC""#));
+}
+
+#[test]
+fn contains_startswith_endswith_and_their_negations() {
+    // Kusto docs examples.
+    assert!(holds("FabriKam", r#"contains "BRik""#));
+    assert!(!holds("FabriKam", r#"contains "xyz""#));
+    assert!(holds("Fabrikam", r#"!contains "xyz""#));
+    assert!(!holds("Fabrikam", r#"!contains "BRIK""#));
+    assert!(holds("FabriKam", r#"contains_cs "Kam""#));
+    assert!(!holds("FabriKam", r#"contains_cs "kam""#));
+    assert!(holds("Fabrikam", r#"!contains_cs "Kam""#));
+    assert!(!holds("FabriKam", r#"!contains_cs "Kam""#));
+    assert!(holds("Fabrikam", r#"endswith "Kam""#));
+    assert!(!holds("Fabrikam", r#"endswith "brik""#));
+    assert!(holds("Fabrikam", r#"!endswith "brik""#));
+    assert!(!holds("Fabrikam", r#"!endswith "KAM""#));
+    assert!(holds("Fabrikam", r#"endswith_cs "kam""#));
+    assert!(!holds("Fabrikam", r#"endswith_cs "Kam""#));
+    assert!(holds("Fabrikam", r#"!endswith_cs "brik""#));
+    assert!(!holds("Fabrikam", r#"!endswith_cs "kam""#));
+    assert!(holds("Fabrikam", r#"startswith "fab""#));
+    assert!(!holds("Fabrikam", r#"startswith "kam""#));
+    assert!(holds("Fabrikam", r#"!startswith "kam""#));
+    assert!(!holds("Fabrikam", r#"!startswith "FAB""#));
+    assert!(holds("Fabrikam", r#"startswith_cs "Fab""#));
+    assert!(!holds("Fabrikam", r#"startswith_cs "fab""#));
+    assert!(holds("Fabrikam", r#"!startswith_cs "fab""#));
+    assert!(!holds("Fabrikam", r#"!startswith_cs "Fab""#));
+}
+
+#[test]
+fn has_matches_whole_terms() {
+    // Kusto docs: "North America" has "america", !has "amer", has_cs "America".
+    assert!(holds("North America", r#"has "america""#));
+    assert!(!holds("North America", r#"has "amer""#));
+    assert!(holds("North America", r#"!has "amer""#));
+    assert!(!holds("North America", r#"!has "AMERICA""#));
+    assert!(holds("North America", r#"has_cs "America""#));
+    assert!(!holds("North America", r#"has_cs "america""#));
+    assert!(holds("North America", r#"!has_cs "amer""#));
+    assert!(!holds("North America", r#"!has_cs "America""#));
+    // Kusto docs: the terms of this string are Kusto, KustoExplorerQueryRun,
+    // ad67d136, c1db, 4f9f, 88ef, d94f3b6b0b5a.
+    let s = "Kusto: ad67d136-c1db-4f9f-88ef-d94f3b6b0b5a;KustoExplorerQueryRun";
+    assert!(holds(s, r#"has "KustoExplorerQueryRun""#));
+    assert!(holds(s, r#"has "c1db""#));
+    assert!(holds(s, r#"has "kusto""#));
+    assert!(!holds(s, r#"has "Explorer""#));
+    assert!(!holds(s, r#"has "67d136""#));
+    assert!(!holds(s, r#"has "d94f3b6b0b5""#));
+    assert!(!holds("KustoExplorerQueryRun", r#"has "Explorer""#));
+    // A needle with punctuation is a phrase: its alphanumeric ends sit on
+    // term boundaries, its punctuation must be there as written.
+    assert!(holds(s, r#"has "ad67d136-c1db""#));
+    assert!(!holds(s, r#"has "d67d136-c1db""#));
+    assert!(!holds(s, r#"has "ad67d136-c1d""#));
+    assert!(holds(
+        "cmd.exe /q /c color f7&whoami /all",
+        r#"has "/q /c color f7&""#
+    ));
+    assert!(holds(
+        "$w=New-Object Net.We$()bClient;",
+        r#"has "Net.We$()bClient""#
+    ));
+    assert!(!holds(
+        "$w=New-Object xNet.We$()bClient;",
+        r#"has "Net.We$()bClient""#
+    ));
+    assert!(!holds(
+        "$w=New-Object Net.We$( )bClient;",
+        r#"has "Net.We$()bClient""#
+    ));
+    assert!(holds(
+        "GetString($b,15,$b.Length-15))",
+        r#"has "$b,15,$b.Length-15""#
+    ));
+    assert!(!holds(
+        "GetString($b,15,$b.Length-150))",
+        r#"has "$b,15,$b.Length-15""#
+    ));
+    assert!(holds("powershell -nop -w hidden", r#"has "-nop""#));
+    assert!(!holds("powershell -noprofile", r#"has "-nop""#));
+    assert!(holds("x (iex ([Text", r#"has "(iex""#));
+    assert!(!holds("x (iexplore", r#"has "(iex""#));
+    assert!(holds(
+        "run C:\\Windows\\TAPI\\pa.exe",
+        r#"has @"C:\Windows\TAPI""#
+    ));
+    assert!(!holds(
+        "run C:\\Windows\\TAPIX\\pa.exe",
+        r#"has @"C:\Windows\TAPI""#
+    ));
+    // Case-insensitive hits are still checked for boundaries on every hit.
+    assert!(holds("americas AMERICA", r#"has "america""#));
+}
+
+#[test]
+fn has_any_and_has_all_over_literal_and_let_lists() {
+    // Kusto docs: "North America" has_any("south", "north"), has_all.
+    assert!(holds("North America", r#"has_any ("south", "north")"#));
+    assert!(!holds("North America", r#"has_any ("south", "nort")"#));
+    assert!(holds("North America", r#"has_all ("america", "north")"#));
+    assert!(!holds("North America", r#"has_all ("south", "north")"#));
+    let rs = compile(
+        "let terms = dynamic([\"iex\", \"-nop\"]);\nlet one = \"FromBase64String\";\nDeviceProcessEvents\n| where ProcessCommandLine has_all (terms, one)",
+    );
+    let cmd = |c: &str| event(EventKind::ProcessStart, &[("CommandLine", c)]);
+    assert!(fires(
+        &rs,
+        &cmd("powershell -nop iex([Convert]::FromBase64String('x'))")
+    ));
+    assert!(!fires(&rs, &cmd("powershell -nop iex x")));
+    let rs = compile(
+        "let l = dynamic([\"a.exe\", \"b.exe\"]);\nDeviceProcessEvents | where FileName has_any (l) or FileName in~ (dynamic([\"C.EXE\"]))",
+    );
+    let img = |p: &str| event(EventKind::ProcessStart, &[("Image", p)]);
+    assert!(fires(&rs, &img("C:\\x\\B.exe")));
+    assert!(fires(&rs, &img("C:\\x\\c.exe")));
+    assert!(!fires(&rs, &img("C:\\x\\ab.exe")));
+}
+
+#[test]
+fn in_is_case_sensitive_and_in_tilde_is_not() {
+    // Kusto docs: "abc" in ("123", "345", "abc"), "bca" !in (…),
+    // "Abc" in~ ("123", "345", "abc"), "bca" !in~ ("123", "345", "ABC").
+    assert!(holds("abc", r#"in ("123", "345", "abc")"#));
+    assert!(!holds("Abc", r#"in ("123", "345", "abc")"#));
+    assert!(holds("bca", r#"!in ("123", "345", "abc")"#));
+    assert!(!holds("abc", r#"!in ("123", "345", "abc")"#));
+    assert!(holds("Abc", r#"in~ ("123", "345", "abc")"#));
+    assert!(!holds("Abcd", r#"in~ ("123", "345", "abc")"#));
+    assert!(holds("bca", r#"!in~ ("123", "345", "ABC")"#));
+    assert!(!holds("abc", r#"!in~ ("123", "345", "ABC")"#));
+    assert!(
+        holds("", r#"in ("", "x")"#),
+        "the empty item matches an empty value"
+    );
+}
+
+#[test]
+fn matches_regex_is_case_sensitive_and_unanchored() {
+    // Kusto docs: "Fabrikam" matches regex "b.*k".
+    assert!(holds("Fabrikam", r#"matches regex "b.*k""#));
+    assert!(!holds("Fabrikam", r#"matches regex "B.*K""#));
+    assert!(holds("Fabrikam", r#"matches regex @"(?i)B.*K""#));
+    assert!(!holds("Fabrikam", r#"matches regex "^abrik""#));
+}
+
+#[test]
+fn empty_needles_and_absent_columns_read_as_empty_strings() {
+    let rs = compile("DeviceProcessEvents | where ProcessCommandLine == \"\"");
+    assert!(fires(&rs, &event(EventKind::ProcessStart, &[])));
+    assert!(fires(
+        &rs,
+        &event(EventKind::ProcessStart, &[("CommandLine", "")])
+    ));
+    assert!(!fires(
+        &rs,
+        &event(EventKind::ProcessStart, &[("CommandLine", "x")])
+    ));
+    let rs = compile("DeviceProcessEvents | where ProcessCommandLine !contains \"x\"");
+    assert!(
+        fires(&rs, &event(EventKind::ProcessStart, &[])),
+        "an absent column is \"\", which does not contain x"
+    );
+    assert!(holds("abc", r#"startswith """#));
+    let rs = compile("DeviceProcessEvents | where isempty(ProcessCommandLine)");
+    assert!(fires(&rs, &event(EventKind::ProcessStart, &[])));
+    assert!(fires(
+        &rs,
+        &event(EventKind::ProcessStart, &[("CommandLine", "")])
+    ));
+    assert!(!fires(
+        &rs,
+        &event(EventKind::ProcessStart, &[("CommandLine", "x")])
+    ));
+    let rs = compile("DeviceProcessEvents | where isnotempty(AccountDomain)");
+    assert!(fires(
+        &rs,
+        &event(EventKind::ProcessStart, &[("User", "D\\u")])
+    ));
+    assert!(!fires(
+        &rs,
+        &event(EventKind::ProcessStart, &[("User", "root")])
+    ));
+    assert!(
+        error("DeviceProcessEvents | where ProcessCommandLine has \"\"")
+            .contains("`has` needs a term")
+    );
+}
+
+#[test]
+fn numbers_compare_numerically() {
+    let pid = |op: &str| {
+        let rs = compile(&format!("DeviceProcessEvents | where ProcessId {op}"));
+        let mut ev = event(EventKind::ProcessStart, &[]);
+        ev.set(FieldKey::from_name("ProcessId"), Value::Int(4312));
+        fires(&rs, &ev)
+    };
+    assert!(pid("== 4312"));
+    assert!(!pid("== 4313"));
+    assert!(pid("!= 4313"));
+    assert!(!pid("!= 4312"));
+    assert!(pid("> 4000") && !pid("> 4312"));
+    assert!(pid(">= 4312") && !pid(">= 4313"));
+    assert!(pid("< 5000") && !pid("< 4312"));
+    assert!(pid("<= 4312") && !pid("<= 4311"));
+    assert!(pid("in (1, 4312)") && !pid("in (1, 2)"));
+    assert!(pid("!in (1, 2)") && !pid("!in (4312)"));
+    assert!(pid("== '4312'"), "a numeric string is read as a number");
+    assert!(pid("== 0x10D8"));
+    assert!(error("DeviceProcessEvents | where ProcessId has \"43\"")
+        .contains("`ProcessId` is a number"));
+    assert!(error("DeviceProcessEvents | where ProcessId == \"x\"").contains("\"x\" is not one"));
+    assert!(error("DeviceProcessEvents | where FolderPath > 3").contains("compares numbers"));
+}
+
+#[test]
+fn not_parentheses_and_precedence() {
+    let q = "DeviceProcessEvents | where ProcessCommandLine has \"a\" or ProcessCommandLine has \"b\" and ProcessCommandLine has \"c\"";
+    let rs = compile(q);
+    let cmd = |c: &str| event(EventKind::ProcessStart, &[("CommandLine", c)]);
+    assert!(fires(&rs, &cmd("a")), "and binds tighter than or");
+    assert!(!fires(&rs, &cmd("b")));
+    assert!(fires(&rs, &cmd("b c")));
+    let rs = compile(
+        "DeviceProcessEvents | where (ProcessCommandLine has \"a\" or ProcessCommandLine has \"b\") and not(ProcessCommandLine has \"c\")",
+    );
+    assert!(fires(&rs, &cmd("b")));
+    assert!(!fires(&rs, &cmd("b c")));
+    assert!(!fires(&rs, &cmd("c")));
+    // Several `where` stages are ANDed.
+    let rs = compile("DeviceProcessEvents\n| where ProcessCommandLine has \"a\"\n| where ProcessCommandLine has \"b\"");
+    assert!(fires(&rs, &cmd("a b")));
+    assert!(!fires(&rs, &cmd("a")));
+}
+
+#[test]
+fn defender_columns_map_onto_trawl_fields() {
+    let rs = compile(
+        "DeviceProcessEvents | where FileName =~ \"PA.EXE\" and FolderPath startswith @\"C:\\Windows\\TAPI\\\" \
+         and SHA256 == \"2a1044e9e6e87a032f80c6d9ea6ae61bbbb053c0a21b186ecb3b812b49eb03b7\" \
+         and AccountName == \"itp-admin\" and AccountDomain =~ \"lawfirm\" and DeviceName startswith \"LF-WS\" \
+         and InitiatingProcessFileName == \"cmd.exe\" and ActionType == \"ProcessCreated\"",
+    );
+    let ev = event(
+        EventKind::ProcessStart,
+        &[
+            ("Image", "C:\\Windows\\TAPI\\pa.exe"),
+            ("Hashes", "SHA1=00,MD5=00,SHA256=2A1044E9E6E87A032F80C6D9EA6AE61BBBB053C0A21B186ECB3B812B49EB03B7"),
+            ("User", "LAWFIRM\\itp-admin"),
+            ("ParentImage", "C:\\Windows\\System32\\cmd.exe"),
+        ],
+    );
+    assert!(fires(&rs, &ev));
+    let mut other = ev.clone();
+    other.kind = EventKind::FileCreate;
+    assert!(
+        !fires(&rs, &other),
+        "a process table sees process starts only"
+    );
+
+    let rs = compile(
+        "DeviceFileEvents | where FolderPath has @\"C:\\Windows\\TAPI\" and ActionType in (\"FileCreated\", \"FileRenamed\") \
+         and InitiatingProcessFileName =~ \"dllhost.exe\" and FileName endswith \".exe\"",
+    );
+    let file = |kind| {
+        event(
+            kind,
+            &[
+                ("Image", "C:\\Windows\\System32\\dllhost.exe"),
+                ("TargetFilename", "C:\\Windows\\TAPI\\lsa.exe"),
+            ],
+        )
+    };
+    assert!(fires(&rs, &file(EventKind::FileCreate)));
+    assert!(fires(&rs, &file(EventKind::FileRename)));
+    assert!(!fires(&rs, &file(EventKind::FileWrite)), "FileModified");
+    assert!(!fires(&rs, &file(EventKind::FileDelete)));
+
+    let rs = compile(
+        "SecurityEvent | where EventID == 4688 | where NewProcessName endswith \"\\\\pa.exe\" and Computer =~ \"lf-ws-0142.LAWFIRM.local\" and Account == @\"LAWFIRM\\itp-admin\"",
+    );
+    let mut proc = event(
+        EventKind::ProcessStart,
+        &[
+            ("Image", "C:\\Windows\\TAPI\\pa.exe"),
+            ("User", "LAWFIRM\\itp-admin"),
+        ],
+    );
+    assert!(fires(&rs, &proc));
+    proc.os = Os::Linux;
+    assert!(!fires(&rs, &proc), "SecurityEvent rows come from Windows");
+}
+
+#[test]
+fn matches_name_the_fields_and_derived_values_that_held() {
+    let rs = compile(
+        "DeviceProcessEvents | where FileName =~ \"pa.exe\" and ProcessCommandLine has \"lsass\"",
+    );
+    let ev = event(
+        EventKind::ProcessStart,
+        &[
+            ("Image", "C:\\Windows\\TAPI\\pa.exe"),
+            ("CommandLine", "pa.exe -ma lsass.exe"),
+        ],
+    );
+    let mut scratch = Scratch::new(&rs);
+    let mut out = Vec::new();
+    rs.evaluate(&ev, &mut scratch, &mut out);
+    let shown: Vec<(String, String, String)> = out[0]
+        .matches
+        .iter()
+        .map(|m| (m.field.clone(), m.op.clone(), m.value.clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("Image|filename".into(), "equals".into(), "pa.exe".into()),
+            ("CommandLine".into(), "has".into(), "lsass".into())
+        ]
+    );
+}
+
+#[test]
+fn header_comments_name_the_rule() {
+    let load = parse_str(
+        "// title: TAPI files\n// id: 1234\n// level: critical\nDeviceFileEvents | where FolderPath has \"tapi\"",
+        "x/y/tapi.kql",
+    );
+    let r = &load.rules[0];
+    assert_eq!(
+        (r.id.as_str(), r.title.as_str(), r.level.as_str()),
+        ("1234", "TAPI files", "critical")
+    );
+    let load = parse_str(
+        "// level: severe\nDeviceFileEvents | where FolderPath has \"tapi\"",
+        "x/tapi.kql",
+    );
+    let r = &load.rules[0];
+    assert_eq!(
+        (r.id.as_str(), r.title.as_str(), r.level.as_str()),
+        ("kql:tapi", "tapi", "medium")
+    );
+    assert_eq!(load.problems[0].line, 1);
+    assert!(load.problems[0]
+        .reason
+        .contains("`severe` is not a Sigma level"));
+}
+
+#[test]
+fn unsupported_constructs_are_reported_with_line_and_column() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "DeviceProcessEvents\n| summarize count() by DeviceName",
+            "line 2, column 3: `summarize` before any `where` is not supported",
+        ),
+        (
+            "DeviceProcessEvents\n| extend X = 1\n| where X == 1",
+            "line 2, column 3: `extend` before any `where`",
+        ),
+        (
+            "union DeviceProcessEvents, DeviceFileEvents\n| where FileName == \"x\"",
+            "line 1, column 1: `union` is not supported",
+        ),
+        (
+            "(union isfuzzy=true\n(DeviceProcessEvents | where FileName == \"x\"))",
+            "line 1, column 1: a query in parentheses is not supported",
+        ),
+        (
+            "DeviceProcessEvents\n| where FileName == \"x\" and DeviceId == \"y\"",
+            "line 2, column 29: `DeviceId` is not a column of DeviceProcessEvents that trawl can fill",
+        ),
+        (
+            "DeviceProcessEvents\n| where tolower(FileName) == \"x\"",
+            "line 2, column 9: function `tolower` is not supported",
+        ),
+        (
+            "DeviceProcessEvents\n| where FileName hasprefix \"x\"",
+            "line 2, column 18: operator `hasprefix` is not supported",
+        ),
+        (
+            "DeviceProcessEvents\n| where FileName == \"x\n",
+            "line 2, column 21: string not closed",
+        ),
+        (
+            "DeviceProcessEvents\n| where FileName == InitiatingProcessFileName",
+            "line 2, column 21: `InitiatingProcessFileName` is neither a literal nor a `let` name",
+        ),
+        (
+            "DeviceProcessEvents\n| where FileName = \"x\"",
+            "line 2, column 18: `=` assigns",
+        ),
+        (
+            "DeviceProcessEvents\n| where FileName == \"x\" FolderPath",
+            "line 2, column 25: unexpected `FolderPath` after the `where` condition",
+        ),
+        (
+            "let x = DeviceProcessEvents | where FileName == \"a\";\nx",
+            "line 1, column 9: `let x` must be a `dynamic([...])` list or a literal",
+        ),
+        ("DeviceProcessEvents", "line 1, column 1: `DeviceProcessEvents` has no `where` clause"),
+        (
+            "DeviceProcessEvents\n| where Timestamp > ago(7d) or FileName == \"x\"",
+            "line 2, column 21: time conditions are not evaluated",
+        ),
+        (
+            "DeviceProcessEvents\n| where FileName has_any ()",
+            "line 2, column 26: the list is empty",
+        ),
+        (
+            "DeviceProcessEvents\n| where FileName ==",
+            "line 2, column 20: expected a value, found the end of the query",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error(text);
+        assert!(
+            got.starts_with(want),
+            "{text:?}\n  got:  {got}\n  want: {want}…"
+        );
+    }
+}
+
+#[test]
+fn tables_trawl_does_not_produce_are_out_of_scope() {
+    let load = parse_str("SigninLogs\n| where ResultType == 50126", "s.kql");
+    assert!(load.rules.is_empty());
+    assert!(load.unsupported[0].out_of_scope);
+    assert!(load.unsupported[0]
+        .reason
+        .starts_with("line 1, column 1: table `SigninLogs`"));
+    let load = parse_str("SecurityEvent | where EventID == 4624", "s.kql");
+    assert!(load.unsupported[0].out_of_scope, "{:?}", load.unsupported);
+    assert!(load.unsupported[0].reason.contains("EventID 4688"));
+}
+
+#[test]
+fn a_supported_filter_followed_by_other_stages_loads_with_a_warning() {
+    let text = "DeviceProcessEvents\n| where Timestamp > ago(7d)\n| where FileName =~ \"pa.exe\"\n| join kind=leftouter (SecurityAlert\n  | where ProviderName =~ \"MDATP\") on DeviceId\n| project-reorder Timestamp\n| where AlertRiskScore > 0.5\n";
+    let load = parse_str(text, "j.kql");
+    assert!(load.unsupported.is_empty(), "{:?}", load.unsupported);
+    assert_eq!(load.rules.len(), 1);
+    let shown: Vec<String> = load.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "j.kql:2: column 9: the time condition is ignored: on the endpoint every event is current (warning; the rule loads)",
+            "j.kql:4: column 3: only the `where` filter runs on the endpoint; `join` and everything after it are not evaluated (warning; the rule loads); the `where` at line 7, column 3 is skipped too, so the rule can alert on rows the full query drops",
+        ]
+    );
+    let (rs, _) = Ruleset::compile(load.rules);
+    assert!(fires(
+        &rs,
+        &event(EventKind::ProcessStart, &[("Image", "C:\\x\\PA.exe")])
+    ));
+}
