@@ -37,7 +37,12 @@ fn stderr(out: &Output) -> String {
 
 /// `(line, rule_id)` pairs of `replay/traces/dev-0228.expected`.
 fn expected() -> Vec<(u64, String)> {
-    std::fs::read_to_string(root().join("replay/traces/dev-0228.expected"))
+    expected_in("dev-0228.expected")
+}
+
+/// `(line, rule_id)` pairs of an expected-alerts file in `replay/traces/`.
+fn expected_in(name: &str) -> Vec<(u64, String)> {
+    std::fs::read_to_string(root().join("replay/traces").join(name))
         .expect("expected alerts file")
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -433,5 +438,153 @@ fn rules_check_reports_bad_ioc_lines_as_problems_not_unsupported_rules() {
     assert_eq!(
         problems[1]["reason"],
         "duplicate of line 2 (`dropper #2`); the first is kept"
+    );
+}
+
+/// `(seq, rule_id)` of each alert.
+fn seq_ids(out: &Output) -> Vec<(u64, String)> {
+    alerts(out)
+        .iter()
+        .map(|a| {
+            (
+                a["seq"].as_u64().unwrap(),
+                a["rule_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn kql_rules() -> PathBuf {
+    root().join("engine/rules/kql")
+}
+
+#[test]
+fn the_reports_kql_queries_fire_on_the_dev_0228_trace_as_expected() {
+    let out = run(trawl()
+        .args(["replay", "--no-default-rules", "--rules"])
+        .arg(kql_rules())
+        .arg(trace()));
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let got = seq_ids(&out);
+    assert_eq!(
+        got,
+        expected_in("dev-0228.kql.expected"),
+        "alerts differ from replay/traces/dev-0228.kql.expected"
+    );
+    for id in [
+        "kql:dev-0228-paexec",
+        "kql:dev-0228-tapi-files",
+        "kql:dev-0056-powershell",
+        "kql:sentinel-dev-0056-securityevent",
+        "kql:sentinel-dev-0228-file-path-hashes",
+    ] {
+        assert!(got.iter().any(|(_, r)| r == id), "{id} never fired");
+    }
+    // The same alert format as Sigma rules: title, level, why.
+    let a = alerts(&out)
+        .into_iter()
+        .find(|a| a["rule_id"] == "kql:sentinel-dev-0228-file-path-hashes")
+        .unwrap();
+    assert_eq!(
+        a["rule_title"],
+        "Dev-0228 File Path Hashes November 2021 (Sentinel)"
+    );
+    assert_eq!(a["level"], "high");
+    let fields: Vec<&str> = a["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["Image", "Hashes|SHA256"]);
+
+    // The Sentinel queries go on past their filter: they load, with a warning.
+    let check = run(trawl().args(["rules", "check", "--json"]).arg(kql_rules()));
+    let doc: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(doc["loaded"], 5);
+    assert_eq!(doc["unsupported"], serde_json::json!([]));
+    let problems: Vec<(String, u64)> = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let path = p["path"].as_str().unwrap();
+            let name = Path::new(path).file_name().unwrap().to_string_lossy();
+            assert!(
+                p["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("only the `where` filter runs on the endpoint"),
+                "{p}"
+            );
+            (name.into_owned(), p["line"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            ("sentinel-dev-0056-securityevent.kql".to_owned(), 12),
+            ("sentinel-dev-0228-file-path-hashes.kql".to_owned(), 14)
+        ]
+    );
+}
+
+#[test]
+fn a_rules_folder_mixes_sigma_and_kql() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in trawl_engine::seed::SIGMA_RULES {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    for e in std::fs::read_dir(kql_rules()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "kql") {
+            std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(
+        dir.path().join("zz-broken.kql"),
+        "DeviceProcessEvents\n| where FileName == \"x\" and\n| summarize count() by DeviceId\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("zz-union.kql"),
+        "// title: two tables\nunion DeviceProcessEvents, DeviceFileEvents\n| where FileName == \"x\"\n",
+    )
+    .unwrap();
+    let out = run(trawl()
+        .args(["replay", "--no-default-rules", "--rules"])
+        .arg(dir.path())
+        .arg(trace()));
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    // Sigma files sort first (01-…yml), then the .kql files: per line, the
+    // seed pack's Sigma alerts, then the KQL ones.
+    let ioc = trawl_engine::seed::IOC_RULE_ID;
+    let mut want: Vec<(u64, u8, String)> = expected()
+        .into_iter()
+        .filter(|(_, id)| id != ioc)
+        .map(|(n, id)| (n, 0, id))
+        .chain(
+            expected_in("dev-0228.kql.expected")
+                .into_iter()
+                .map(|(n, id)| (n, 1, id)),
+        )
+        .collect();
+    want.sort_by_key(|(n, group, _)| (*n, *group));
+    let want: Vec<(u64, String)> = want.into_iter().map(|(n, _, id)| (n, id)).collect();
+    assert_eq!(seq_ids(&out), want);
+
+    let check = run(trawl().args(["rules", "check"]).arg(dir.path()));
+    let text = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(
+        text.contains("zz-union.kql (id kql:zz-union): line 2, column 1: `union` is not supported"),
+        "{text}"
+    );
+    assert!(
+        text.contains("zz-broken.kql (id kql:zz-broken): line 3, column 1: expected a column name"),
+        "{text}"
+    );
+    assert!(
+        text.contains("11 rules loaded from 13 files") && text.contains("; 2 unsupported;"),
+        "six Sigma rules and five KQL queries load; two .kql files do not: {text}"
     );
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates the DEV-0228 / DEV-0056 reconstruction trace and its expected alerts.
 
-    python3 replay/traces/gen_dev_0228.py          # rewrites dev-0228.ndjson and dev-0228.expected
+    python3 replay/traces/gen_dev_0228.py          # rewrites dev-0228.ndjson, dev-0228.expected, dev-0228.kql.expected
     python3 replay/traces/gen_dev_0228.py --check  # exits 1 if the committed files differ
 
 Standard library only and deterministic: the only randomness is a `random.Random`
@@ -20,6 +20,13 @@ endswith / equals, pySigma's windash expansion, file_event = file_create and
 file_write) and applies them to every generated event. Each scenario step also
 declares which rules it means to trip, and the generator refuses to write
 anything if the two disagree on any event.
+
+`dev-0228.kql.expected` lists what the KQL hunting queries in engine/rules/kql/
+fire on, computed by `KqlChecker`: a second, independent implementation of
+those five queries with Kusto's semantics (`has` = whole terms of ASCII letters
+and digits, case-insensitive; `=~` case-insensitive; Defender's columns read as
+trawl maps them: FileName = last path component, FolderPath = the full path,
+SHA256 = the digest in `Hashes`, in lower case).
 """
 
 import base64
@@ -32,6 +39,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 NDJSON = os.path.join(HERE, "dev-0228.ndjson")
 EXPECTED = os.path.join(HERE, "dev-0228.expected")
+KQL_EXPECTED = os.path.join(HERE, "dev-0228.kql.expected")
 IOCS = os.path.join(HERE, "..", "..", "engine", "rules", "seed", "dev-0228.iocs")
 
 DAY = "2021-08-17"
@@ -1021,6 +1029,97 @@ class Checker:
 
 
 # ---------------------------------------------------------------------------
+# The KQL checker: engine/rules/kql/*.kql, re-implemented with Kusto's semantics
+
+def _alnum(c):
+    return c.isascii() and c.isalnum()
+
+
+def kql_has(text, needle, cs=False):
+    """Kusto `has`: the needle occurs with each alphanumeric end on a term
+    boundary (terms are maximal runs of ASCII letters and digits)."""
+    if text is None:
+        return False
+    hay, pat = (text, needle) if cs else (_low(text), _low(needle))
+    start = hay.find(pat)
+    while start != -1:
+        end = start + len(pat)
+        ok_start = not _alnum(pat[0]) or start == 0 or not _alnum(hay[start - 1])
+        ok_end = not _alnum(pat[-1]) or end == len(hay) or not _alnum(hay[end])
+        if ok_start and ok_end:
+            return True
+        start = hay.find(pat, start + 1)
+    return False
+
+
+def file_name(path):
+    if path is None:
+        return None
+    return path.replace("/", "\\").rsplit("\\", 1)[-1]
+
+
+def sha256_of(ev):
+    h = ev.get("Hashes")
+    if not isinstance(h, str):
+        return None
+    for part in h.split(","):
+        label, _, hexd = part.partition("=")
+        if label.upper() == "SHA256":
+            return hexd.lower()
+    return None
+
+
+K_PAEXEC = "kql:dev-0228-paexec"
+K_TAPI = "kql:dev-0228-tapi-files"
+K_PS = "kql:dev-0056-powershell"
+K_SE = "kql:sentinel-dev-0056-securityevent"
+K_HASHES = "kql:sentinel-dev-0228-file-path-hashes"
+# Load order: the files of engine/rules/kql sorted by name.
+KQL_LOAD_ORDER = sorted([K_PAEXEC, K_TAPI, K_PS, K_SE, K_HASHES])
+
+DEV0056_ANY = ("/q /c color f7&", "Net.We$()bClient", "$b,15,$b.Length-15")
+FILES1 = ("C:\\Windows\\TAPI\\lsa.exe", "C:\\Windows\\TAPI\\pa.exe", "C:\\Windows\\TAPI\\pc.exe",
+          "C:\\Windows\\TAPI\\Rar.exe")
+FILES2 = ("svchost.exe", "wdmsvc.exe")
+HASH1 = ("43109fbe8b752f7a9076eaafa417d9ae5c6e827cd5374b866672263fdebd5ec3",
+         "ab50d8d707b97712178a92bbac74ccc2a5699eb41c17aa77f713ff3e568dcedb",
+         "010e32be0f86545e116a8bc3381a8428933eb8789f32c261c81fd5e7857d4a77",
+         "56cd102b9fc7f3523dad01d632525ff673259dbc9a091be0feff333c931574f7")
+HASH2 = ("2a1044e9e6e87a032f80c6d9ea6ae61bbbb053c0a21b186ecb3b812b49eb03b7",
+         "9ab7e99ed84f94a7b6409b87e56dc6e1143b05034a5e4455e8c555dbbcd0d2dd",
+         "18a072ccfab239e140d8f682e2874e8ff19d94311fc8bb9564043d3e0deda54b")
+
+
+def dev0056(cmd):
+    return any(kql_has(cmd, v) for v in DEV0056_ANY) or (
+        kql_has(cmd, "FromBase64String") and all(kql_has(cmd, v) for v in ("-nop", "iex", "(iex")))
+
+
+class KqlChecker:
+    def alerts(self, ev):
+        kind = ev["kind"]
+        proc = kind == "process_start"  # DeviceProcessEvents: either OS
+        out = set()
+        if proc:
+            if _low(file_name(ev.get("Image")) or "") == "paexec.exe" \
+                    or _low(ev.get("OriginalFileName") or "") == "paexec.exe":
+                out.add(K_PAEXEC)
+            cmd = ev.get("CommandLine")
+            if dev0056(cmd):
+                out.add(K_PS)
+                if ev["os"] == "windows":  # SecurityEvent rows: Windows 4688s
+                    out.add(K_SE)
+            path, sha = ev.get("Image"), sha256_of(ev)
+            if (any(kql_has(path, f) for f in FILES1) and any(kql_has(sha, h) for h in HASH1)) \
+                    or (any(kql_has(path, f) for f in FILES2) and any(kql_has(sha, h) for h in HASH2)):
+                out.add(K_HASHES)
+        if kind in ("file_create", "file_write", "file_rename", "file_delete") \
+                and kql_has(ev.get("TargetFilename"), "C:\\Windows\\TAPI"):
+            out.add(K_TAPI)
+        return [r for r in KQL_LOAD_ORDER if r in out]
+
+
+# ---------------------------------------------------------------------------
 
 def build():
     tr = Trace(seed=0x0228)
@@ -1034,9 +1133,10 @@ def build():
         last = e[0]
         e[2]["ts"] = fmt_ts(e[0])
     validate(tr, evs)
-    checker = Checker(IOCS)
-    lines, expected, mismatches = [], [], []
+    checker, kql = Checker(IOCS), KqlChecker()
+    lines, expected, kql_expected, mismatches = [], [], [], []
     for i, (ms, _, ev, intent) in enumerate(evs, start=1):
+        kql_expected.extend("%d %s" % (i, r) for r in kql.alerts(ev))
         got = checker.alerts(ev)
         if set(got) != set(intent):
             mismatches.append((i, ev.get("Image"), ev.get("CommandLine") or ev.get("TargetFilename"),
@@ -1047,7 +1147,7 @@ def build():
         for m in mismatches:
             print("MISMATCH line %d: %r %r intended=%s computed=%s" % m, file=sys.stderr)
         sys.exit(2)
-    return "\n".join(lines) + "\n", "\n".join(expected) + "\n"
+    return "\n".join(lines) + "\n", "\n".join(expected) + "\n", "\n".join(kql_expected) + "\n"
 
 
 def validate(tr, evs):
@@ -1085,20 +1185,21 @@ def validate(tr, evs):
 
 
 def main():
-    nd, ex = build()
+    nd, ex, kex = build()
+    outputs = ((NDJSON, nd), (EXPECTED, ex), (KQL_EXPECTED, kex))
     if "--check" in sys.argv[1:]:
         ok = True
-        for path, want in ((NDJSON, nd), (EXPECTED, ex)):
+        for path, want in outputs:
             with open(path, encoding="utf-8", newline="") as f:
                 if f.read() != want:
                     print("%s is not this generator's output" % os.path.relpath(path), file=sys.stderr)
                     ok = False
         sys.exit(0 if ok else 1)
-    for path, text in ((NDJSON, nd), (EXPECTED, ex)):
+    for path, text in outputs:
         with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(text)
     n_ev = nd.count("\n")
-    print("%d events, %d expected alerts" % (n_ev, ex.count("\n")))
+    print("%d events, %d expected alerts, %d expected KQL alerts" % (n_ev, ex.count("\n"), kex.count("\n")))
 
 
 if __name__ == "__main__":
