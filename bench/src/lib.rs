@@ -196,6 +196,9 @@ mod tests {
             assert_eq!(s, k, "event {i}: {ev:?}");
             fired += s.len();
         }
-        assert!(fired >= 32, "the trace alone raises 32 Sigma alerts: {fired}");
+        assert!(
+            fired >= 32,
+            "the trace alone raises 32 Sigma alerts: {fired}"
+        );
     }
 }

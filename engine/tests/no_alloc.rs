@@ -46,14 +46,23 @@ detection:
   condition: 1 of them
 "#;
 
+/// KQL's derived columns: a digest lower-cased from `Hashes`, a file name, an
+/// account part; a `has` whose literal is hit but not on term boundaries.
+const KQL_RULE: &str = r#"DeviceProcessEvents
+| where SHA256 startswith "ff" or FileName matches regex "zz[0-9]+" or AccountName == "nobody"
+    or ProcessCommandLine has "colo" or MD5 in ("11bc")
+"#;
+
 #[test]
 fn no_allocation_when_nothing_fires() {
     let mut load = trawl_engine::seed::load();
     load.rules
         .extend(sigma::parse_str(EXTRA_RULES, "extra.yml").rules);
+    load.rules
+        .extend(trawl_engine::kql::parse_str(KQL_RULE, "derived.kql").rules);
     let (rs, rejected) = Ruleset::compile(load.rules);
     assert!(rejected.is_empty());
-    assert_eq!(rs.len(), 8);
+    assert_eq!(rs.len(), 9);
 
     let mut events = Vec::new();
     for i in 0..200i64 {
@@ -76,6 +85,7 @@ fn no_allocation_when_nothing_fires() {
         );
         ev.set(fields::HASHES, "SHA256=00AA,MD5=11BB".into());
         ev.set(FieldKey::from_name("Extra"), Value::Float(0.5));
+        ev.set(fields::USER, "LAWFIRM\\jdoe".into());
         events.push(ev);
     }
     let mut scratch = Scratch::new(&rs);
