@@ -366,10 +366,20 @@ fn string_cmp(column: &Column, col: &Col, op: Op, op_pos: Pos, rhs: &Rhs) -> CRe
             let Rhs::One(l, p) = rhs else {
                 return err(op_pos, "`matches regex` needs one pattern");
             };
+            let pattern = text(l, *p, col)?;
+            if let Err(e) = regex_syntax::Parser::new().parse(pattern) {
+                return err(
+                    *p,
+                    format!(
+                        "the regex does not parse: {}",
+                        e.to_string().replace('\n', " ")
+                    ),
+                );
+            }
             Ok(atom(
                 column,
                 Test::Regex {
-                    pattern: text(l, *p, col)?.to_owned(),
+                    pattern: pattern.to_owned(),
                     case_insensitive: false,
                     multi_line: false,
                     dot_all: false,

@@ -468,6 +468,10 @@ fn unsupported_constructs_are_reported_with_line_and_column() {
             "line 2, column 21: time conditions are not evaluated",
         ),
         (
+            "DeviceProcessEvents\n| where FileName matches regex \"(?<=a)b\"",
+            "line 2, column 32: the regex does not parse",
+        ),
+        (
             "DeviceProcessEvents\n| where FileName has_any ()",
             "line 2, column 26: the list is empty",
         ),
