@@ -97,6 +97,13 @@ mod tests {
     }
 
     #[test]
+    fn local_field_keys_name_the_engine_fields() {
+        let keys = [COMPANY, PRODUCT, DESCRIPTION, FILE_VERSION];
+        let names: Vec<&str> = keys.iter().map(FieldKey::as_str).collect();
+        assert_eq!(names, ["Company", "Product", "Description", "FileVersion"]);
+    }
+
+    #[test]
     fn fields_already_present_are_kept() {
         let mut ev = start(r"C:\x\pd.exe");
         ev.set(fields::ORIGINAL_FILE_NAME, Value::from("from-trace"));

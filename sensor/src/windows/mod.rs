@@ -16,7 +16,10 @@
 //! use std::sync::Arc;
 //! use trawl_sensor::etw::EtwOptions;
 //!
-//! let session = trawl_sensor::windows::start(&EtwOptions::default(), Arc::new(|ev| println!("{ev:?}")))?;
+//! let session = trawl_sensor::windows::start(
+//!     &EtwOptions::default(),
+//!     Arc::new(|ev: trawl_engine::event::Event| println!("{ev:?}")),
+//! )?;
 //! std::thread::sleep(std::time::Duration::from_secs(10));
 //! eprintln!("{}", session.stats());
 //! session.stop();
@@ -260,6 +263,14 @@ impl EtwSession {
         stats.conversion_failures = self.shared.unreadable.load(Ordering::Relaxed);
         stats.convert = conv.stats();
         stats
+    }
+}
+
+impl Drop for EtwSession {
+    /// A session dropped without [`EtwSession::stop`] still ends its ticker;
+    /// the traces stop themselves when dropped.
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
     }
 }
 

@@ -279,3 +279,64 @@ pub(super) fn session_losses(session: &str) -> Option<(u64, u64)> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_drive_maps_back_to_its_letter() {
+        let mut root = vec![0u16; 260];
+        // SAFETY: the buffer is valid for its length.
+        let n = unsafe { GetWindowsDirectoryW(root.as_mut_ptr(), root.len() as u32) };
+        assert!(n > 2);
+        let drive = from_wide(&root)[..2].to_owned();
+        let mut target = vec![0u16; 1024];
+        let name = wide(&drive);
+        // SAFETY: as in `device_map`.
+        let n = unsafe { QueryDosDeviceW(name.as_ptr(), target.as_mut_ptr(), target.len() as u32) };
+        assert!(n > 0, "QueryDosDeviceW({drive}) failed");
+        let device = from_wide(&target);
+        let map = device_map();
+        assert_eq!(
+            map.to_dos(&format!(r"{device}\Windows\x.exe")),
+            format!(r"{drive}\Windows\x.exe")
+        );
+    }
+
+    #[test]
+    fn the_snapshot_describes_this_process() {
+        let me = std::process::id();
+        let snapshot = process_snapshot();
+        let p = snapshot
+            .iter()
+            .find(|p| p.process_id == me)
+            .expect("this process is in the snapshot");
+        let exe = std::env::current_exe().unwrap();
+        let name = exe
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        let image = p.image.as_deref().unwrap().to_ascii_lowercase();
+        assert!(image.ends_with(&name) && image.contains('\\'), "{image}");
+        assert!(p.user.is_some(), "own token is readable");
+        if let Some(cmd) = &p.command_line {
+            assert!(
+                cmd.to_ascii_lowercase()
+                    .contains(name.trim_end_matches(".exe")),
+                "{cmd}"
+            );
+        }
+    }
+
+    #[test]
+    fn well_known_and_unknown_accounts() {
+        assert_eq!(
+            account_name("S-1-5-18").as_deref(),
+            Some("NT AUTHORITY\\SYSTEM")
+        );
+        assert_eq!(account_name("not a sid"), None);
+    }
+}

@@ -370,3 +370,12 @@ fn program_paths_come_only_from_paths_to_the_named_image() {
         Some(r"\SystemRoot\System32\smss.exe")
     );
 }
+
+#[test]
+fn local_field_keys_name_the_engine_fields() {
+    assert_eq!(INTEGRITY_LEVEL, FieldKey::from_name("IntegrityLevel"));
+    assert_eq!(
+        TERMINAL_SESSION_ID,
+        FieldKey::from_name("TerminalSessionId")
+    );
+}
