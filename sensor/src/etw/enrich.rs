@@ -1,0 +1,142 @@
+//! Adds the version strings of a process's image (`OriginalFileName`,
+//! `Company`, `Product`, `Description`, `FileVersion`) to its start event.
+//!
+//! Reading the image is file I/O, so this runs on the live pipeline's hash
+//! workers beside SHA-256 hashing, never on an ETW callback thread.
+//! [`enrich_from_image`] is the hook to register there.
+//!
+//! ```
+//! use trawl_engine::event::{Event, EventKind, Os, Timestamp};
+//! use trawl_sensor::etw::enrich::{add_version_fields, Enriched};
+//! use trawl_sensor::etw::pe::VersionStrings;
+//!
+//! let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+//! let strings = VersionStrings { original_file_name: Some("procdump".into()), ..Default::default() };
+//! add_version_fields(&mut ev, &strings);
+//! assert_eq!(ev.get_str("OriginalFileName"), Some("procdump"));
+//! ```
+
+use std::path::Path;
+
+use trawl_engine::event::{fields, Event, EventKind, FieldKey, Os, Value};
+
+use super::pe::{read_version_strings, PeError, VersionStrings};
+
+const COMPANY: FieldKey = FieldKey::known(13);
+const PRODUCT: FieldKey = FieldKey::known(14);
+const DESCRIPTION: FieldKey = FieldKey::known(15);
+const FILE_VERSION: FieldKey = FieldKey::known(16);
+
+/// What [`enrich_from_image`] did; the caller counts the outcomes.
+#[derive(Debug)]
+pub enum Enriched {
+    /// Version fields were added.
+    Added,
+    /// The image has no version resource (many small tools and much malware
+    /// ship without one), so there is nothing to add.
+    NoVersionInfo,
+    /// Not a Windows process start with an `Image`, or the fields are there.
+    NotApplicable,
+    /// The image could not be read or parsed; the event goes on without.
+    Failed(PeError),
+}
+
+/// Reads the version resource of the event's `Image` and adds its strings.
+/// Only Windows process starts are touched; fields already present (from a
+/// trace, say) are kept.
+pub fn enrich_from_image(event: &mut Event) -> Enriched {
+    if event.kind != EventKind::ProcessStart
+        || event.os != Os::Windows
+        || event.get(&fields::ORIGINAL_FILE_NAME).is_some()
+    {
+        return Enriched::NotApplicable;
+    }
+    let Some(image) = event.get(&fields::IMAGE).and_then(Value::as_str) else {
+        return Enriched::NotApplicable;
+    };
+    // `System`, `Registry`, … have no file.
+    if !image.contains('\\') {
+        return Enriched::NotApplicable;
+    }
+    match read_version_strings(Path::new(image)) {
+        Ok(Some(strings)) => {
+            add_version_fields(event, &strings);
+            Enriched::Added
+        }
+        Ok(None) => Enriched::NoVersionInfo,
+        Err(e) => Enriched::Failed(e),
+    }
+}
+
+/// Adds the present version strings to `event`, keeping fields it has.
+pub fn add_version_fields(event: &mut Event, strings: &VersionStrings) {
+    for (key, value) in [
+        (fields::ORIGINAL_FILE_NAME, &strings.original_file_name),
+        (COMPANY, &strings.company),
+        (PRODUCT, &strings.product),
+        (DESCRIPTION, &strings.description),
+        (FILE_VERSION, &strings.file_version),
+    ] {
+        if let Some(v) = value {
+            if event.get(&key).is_none() {
+                event.push_unchecked(key, Value::from(v.as_str()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trawl_engine::event::Timestamp;
+
+    fn start(image: &str) -> Event {
+        let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+        ev.set(fields::IMAGE, Value::from(image));
+        ev
+    }
+
+    #[test]
+    fn local_field_keys_name_the_engine_fields() {
+        let keys = [COMPANY, PRODUCT, DESCRIPTION, FILE_VERSION];
+        let names: Vec<&str> = keys.iter().map(FieldKey::as_str).collect();
+        assert_eq!(names, ["Company", "Product", "Description", "FileVersion"]);
+    }
+
+    #[test]
+    fn fields_already_present_are_kept() {
+        let mut ev = start(r"C:\x\pd.exe");
+        ev.set(fields::ORIGINAL_FILE_NAME, Value::from("from-trace"));
+        add_version_fields(
+            &mut ev,
+            &VersionStrings {
+                original_file_name: Some("procdump".into()),
+                company: Some("Sysinternals".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(ev.get_str("OriginalFileName"), Some("from-trace"));
+        assert_eq!(ev.get_str("Company"), Some("Sysinternals"));
+        assert_eq!(ev.get_str("Product"), None);
+    }
+
+    #[test]
+    fn only_windows_starts_with_a_file_are_read() {
+        assert!(matches!(
+            enrich_from_image(&mut start("System")),
+            Enriched::NotApplicable
+        ));
+        let mut exit = start(r"C:\x.exe");
+        exit.kind = EventKind::ProcessExit;
+        assert!(matches!(
+            enrich_from_image(&mut exit),
+            Enriched::NotApplicable
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a\\b.exe");
+        assert!(matches!(
+            enrich_from_image(&mut start(path.to_str().unwrap())),
+            Enriched::Failed(PeError::Io { .. })
+        ));
+    }
+}
