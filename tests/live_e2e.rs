@@ -562,22 +562,25 @@ fn a_tiny_ring_buffer_loses_events_in_the_kernel_and_says_how_many() {
 }
 
 #[test]
-fn the_proc_connector_fallback_alerts_on_a_marked_process() {
+fn the_proc_connector_fallback_and_default_filesystem_marks_alert() {
     let Some(_lock) = live_test("proc_connector") else {
         return;
     };
     let fx = Fixture::new("p");
     let out = fx.path("alerts.ndjson");
+    // No --watch: every local filesystem is marked.
     let mut a = fx.watch_args(&out);
+    let at = a.iter().position(|x| x == "--watch").unwrap();
+    a.drain(at..at + 2);
     a.extend(["--source", "proc-connector"].map(str::to_owned));
     let live = Live::start(&args(&a), &[]);
+    let said = |what: &str| live.stderr.iter().any(|l| l.contains(what));
     assert!(
-        live.stderr
-            .iter()
-            .any(|l| l.contains("process events by the netlink proc connector")),
+        said("process events by the netlink proc connector"),
         "{:#?}",
         live.stderr
     );
+    assert!(said("file events by fanotify on "), "{:#?}", live.stderr);
     let t = Instant::now();
     // Alive long enough for /proc to be read after the exec message.
     let st = Command::new("/bin/sh")
@@ -587,6 +590,9 @@ fn the_proc_connector_fallback_alerts_on_a_marked_process() {
     assert!(st.success());
     let alert = wait_alert(&out, t, "proc connector marker", |a| rule(a) == "e2e-proc");
     assert_eq!(alert["event"]["Image"], "/usr/bin/dash");
+    let t = Instant::now();
+    std::fs::write(fx.path("watched/drop/any.txt"), "x").unwrap();
+    wait_alert(&out, t, "file on a default mark", |a| rule(a) == "e2e-file");
     let stderr = live.stop();
     assert!(stats(&stderr, "trawl: stopped: ").contains_key("proc_connector.lost_overruns"));
 }

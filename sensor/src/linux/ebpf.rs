@@ -123,9 +123,12 @@ fn read_loop(
 ) {
     let fd = ring.as_raw_fd();
     loop {
-        // Drain first, then check for stop: records queued before the
-        // programs were detached are still delivered.
-        while let Some(item) = ring.next() {
+        // Drain what is queued, then check for stop (at most a ring buffer's
+        // worth per round, so a busy host cannot keep the reader from it).
+        let mut budget = 1 << 16;
+        while budget > 0 {
+            let Some(item) = ring.next() else { break };
+            budget -= 1;
             counters.records.fetch_add(1, Ordering::Relaxed);
             match Record::parse(&item) {
                 Ok(r) => deliver(&r, counters, intake, clock, users),

@@ -233,6 +233,10 @@ fn read_loop(
             for raw in records(bytes) {
                 handle(raw, me, resolver, counters, intake);
             }
+            // A busy host never leaves the queue empty: check for stop anyway.
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             continue;
         }
         let err = io::Error::last_os_error();

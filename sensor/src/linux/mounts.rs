@@ -53,12 +53,23 @@ pub fn local_filesystems() -> std::io::Result<Vec<Mount>> {
     let text = std::fs::read_to_string("/proc/self/mountinfo")?;
     Ok(parse_mountinfo(&text)
         .into_iter()
-        .filter(|m| is_local(&m.fs_type))
+        .filter(|m| is_local(&m.fs_type) && !is_kernel_tree(&m.mount_point))
         .collect())
 }
 
 fn is_local(fs_type: &str) -> bool {
     !SKIPPED_TYPES.contains(&fs_type) && !fs_type.starts_with("fuse")
+}
+
+/// Mounts inside the kernel's own trees (a tmpfs at `/sys/fs/cgroup`) hold
+/// no user files, whatever their type.
+fn is_kernel_tree(mount_point: &str) -> bool {
+    ["/sys", "/proc"].iter().any(|t| {
+        mount_point == *t
+            || mount_point
+                .strip_prefix(t)
+                .is_some_and(|r| r.starts_with('/'))
+    })
 }
 
 fn parse_mountinfo(text: &str) -> Vec<Mount> {
@@ -117,6 +128,8 @@ mod tests {
             .map(|m| m.mount_point.as_str())
             .collect();
         assert_eq!(local, ["/", "/mnt/my disk", "/srv"]);
+        assert!(is_kernel_tree("/sys/fs/cgroup") && is_kernel_tree("/proc"));
+        assert!(!is_kernel_tree("/system") && !is_kernel_tree("/"));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! goes on unhashed and is counted (`hash.queue_full`): never dropped.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -58,7 +58,7 @@ impl Default for EnrichConfig {
     fn default() -> Self {
         EnrichConfig {
             hash_workers: 2,
-            hash_queue: 4096,
+            hash_queue: 1024,
             hash_cache_entries: 8192,
             hash_max_bytes: 64 << 20,
             table_capacity: 1 << 17,
@@ -73,6 +73,8 @@ impl Default for EnrichConfig {
 pub struct EnrichCounters {
     /// Events sent on without a hash because the hash queue was full.
     pub hash_queue_full: AtomicU64,
+    /// Events sent on without a hash because the run was stopping.
+    pub hash_skipped_at_stop: AtomicU64,
     /// Processes in the table now, and evicted over its capacity.
     pub processes: AtomicU64,
     pub processes_evicted: AtomicU64,
@@ -86,6 +88,7 @@ pub struct Enrichment {
     /// The hash cache (its stats are the stats line's `hash.*`).
     pub cache: Arc<HashCache>,
     hash_rx: Receiver<HashJob>,
+    stopping: Arc<AtomicBool>,
 }
 
 struct HashJob {
@@ -109,15 +112,23 @@ impl Enrichment {
             config.hash_max_bytes,
         ));
         let (hash_tx, hash_rx) = bounded::<HashJob>(config.hash_queue.max(1));
+        let stopping = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for i in 0..config.hash_workers.max(1) {
             let rx = hash_rx.clone();
             let ready = ready.clone();
             let cache = Arc::clone(&cache);
             let enricher = config.image_enricher.clone();
+            let (stopping, c) = (Arc::clone(&stopping), Arc::clone(&counters));
             threads.push(spawn(&format!("trawl-hash-{i}"), move || {
                 for job in rx {
-                    let event = hash_job(job, &cache, enricher.as_deref());
+                    // A backlog of large files must not hold up the exit.
+                    let event = if stopping.load(Ordering::Relaxed) {
+                        c.hash_skipped_at_stop.fetch_add(1, Ordering::Relaxed);
+                        job.event
+                    } else {
+                        hash_job(job, &cache, enricher.as_deref())
+                    };
                     if ready.send(event).is_err() {
                         return;
                     }
@@ -156,6 +167,7 @@ impl Enrichment {
             counters,
             cache,
             hash_rx,
+            stopping,
         }
     }
 
@@ -165,7 +177,10 @@ impl Enrichment {
     }
 
     /// Waits until the normalizer and the workers have drained and stopped.
+    /// Events still waiting for a hash go on without one (counted), so a
+    /// backlog of large files cannot delay the exit.
     pub fn join(self) {
+        self.stopping.store(true, Ordering::Relaxed);
         for t in self.threads {
             let _ = t.join();
         }

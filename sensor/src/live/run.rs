@@ -210,6 +210,7 @@ pub fn run(
             sources: sources.iter().map(|s| (s.name(), s.stats())).collect(),
             hash: enrichment.cache.stats(),
             hash_queue_full: enrichment.counters.hash_queue_full.load(Ordering::Relaxed),
+            hash_skipped_at_stop: 0,
             processes: enrichment.counters.processes.load(Ordering::Relaxed),
             processes_evicted: enrichment
                 .counters
@@ -247,6 +248,7 @@ pub fn run(
         sources: sources_final,
         hash: cache.stats(),
         hash_queue_full: enrich_counters.hash_queue_full.load(Ordering::Relaxed),
+        hash_skipped_at_stop: enrich_counters.hash_skipped_at_stop.load(Ordering::Relaxed),
         processes: enrich_counters.processes.load(Ordering::Relaxed),
         processes_evicted: enrich_counters.processes_evicted.load(Ordering::Relaxed),
         out_key,

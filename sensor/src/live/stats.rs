@@ -30,6 +30,7 @@ pub struct Snapshot {
     pub sources: Vec<(&'static str, Vec<(&'static str, u64)>)>,
     pub hash: HashStats,
     pub hash_queue_full: u64,
+    pub hash_skipped_at_stop: u64,
     pub processes: u64,
     pub processes_evicted: u64,
     pub queue_intake: usize,
@@ -77,8 +78,8 @@ impl Snapshot {
         let h = &self.hash;
         let _ = write!(
             s,
-            " hash.hits={} hash.misses={} hash.skipped={} hash.queue_full={} hash.bytes={}",
-            h.hits, h.misses, h.skipped, self.hash_queue_full, h.bytes_hashed
+            " hash.hits={} hash.misses={} hash.skipped={} hash.queue_full={} hash.skipped_at_stop={} hash.bytes={}",
+            h.hits, h.misses, h.skipped, self.hash_queue_full, self.hash_skipped_at_stop, h.bytes_hashed
         );
         let _ = write!(
             s,
