@@ -277,38 +277,35 @@ int BPF_PROG(trawl_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	return 0;
 }
 
+/* A fork or exit record: no strings, so it is built on the stack. */
+static __always_inline void emit_task(u32 kind, struct task_struct *task, u32 ppid, s32 exit_code)
+{
+	struct trawl_event ev = {};
+	ev.kind = kind;
+	ev.ktime_ns = bpf_ktime_get_boot_ns();
+	ev.start_ns = BPF_CORE_READ(task, start_boottime);
+	ev.pid = BPF_CORE_READ(task, tgid);
+	ev.tid = ev.pid;
+	ev.ppid = ppid;
+	ev.exit_code = exit_code;
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0) != 0)
+		count_lost(kind);
+}
+
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(trawl_fork, struct task_struct *parent, struct task_struct *child)
 {
-	pid_t tgid = BPF_CORE_READ(child, tgid);
-	if (BPF_CORE_READ(child, pid) != tgid)
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0; /* a new thread, not a new process */
-	struct trawl_event ev = {};
-	ev.kind = KIND_FORK;
-	ev.ktime_ns = bpf_ktime_get_boot_ns();
-	ev.start_ns = BPF_CORE_READ(child, start_boottime);
-	ev.pid = tgid;
-	ev.tid = tgid;
-	ev.ppid = BPF_CORE_READ(parent, tgid);
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0) != 0)
-		count_lost(KIND_FORK);
+	emit_task(KIND_FORK, child, BPF_CORE_READ(parent, tgid), 0);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(trawl_exit, struct task_struct *task)
 {
-	pid_t tgid = BPF_CORE_READ(task, tgid);
-	if (BPF_CORE_READ(task, pid) != tgid)
+	if (BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid))
 		return 0; /* a thread; the process ends with its leader */
-	struct trawl_event ev = {};
-	ev.kind = KIND_EXIT;
-	ev.ktime_ns = bpf_ktime_get_boot_ns();
-	ev.start_ns = BPF_CORE_READ(task, start_boottime);
-	ev.pid = tgid;
-	ev.tid = tgid;
-	ev.exit_code = BPF_CORE_READ(task, exit_code);
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0) != 0)
-		count_lost(KIND_EXIT);
+	emit_task(KIND_EXIT, task, 0, BPF_CORE_READ(task, exit_code));
 	return 0;
 }

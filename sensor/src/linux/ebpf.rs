@@ -13,7 +13,6 @@
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use anyhow::Context;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -26,6 +25,7 @@ use super::exec_record::{
     absolute, command_line, path_from_components, Record, FLAG_ARGV_TRUNCATED,
     FLAG_ARGV_UNREADABLE, FLAG_CWD_TRUNCATED, FLAG_EXE_TRUNCATED, KIND_EXEC, KIND_EXIT, KIND_FORK,
 };
+use super::reader::{wait_readable, Reader};
 use super::users::UserNames;
 use crate::live::enrich::EXEC_FILENAME;
 use crate::live::intake::Intake;
@@ -47,8 +47,7 @@ const RINGBUF_BYTES: u32 = 8 << 20;
 
 /// A running eBPF source.
 pub struct EbpfSource {
-    stop: Arc<AtomicBool>,
-    reader: Option<JoinHandle<()>>,
+    reader: Reader,
     counters: Arc<Counters>,
     lost: PerCpuArray<MapData, u64>,
     /// Keeps the programs attached until the source is dropped.
@@ -95,18 +94,16 @@ pub fn start(
         .context("opening the ring buffer")?;
     let lost = PerCpuArray::try_from(ebpf.take_map("lost").context("map `lost` missing")?)
         .context("opening the loss counters")?;
-    let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let reader = {
-        let (stop, counters, intake) = (Arc::clone(&stop), Arc::clone(&counters), intake.clone());
-        std::thread::Builder::new()
-            .name("trawl-ebpf".into())
-            .spawn(move || read_loop(events, &stop, &counters, &intake, clock, &users))
-            .context("starting the ring buffer reader")?
+        let (counters, intake) = (Arc::clone(&counters), intake.clone());
+        Reader::spawn("trawl-ebpf", move |stop| {
+            read_loop(events, stop, &counters, &intake, clock, &users)
+        })
+        .context("starting the ring buffer reader")?
     };
     Ok(EbpfSource {
-        stop,
-        reader: Some(reader),
+        reader,
         counters,
         lost,
         _ebpf: ebpf,
@@ -141,13 +138,7 @@ fn read_loop(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd; the ring buffer's fd outlives the call.
-        unsafe { libc::poll(&mut pfd, 1, 100) };
+        wait_readable(fd);
     }
 }
 
@@ -245,9 +236,6 @@ impl SourceHandle for EbpfSource {
     }
 
     fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
+        self.reader.stop();
     }
 }

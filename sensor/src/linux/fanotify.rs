@@ -23,13 +23,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use anyhow::Context;
 use trawl_engine::event::{fields, Event, EventKind, Os, Value};
 
 use super::clock::wall_now;
 use super::mounts;
+use super::reader::{wait_readable, Reader};
 use crate::live::intake::Intake;
 use crate::live::run::SourceHandle;
 
@@ -49,8 +49,7 @@ type Fsid = [i32; 2];
 
 /// A running fanotify source.
 pub struct FanotifySource {
-    stop: Arc<AtomicBool>,
-    reader: Option<JoinHandle<()>>,
+    reader: Reader,
     counters: Arc<Counters>,
 }
 
@@ -146,23 +145,15 @@ pub fn start(intake: &Intake, watch: &[PathBuf]) -> anyhow::Result<(FanotifySour
         )
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let reader = {
-        let (stop, counters, intake) = (Arc::clone(&stop), Arc::clone(&counters), intake.clone());
-        std::thread::Builder::new()
-            .name("trawl-fanotify".into())
-            .spawn(move || read_loop(&group, &resolver, &stop, &counters, &intake))
-            .context("starting the fanotify reader")?
+        let (counters, intake) = (Arc::clone(&counters), intake.clone());
+        Reader::spawn("trawl-fanotify", move |stop| {
+            read_loop(&group, &resolver, stop, &counters, &intake)
+        })
+        .context("starting the fanotify reader")?
     };
-    Ok((
-        FanotifySource {
-            stop,
-            reader: Some(reader),
-            counters,
-        },
-        description,
-    ))
+    Ok((FanotifySource { reader, counters }, description))
 }
 
 fn cstring(path: &Path) -> io::Result<CString> {
@@ -250,13 +241,7 @@ fn read_loop(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let mut pfd = libc::pollfd {
-            fd: group.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, 100) };
+        wait_readable(group.as_raw_fd());
     }
 }
 
@@ -440,10 +425,7 @@ impl SourceHandle for FanotifySource {
     }
 
     fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
+        self.reader.stop();
     }
 }
 

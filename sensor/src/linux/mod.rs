@@ -12,6 +12,7 @@ mod fanotify;
 mod mounts;
 mod proc_connector;
 mod procfs;
+mod reader;
 mod users;
 
 use std::sync::Arc;
@@ -31,41 +32,30 @@ impl LivePlatform for LinuxPlatform {
     ) -> anyhow::Result<(Vec<Box<dyn SourceHandle>>, String)> {
         let clock = clock::KernelClock::now();
         let users = Arc::new(users::UserNames::load());
-        let mut sources: Vec<Box<dyn SourceHandle>> = Vec::new();
-        let mut what = Vec::new();
-        match options.process_source {
-            Some(ProcessSource::Ebpf) => {
-                sources.push(Box::new(ebpf::start(intake, clock, Arc::clone(&users))?));
-                what.push("process events by eBPF".to_owned());
-            }
+        let process: Box<dyn SourceHandle> = match options.process_source {
+            Some(ProcessSource::Ebpf) => Box::new(ebpf::start(intake, clock, Arc::clone(&users))?),
             Some(ProcessSource::ProcConnector) => {
-                sources.push(Box::new(proc_connector::start(
-                    intake,
-                    clock,
-                    Arc::clone(&users),
-                )?));
-                what.push("process events by the netlink proc connector".to_owned());
+                Box::new(proc_connector::start(intake, clock, Arc::clone(&users))?)
             }
             None => match ebpf::start(intake, clock, Arc::clone(&users)) {
-                Ok(s) => {
-                    sources.push(Box::new(s));
-                    what.push("process events by eBPF".to_owned());
-                }
+                Ok(s) => Box::new(s),
                 Err(e) => {
                     eprintln!(
                         "trawl: eBPF process events cannot load ({e:#}); falling back to the netlink proc connector: \
-                         image, command line and working directory are then read from /proc after each exec, so they \
-                         are missing for processes that exit first, and argv is cut by nothing but its truncation flag is never set"
+                         image, command line, working directory and user are read from /proc after each exec, so they \
+                         are missing for a process that exits first (proc_connector.exec_unreadable), and belong to its \
+                         next program if it exec'd again at once"
                     );
-                    sources.push(Box::new(proc_connector::start(
-                        intake,
-                        clock,
-                        Arc::clone(&users),
-                    )?));
-                    what.push("process events by the netlink proc connector (fallback)".to_owned());
+                    Box::new(proc_connector::start(intake, clock, Arc::clone(&users))?)
                 }
             },
+        };
+        let mut what = vec![match process.name() {
+            "ebpf" => "process events by eBPF",
+            _ => "process events by the netlink proc connector",
         }
+        .to_owned()];
+        let mut sources = vec![process];
         match fanotify::start(intake, &options.watch) {
             Ok((source, description)) => {
                 sources.push(Box::new(source));

@@ -13,13 +13,13 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use anyhow::Context;
 use trawl_engine::event::{fields, Event, EventKind, FieldKey, Os, Value};
 
 use super::clock::KernelClock;
 use super::procfs;
+use super::reader::{Reader, POLL_MS};
 use super::users::UserNames;
 use crate::live::intake::Intake;
 use crate::live::run::SourceHandle;
@@ -36,8 +36,7 @@ const CN_MSG: usize = 20;
 
 /// A running proc connector source.
 pub struct ProcConnectorSource {
-    stop: Arc<AtomicBool>,
-    reader: Option<JoinHandle<()>>,
+    reader: Reader,
     counters: Arc<Counters>,
 }
 
@@ -55,20 +54,15 @@ pub fn start(
     users: Arc<UserNames>,
 ) -> anyhow::Result<ProcConnectorSource> {
     let sock = subscribe().context("subscribing to the netlink process connector (needs root)")?;
-    let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let reader = {
-        let (stop, counters, intake) = (Arc::clone(&stop), Arc::clone(&counters), intake.clone());
-        std::thread::Builder::new()
-            .name("trawl-proc-cn".into())
-            .spawn(move || read_loop(&sock, &stop, &counters, &intake, clock, &users))
-            .context("starting the proc connector reader")?
+        let (counters, intake) = (Arc::clone(&counters), intake.clone());
+        Reader::spawn("trawl-proc-cn", move |stop| {
+            read_loop(&sock, stop, &counters, &intake, clock, &users)
+        })
+        .context("starting the proc connector reader")?
     };
-    Ok(ProcConnectorSource {
-        stop,
-        reader: Some(reader),
-        counters,
-    })
+    Ok(ProcConnectorSource { reader, counters })
 }
 
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
@@ -107,7 +101,7 @@ fn subscribe() -> io::Result<OwnedFd> {
         );
         let tv = libc::timeval {
             tv_sec: 0,
-            tv_usec: 100_000,
+            tv_usec: libc::suseconds_t::from(POLL_MS) * 1000,
         };
         check(libc::setsockopt(
             fd,
@@ -304,10 +298,7 @@ impl SourceHandle for ProcConnectorSource {
     }
 
     fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
+        self.reader.stop();
     }
 }
 

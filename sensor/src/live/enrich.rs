@@ -61,7 +61,7 @@ impl Default for EnrichConfig {
             hash_queue: 1024,
             hash_cache_entries: 8192,
             hash_max_bytes: 64 << 20,
-            table_capacity: 1 << 17,
+            table_capacity: 1 << 16,
             host: None,
             image_enricher: None,
         }
@@ -75,6 +75,8 @@ pub struct EnrichCounters {
     pub hash_queue_full: AtomicU64,
     /// Events sent on without a hash because the run was stopping.
     pub hash_skipped_at_stop: AtomicU64,
+    /// Events waiting for a hash worker (as of the last event).
+    pub hash_queue: AtomicU64,
     /// Processes in the table now, and evicted over its capacity.
     pub processes: AtomicU64,
     pub processes_evicted: AtomicU64,
@@ -87,7 +89,6 @@ pub struct Enrichment {
     pub counters: Arc<EnrichCounters>,
     /// The hash cache (its stats are the stats line's `hash.*`).
     pub cache: Arc<HashCache>,
-    hash_rx: Receiver<HashJob>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -153,6 +154,7 @@ impl Enrichment {
                     },
                     None => ready.send(event),
                 };
+                c.hash_queue.store(hash_tx.len() as u64, Ordering::Relaxed);
                 c.processes
                     .store(normalizer.table.len() as u64, Ordering::Relaxed);
                 c.processes_evicted
@@ -166,14 +168,8 @@ impl Enrichment {
             threads,
             counters,
             cache,
-            hash_rx,
             stopping,
         }
-    }
-
-    /// Events waiting for a hash worker now.
-    pub fn hash_queue_depth(&self) -> usize {
-        self.hash_rx.len()
     }
 
     /// Waits until the normalizer and the workers have drained and stopped.

@@ -103,11 +103,6 @@ impl Intake {
         }
     }
 
-    /// Inputs waiting in the queue now.
-    pub fn queue_depth(&self) -> usize {
-        self.tx.len()
-    }
-
     /// The counters every clone shares.
     pub fn counters(&self) -> Arc<IntakeCounters> {
         Arc::clone(&self.counters)
@@ -136,7 +131,7 @@ mod tests {
         assert_eq!(dropped[EventKind::FileCreate.index()], 1);
         assert_eq!(dropped[EventKind::ProcessStart.index()], 0);
         assert_eq!((received[FORK_SLOT], dropped[FORK_SLOT]), (1, 1));
-        assert_eq!(intake.queue_depth(), 2);
+        assert_eq!(rx.len(), 2);
         assert!(matches!(rx.try_recv(), Ok(Input::Event(e)) if e.kind == EventKind::ProcessStart));
         assert_eq!(slot_name(FORK_SLOT), "fork");
         assert_eq!(slot_name(0), "process_start");

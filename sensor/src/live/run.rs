@@ -19,11 +19,12 @@ use anyhow::Context;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use trawl_engine::alert::Format;
 use trawl_engine::event::Event;
+use trawl_engine::hash::HashCache;
 use trawl_engine::matcher::Ruleset;
 use trawl_engine::pipeline::{AlertSink, Pipeline, PipelineConfig};
 
-use super::enrich::{seeded_table, EnrichConfig, Enrichment, ImageEnricher};
-use super::intake::Intake;
+use super::enrich::{seeded_table, EnrichConfig, EnrichCounters, Enrichment, ImageEnricher};
+use super::intake::{Input, Intake, IntakeCounters};
 use super::output::{
     open_append, run_batcher, Consumer, CountingSink, OutputCounters, PipelineConsumer, TraceWriter,
 };
@@ -120,6 +121,7 @@ pub fn run(
     .context("installing the SIGINT/SIGTERM handler")?;
 
     let (intake, inputs) = Intake::new(INTAKE_QUEUE);
+    let intake_queue_probe = inputs.clone();
     let (ready_tx, ready_rx) = bounded(READY_QUEUE);
     let output_counters = Arc::new(OutputCounters::default());
 
@@ -201,66 +203,73 @@ pub fn run(
         started.elapsed().as_millis()
     );
 
-    let snapshot = |sources: &[Box<dyn SourceHandle>]| {
-        let (received, dropped_intake) = intake.counters().snapshot();
-        Snapshot {
-            received,
-            dropped_intake,
-            dropped_output: output_counters.dropped.load(Ordering::Relaxed),
-            sources: sources.iter().map(|s| (s.name(), s.stats())).collect(),
-            hash: enrichment.cache.stats(),
-            hash_queue_full: enrichment.counters.hash_queue_full.load(Ordering::Relaxed),
-            hash_skipped_at_stop: 0,
-            processes: enrichment.counters.processes.load(Ordering::Relaxed),
-            processes_evicted: enrichment
-                .counters
-                .processes_evicted
-                .load(Ordering::Relaxed),
-            queue_intake: intake.queue_depth(),
-            queue_hash: enrichment.hash_queue_depth(),
-            queue_ready: ready_rx.len(),
-            queue_engine: stage.engine_depth(),
-            out_key,
-            out: out_count.load(Ordering::Relaxed),
-        }
+    let meters = Meters {
+        intake: intake.counters(),
+        intake_queue: intake_queue_probe,
+        enrich: Arc::clone(&enrichment.counters),
+        cache: Arc::clone(&enrichment.cache),
+        ready_queue: ready_rx.clone(),
+        engine_queue: stage.engine_depth(),
+        output: Arc::clone(&output_counters),
+        out_key,
+        out_count,
     };
-
     wait_for_stop(&stop_rx, deadline, stats_interval, || {
-        eprintln!("{}", snapshot(&sources).render("stats"));
+        eprintln!("{}", meters.snapshot(&sources).render("stats"));
     });
 
     // Drain: sources first, so nothing new arrives; then the stages in order.
     for s in &mut sources {
         s.stop();
     }
-    let stats_at_stop = snapshot(&sources);
-    let sources_final: Vec<_> = stats_at_stop.sources.clone();
     drop(intake);
-    let intake_counters = (stats_at_stop.received, stats_at_stop.dropped_intake);
-    let cache = Arc::clone(&enrichment.cache);
-    let enrich_counters = Arc::clone(&enrichment.counters);
     enrichment.join();
     let write_error = stage.finish()?;
-    let last = Snapshot {
-        received: intake_counters.0,
-        dropped_intake: intake_counters.1,
-        dropped_output: output_counters.dropped.load(Ordering::Relaxed),
-        sources: sources_final,
-        hash: cache.stats(),
-        hash_queue_full: enrich_counters.hash_queue_full.load(Ordering::Relaxed),
-        hash_skipped_at_stop: enrich_counters.hash_skipped_at_stop.load(Ordering::Relaxed),
-        processes: enrich_counters.processes.load(Ordering::Relaxed),
-        processes_evicted: enrich_counters.processes_evicted.load(Ordering::Relaxed),
-        out_key,
-        out: out_count.load(Ordering::Relaxed),
-        ..Snapshot::default()
-    };
+    let last = meters.snapshot(&sources);
     eprintln!("{}", last.render("stopped"));
     eprintln!(
         "trawl: {} events lost in total (kernel buffers, queues, output)",
         last.total_dropped()
     );
     Ok(RunReport { write_error })
+}
+
+/// Where the stats line's numbers are read from (shared counters and probes
+/// of the queues; none of them keeps a stage alive).
+struct Meters {
+    intake: Arc<IntakeCounters>,
+    intake_queue: Receiver<Input>,
+    enrich: Arc<EnrichCounters>,
+    cache: Arc<HashCache>,
+    ready_queue: Receiver<Event>,
+    engine_queue: Arc<AtomicU64>,
+    output: Arc<OutputCounters>,
+    out_key: &'static str,
+    out_count: Arc<AtomicU64>,
+}
+
+impl Meters {
+    fn snapshot(&self, sources: &[Box<dyn SourceHandle>]) -> Snapshot {
+        let (received, dropped_intake) = self.intake.snapshot();
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Snapshot {
+            received,
+            dropped_intake,
+            dropped_output: load(&self.output.dropped),
+            sources: sources.iter().map(|s| (s.name(), s.stats())).collect(),
+            hash: self.cache.stats(),
+            hash_queue_full: load(&self.enrich.hash_queue_full),
+            hash_skipped_at_stop: load(&self.enrich.hash_skipped_at_stop),
+            processes: load(&self.enrich.processes),
+            processes_evicted: load(&self.enrich.processes_evicted),
+            queue_intake: self.intake_queue.len(),
+            queue_hash: load(&self.enrich.hash_queue) as usize,
+            queue_ready: self.ready_queue.len(),
+            queue_engine: load(&self.engine_queue) as usize,
+            out_key: self.out_key,
+            out: load(&self.out_count),
+        }
+    }
 }
 
 /// Blocks until a stop signal or the deadline, calling `tick` every
@@ -318,11 +327,11 @@ fn spawn_batcher<C: Consumer + 'static>(
 }
 
 impl Stage {
-    /// Batches waiting for the engine.
-    fn engine_depth(&self) -> usize {
+    /// Batches waiting for the engine (always zero for a trace).
+    fn engine_depth(&self) -> Arc<AtomicU64> {
         match self {
-            Stage::Engine(_, depth) => depth.load(Ordering::Relaxed) as usize,
-            Stage::Trace(_) => 0,
+            Stage::Engine(_, depth) => Arc::clone(depth),
+            Stage::Trace(_) => Arc::default(),
         }
     }
 
