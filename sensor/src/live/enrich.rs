@@ -36,6 +36,10 @@ pub trait ImageEnricher: Send + Sync {
 /// `Hashes` is the script's.
 pub const EXEC_FILENAME: &str = "ExecFilename";
 
+/// How long hashing goes on after a stop before the rest of the hash queue
+/// passes through unhashed.
+pub const HASH_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How the enrichment stage runs.
 #[derive(Clone)]
 pub struct EnrichConfig {
@@ -173,10 +177,15 @@ impl Enrichment {
     }
 
     /// Waits until the normalizer and the workers have drained and stopped.
-    /// Events still waiting for a hash go on without one (counted), so a
-    /// backlog of large files cannot delay the exit.
+    /// Events still waiting for a hash after [`HASH_GRACE`] go on without one
+    /// (counted), so a backlog of large files cannot delay the exit.
     pub fn join(self) {
-        self.stopping.store(true, Ordering::Relaxed);
+        let stopping = Arc::clone(&self.stopping);
+        // Detached: if the queues drain sooner, setting the flag later is moot.
+        std::thread::spawn(move || {
+            std::thread::sleep(HASH_GRACE);
+            stopping.store(true, Ordering::Relaxed);
+        });
         for t in self.threads {
             let _ = t.join();
         }
