@@ -19,6 +19,10 @@ pub enum Command {
     /// Work with rule sets.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Watch this machine live (Linux, as root) and print alerts as they happen.
+    Watch(WatchArgs),
+    /// Record this machine's live events (Linux, as root) into a trace for `trawl replay`.
+    Record(RecordArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,4 +92,35 @@ pub struct CheckArgs {
     /// Without a path, the embedded seed pack is checked.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Append alerts to FILE (one JSON line each, flushed as found) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Report file events only under PATH (default: every local filesystem); repeatable.
+    #[arg(long = "watch", value_name = "PATH")]
+    pub watch: Vec<PathBuf>,
+    /// Process event source (default: ebpf, falling back to proc-connector when eBPF cannot load).
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub source: Option<crate::live::run::ProcessSource>,
+    /// Print a stats line every SECS seconds (0: only when stopping).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub stats_interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The trace to write (trawl NDJSON; created or truncated).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub output: PathBuf,
+    /// Stop after SECS seconds (default: at SIGINT/SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// Record file events only under PATH (default: every local filesystem); repeatable.
+    #[arg(long = "watch", value_name = "PATH")]
+    pub watch: Vec<PathBuf>,
 }

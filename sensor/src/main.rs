@@ -1,10 +1,14 @@
 //! `trawl`: the endpoint detection sensor's one command.
 //!
-//! Subcommands: `replay` (recorded traces through the engine) and `rules check`
-//! (what a rule set loads, and why the rest does not).
+//! Subcommands: `replay` (recorded traces through the engine), `rules check`
+//! (what a rule set loads, and why the rest does not), `watch` and `record`
+//! (this machine, live).
 
 mod cli;
 mod commands;
+#[cfg(target_os = "linux")]
+mod linux;
+mod live;
 
 use std::process::ExitCode;
 
@@ -22,6 +26,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Replay(args) => commands::replay::run(args),
         cli::Command::Rules(cli::RulesCommand::Check(args)) => commands::rules_check::run(args),
+        cli::Command::Watch(args) => commands::live::watch(args),
+        cli::Command::Record(args) => commands::live::record(args),
     };
     match result {
         Ok(code) => code,

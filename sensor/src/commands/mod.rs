@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod live;
 pub mod replay;
 pub mod rules_check;
 
