@@ -39,9 +39,9 @@ pub fn settings() -> Arc<ParserSettings> {
     Arc::new(ParserSettings::new().indent(false))
 }
 
-/// One chunk read from a file (boxed: its header is large), or why it could
-/// not be read.
-pub type ChunkRead = Result<Box<EvtxChunkData>, String>;
+/// One chunk read from a file (boxed: its header is large), or where and why
+/// it could not be read.
+pub type ChunkRead = Result<Box<EvtxChunkData>, (Location, String)>;
 
 /// The chunks of an EVTX file in record order. An error here means the file
 /// is not usable at all (no EVTX header).
@@ -51,7 +51,7 @@ pub fn chunks(path: &Path) -> Result<impl Iterator<Item = ChunkRead>, String> {
         .map_err(|e| format!("not a readable EVTX file: {}", chain(&e)))?;
     Ok(parser
         .into_chunks()
-        .map(|c| c.map(Box::new).map_err(|e| chain(&e))))
+        .map(|c| c.map(Box::new).map_err(|e| locate(&e, Location::File))))
 }
 
 /// Parses one chunk's records into `out`: events for mapped records, a count
@@ -85,7 +85,8 @@ pub fn read_chunk(
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                out.bad(Location::Chunk(number), chain(&e), 1);
+                let (at, reason) = locate(&e, Location::Chunk(number));
+                out.bad(at, reason, 1);
                 continue;
             }
         };
@@ -93,7 +94,8 @@ pub fn read_chunk(
         let json = match record.into_json_bytes() {
             Ok(j) => j.data,
             Err(e) => {
-                out.bad(Location::Record(id), chain(&e), 1);
+                let (at, reason) = locate(&e, Location::Record(id));
+                out.bad(at, reason, 1);
                 continue;
             }
         };
@@ -117,9 +119,33 @@ pub fn read_chunk(
     }
 }
 
+/// Where an error of the crate happened (the chunk or record it names, else
+/// `default`) and why, without the location repeated in the words.
+fn locate(e: &EvtxError, default: Location) -> (Location, String) {
+    match e {
+        EvtxError::FailedToParseChunk { chunk_id, source } => (
+            Location::Chunk(*chunk_id),
+            format!("{}; the chunk's records are skipped", chain(&**source)),
+        ),
+        EvtxError::FailedToParseRecord { record_id, source } => {
+            (Location::Record(*record_id), chain(&**source))
+        }
+        EvtxError::FailedToReadRecordAt {
+            chunk,
+            offset,
+            source,
+        } => (
+            chunk.map_or(default, Location::Chunk),
+            format!("record at offset {offset}: {}", chain(&**source)),
+        ),
+        other => (default, chain(other)),
+    }
+}
+
 /// An error with its causes, `a: b: c`, since the crate's top-level messages
-/// ("Failed to parse record number 7") leave the reason to their sources.
-fn chain(e: &EvtxError) -> String {
+/// ("An error occurred while trying to deserialize evtx stream.") leave the
+/// reason to their sources.
+fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -104,7 +104,10 @@ pub(crate) fn process(unit: Unit, settings: &Arc<ParserSettings>) -> UnitOutput 
     };
     match unit {
         Unit::Failed { reason, .. } => out.bad(Location::File, reason, 1),
-        Unit::Chunk { chunk: Err(e), .. } => out.bad(Location::File, e, 1),
+        Unit::Chunk {
+            chunk: Err((at, reason)),
+            ..
+        } => out.bad(at, reason, 1),
         Unit::Chunk { chunk: Ok(c), .. } => read_chunk(c, settings, &mut out),
         Unit::Lines { format, block, .. } => read_lines(format, &block, &mut out),
     }
