@@ -14,6 +14,7 @@ pub mod hash;
 pub mod ioc;
 pub mod load;
 pub mod matcher;
+mod parallel;
 pub mod pipeline;
 pub mod rule;
 pub mod seed;
