@@ -175,6 +175,10 @@ pub enum ReplayError {
 const BLOCK_LINES: usize = 1024;
 /// Bytes per block handed to a reader thread.
 const BLOCK_BYTES: usize = 1 << 20;
+/// An EVTX file up to this size is one unit of work, read by its worker;
+/// a larger one is cut into chunks on the reading thread, so its chunks
+/// are parsed in parallel.
+const WHOLE_FILE_BYTES: u64 = 4 << 20;
 
 /// Replays `traces` (files or folders, see [`input`]) in order through a
 /// pipeline over `ruleset`, writing alerts to `sink`. Unreadable records,
@@ -301,6 +305,13 @@ fn units(inputs: Vec<Input>) -> impl Iterator<Item = Unit> {
                 Box::new(std::iter::once(Unit::Failed { source, reason }))
             };
             match input.format {
+                Format::Evtx if input.size <= WHOLE_FILE_BYTES => {
+                    Box::new(std::iter::once(Unit::EvtxFile {
+                        source,
+                        path: input.path,
+                        size: input.size,
+                    }))
+                }
                 Format::Evtx => match evtx_file::chunks(&input.path) {
                     Ok(chunks) => Box::new(chunks.map(move |chunk| Unit::Chunk {
                         source: Arc::clone(&source),

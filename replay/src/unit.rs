@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam_channel::bounded;
@@ -14,7 +15,7 @@ use evtx::ParserSettings;
 use trawl_engine::event::Event;
 use trawl_engine::pipeline::SourcedEvent;
 
-use crate::evtx_file::{read_chunk, ChunkRead};
+use crate::evtx_file::{chunks, read_chunk, ChunkRead};
 use crate::input::Format;
 use crate::lines::LineBlock;
 use crate::ndjson::parse_line;
@@ -25,8 +26,15 @@ use crate::{Location, Problem};
 
 /// One piece of reading work.
 pub(crate) enum Unit {
-    /// A chunk of an EVTX file (or why it could not be read).
+    /// A chunk of a large EVTX file (or why it could not be read).
     Chunk { source: Arc<str>, chunk: ChunkRead },
+    /// A whole small EVTX file: its worker reads it too, so that opening
+    /// and reading many small files is not left to one thread.
+    EvtxFile {
+        source: Arc<str>,
+        path: PathBuf,
+        size: u64,
+    },
     /// Lines of an NDJSON trace or an `evtx_dump` JSON file.
     Lines {
         source: Arc<str>,
@@ -41,6 +49,7 @@ impl Unit {
     fn source(&self) -> &Arc<str> {
         match self {
             Unit::Chunk { source, .. }
+            | Unit::EvtxFile { source, .. }
             | Unit::Lines { source, .. }
             | Unit::Failed { source, .. } => source,
         }
@@ -50,6 +59,7 @@ impl Unit {
     fn bytes(&self) -> u64 {
         match self {
             Unit::Chunk { .. } => 64 * 1024,
+            Unit::EvtxFile { size, .. } => *size,
             Unit::Lines { block, .. } => block.text.len() as u64 + block.lines.len() as u64,
             Unit::Failed { .. } => 0,
         }
@@ -109,6 +119,17 @@ pub(crate) fn process(unit: Unit, settings: &Arc<ParserSettings>) -> UnitOutput 
             ..
         } => out.bad(at, reason, 1),
         Unit::Chunk { chunk: Ok(c), .. } => read_chunk(c, settings, &mut out),
+        Unit::EvtxFile { path, .. } => match chunks(&path) {
+            Ok(chunks) => {
+                for chunk in chunks {
+                    match chunk {
+                        Ok(c) => read_chunk(c, settings, &mut out),
+                        Err((at, reason)) => out.bad(at, reason, 1),
+                    }
+                }
+            }
+            Err(reason) => out.bad(Location::File, reason, 1),
+        },
         Unit::Lines { format, block, .. } => read_lines(format, &block, &mut out),
     }
     out
