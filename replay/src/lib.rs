@@ -1,10 +1,14 @@
 //! Replays recorded traces through the engine, deterministically.
 //!
-//! The replay driver reads each trace in turn, cuts its events into batches
-//! and feeds them to the same [`Pipeline`] the live sensor uses, so a replay
-//! test exercises exactly the code that runs on an endpoint. The alert stream
-//! is a pure function of (traces, rules): traces in the order given, records
-//! in file order, rules in load order, at any thread count.
+//! The replay driver finds the traces ([`input`]: files or folders; trawl
+//! NDJSON, Windows EVTX and `evtx_dump` JSON, recognised by content), cuts
+//! them into units of work ([`unit`]: EVTX files or chunks, blocks of lines)
+//! that reader threads turn into events ([`winlog`] maps Windows records),
+//! and feeds those, in input order, to the same [`Pipeline`] the live sensor
+//! uses, so a replay test exercises exactly the code that runs on an
+//! endpoint. The alert stream is a pure function of (traces, rules): traces in
+//! the order given, records in file order, rules in load order, at any thread
+//! count.
 //!
 //! ```
 //! use std::sync::Arc;
