@@ -16,6 +16,7 @@ pub mod ioc;
 pub mod kql;
 pub mod load;
 pub mod matcher;
+mod parallel;
 pub mod pipeline;
 pub mod rule;
 pub mod seed;

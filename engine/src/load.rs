@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::ioc::{IocProblem, IocSet};
 use crate::matcher::Ruleset;
+use crate::parallel::map_in_parallel;
 use crate::rule::{Level, Rule, RuleBody, Scope, Unsupported};
 use crate::{kql, seed, sigma};
 
@@ -110,6 +111,10 @@ pub fn load_rules_path(path: &Path) -> Result<RuleLoad, LoadError> {
         load.extend(load_rule_file(path));
         return Ok(load);
     }
+    // The walk fixes the order; the files are then parsed on every core and
+    // their rules put back in that order, so the load order (and with it the
+    // alert order) does not depend on the thread count.
+    let mut entries: Vec<Result<PathBuf, Unsupported>> = Vec::new();
     let walk = walkdir::WalkDir::new(path)
         .follow_links(true)
         .sort_by_file_name()
@@ -118,10 +123,10 @@ pub fn load_rules_path(path: &Path) -> Result<RuleLoad, LoadError> {
     for entry in walk {
         match entry {
             Ok(e) if e.file_type().is_file() && has_extension(e.path(), RULE_EXTENSIONS) => {
-                load.extend(load_rule_file(e.path()));
+                entries.push(Ok(e.into_path()));
             }
             Ok(_) => {}
-            Err(err) => load.unsupported.push(Unsupported {
+            Err(err) => entries.push(Err(Unsupported {
                 path: err
                     .path()
                     .map_or_else(|| path.display().to_string(), |p| p.display().to_string()),
@@ -129,7 +134,18 @@ pub fn load_rules_path(path: &Path) -> Result<RuleLoad, LoadError> {
                 title: None,
                 reason: format!("cannot read: {err}"),
                 out_of_scope: false,
-            }),
+            })),
+        }
+    }
+    let files: Vec<&Path> = entries
+        .iter()
+        .filter_map(|e| e.as_ref().ok().map(PathBuf::as_path))
+        .collect();
+    let mut parsed = map_in_parallel(&files, 8, |f| load_rule_file(f)).into_iter();
+    for entry in entries {
+        match entry {
+            Ok(_) => load.extend(parsed.next().expect("one result per file")),
+            Err(u) => load.unsupported.push(u),
         }
     }
     Ok(load)

@@ -501,3 +501,30 @@ fn unsupported_rules_say_why() {
             .contains("look")
     );
 }
+
+#[test]
+fn windash_from_a_slash_and_under_all() {
+    // SigmaHQ writes both spellings; `all` ANDs the values while each
+    // value's dash variants stay OR-linked.
+    let rs = rule(
+        "  sel:\n    CommandLine|contains|windash|all:\n      - ' /c '\n      - ' -k '\n  condition: sel",
+    );
+    for (c, k) in [
+        ("/", "-"),
+        ("-", "/"),
+        ("\u{2013}", "\u{2014}"),
+        ("\u{2015}", "\u{2013}"),
+        ("\u{2014}", "\u{2015}"),
+    ] {
+        let line = format!("cmd.exe {c}c svc {k}k x");
+        assert!(fires(&rs, &proc(&[("CommandLine", s(&line))])), "{line:?}");
+    }
+    check(
+        &rs,
+        &[],
+        &[
+            &[("CommandLine", s("cmd.exe /c svc"))],
+            &[("CommandLine", s("cmd.exe +c svc -k x"))],
+        ],
+    );
+}

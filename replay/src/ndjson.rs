@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 
+use crate::lines::{LineSource, RawLine};
+
 /// The longest line read; a longer one is skipped and reported, so one broken
 /// or hostile trace cannot exhaust memory.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
@@ -269,12 +271,8 @@ pub struct BadLine {
 /// (and reported) without being held in memory; an I/O error ends the stream
 /// with one last `BadLine`.
 pub struct NdjsonReader<R> {
-    input: R,
-    buf: Vec<u8>,
-    line: u64,
-    max_line: usize,
+    lines: LineSource<R>,
     host_cache: Option<Arc<str>>,
-    done: bool,
 }
 
 impl<R: BufRead> NdjsonReader<R> {
@@ -286,48 +284,8 @@ impl<R: BufRead> NdjsonReader<R> {
     /// A reader with another line-length limit.
     pub fn with_max_line(input: R, max_line: usize) -> Self {
         NdjsonReader {
-            input,
-            buf: Vec::with_capacity(4096),
-            line: 0,
-            max_line,
+            lines: LineSource::new(input, max_line),
             host_cache: None,
-            done: false,
-        }
-    }
-
-    /// Reads the next line into `buf`. `Ok(None)` at the end; `Ok(Some(true))`
-    /// when the line was longer than the limit (its bytes were consumed and
-    /// dropped).
-    fn read_line(&mut self) -> std::io::Result<Option<bool>> {
-        self.buf.clear();
-        let (mut any, mut too_long) = (false, false);
-        loop {
-            let available = match self.input.fill_buf() {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if available.is_empty() {
-                return Ok(any.then_some(too_long));
-            }
-            any = true;
-            let (chunk, end) = match memchr::memchr(b'\n', available) {
-                Some(i) => (&available[..=i], true),
-                None => (available, false),
-            };
-            if !too_long {
-                if self.buf.len() + chunk.len() > self.max_line + 2 {
-                    too_long = true;
-                    self.buf = Vec::with_capacity(4096);
-                } else {
-                    self.buf.extend_from_slice(chunk);
-                }
-            }
-            let n = chunk.len();
-            self.input.consume(n);
-            if end {
-                return Ok(Some(too_long));
-            }
         }
     }
 }
@@ -337,55 +295,30 @@ impl<R: BufRead> Iterator for NdjsonReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if self.done {
-                return None;
-            }
-            let too_long = match self.read_line() {
-                Ok(None) => return None,
-                Ok(Some(t)) => t,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(BadLine {
-                        line: self.line + 1,
-                        reason: format!("read error, rest of the file skipped: {e}"),
-                    }));
+            let max_line = self.lines.max_line();
+            let (line, raw) = self.lines.next_line()?;
+            let bad = |reason: String| Some(Err(BadLine { line, reason }));
+            let raw = match raw {
+                RawLine::Text(t) => t,
+                RawLine::TooLong => return bad(format!("line longer than {max_line} bytes")),
+                RawLine::Failed(e) => {
+                    return bad(format!("read error, rest of the file skipped: {e}"))
                 }
             };
-            self.line += 1;
-            if too_long {
-                return Some(Err(BadLine {
-                    line: self.line,
-                    reason: format!("line longer than {} bytes", self.max_line),
-                }));
-            }
-            let raw = trim_eol(&self.buf);
             if raw.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             let text = match std::str::from_utf8(raw) {
                 Ok(t) => t,
-                Err(e) => {
-                    return Some(Err(BadLine {
-                        line: self.line,
-                        reason: format!("not UTF-8 text ({e})"),
-                    }))
-                }
+                Err(e) => return bad(format!("not UTF-8 text ({e})")),
             };
             return Some(
                 parse_line(text, &mut self.host_cache)
-                    .map(|ev| (self.line, ev))
-                    .map_err(|reason| BadLine {
-                        line: self.line,
-                        reason,
-                    }),
+                    .map(|ev| (line, ev))
+                    .map_err(|reason| BadLine { line, reason }),
             );
         }
     }
-}
-
-fn trim_eol(b: &[u8]) -> &[u8] {
-    let b = b.strip_suffix(b"\n").unwrap_or(b);
-    b.strip_suffix(b"\r").unwrap_or(b)
 }
 
 #[cfg(test)]

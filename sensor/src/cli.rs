@@ -14,7 +14,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Replay recorded traces (trawl NDJSON) through the rules and print the alerts.
+    /// Replay recorded traces (trawl NDJSON, Windows EVTX, evtx_dump JSON; files or folders) through the rules and print the alerts.
     Replay(ReplayArgs),
     /// Work with rule sets.
     #[command(subcommand)]
@@ -78,7 +78,8 @@ pub struct ReplayArgs {
     /// Alert format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
     pub format: OutputFormat,
-    /// Trace files, replayed in the order given.
+    /// Trace files or folders (walked recursively), replayed in the order given;
+    /// formats are recognised by content.
     #[arg(value_name = "TRACE", required = true)]
     pub traces: Vec<PathBuf>,
 }

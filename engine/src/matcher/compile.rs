@@ -439,11 +439,17 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
             lits.push((spelling, u));
         }
     }
-    let scans = per_field
+    // One automaton per field, built on every core (the large ones, such as
+    // `CommandLine`'s, are most of the time it takes to compile a rule set).
+    per_field.push((FieldTarget::AnyField, keyword_lits));
+    let mut built =
+        crate::parallel::map_owned_in_parallel(per_field, |(key, lits)| (key, build_scan(lits)));
+    let keyword = built.pop().and_then(|(_, scan)| scan);
+    let scans = built
         .into_iter()
-        .filter_map(|(target, lits)| build_scan(lits).map(|scan| FieldScan { target, scan }))
+        .filter_map(|(target, scan)| scan.map(|scan| FieldScan { target, scan }))
         .collect();
-    (scans, build_scan(keyword_lits))
+    (scans, keyword)
 }
 
 /// Groups the regexes of each named field by flags into one automaton each;

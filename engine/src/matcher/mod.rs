@@ -117,7 +117,7 @@ impl Ruleset {
         }
 
         // Views shared by every (kind, os) pair that sees the same rules.
-        let mut views: Vec<View> = Vec::new();
+        let mut member_sets: Vec<Vec<usize>> = Vec::new();
         let mut by_members: std::collections::HashMap<Vec<usize>, usize> = Default::default();
         let mut view_of = [[0usize; 2]; 6];
         for kind in EventKind::ALL {
@@ -129,12 +129,15 @@ impl Ruleset {
                     .map(|(i, _)| i)
                     .collect();
                 let idx = *by_members.entry(members.clone()).or_insert_with(|| {
-                    views.push(View::build(&accepted, &members));
-                    views.len() - 1
+                    member_sets.push(members);
+                    member_sets.len() - 1
                 });
                 view_of[kind.index()][os.index()] = idx;
             }
         }
+        // Views are independent: built on every core, kept in order.
+        let views: Vec<View> =
+            crate::parallel::map_in_parallel(&member_sets, 1, |m| View::build(&accepted, m));
         let max = |f: &dyn Fn(&View) -> usize| views.iter().map(f).max().unwrap_or(0);
         let max_atoms = max(&|v| v.atoms.len());
         let max_rules = max(&|v| v.rules.len());

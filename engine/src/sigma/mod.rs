@@ -103,12 +103,12 @@
 mod condition;
 mod pcre;
 mod value;
+mod yaml;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::yaml::Hash;
-use yaml_rust2::{ScanError, Yaml, YamlLoader};
+use yaml_rust2::{ScanError, Yaml};
 
 use crate::event::{EventKind, Os};
 use crate::rule::{Expr, KindSet, Level, Rule, RuleBody, Scope, Unsupported};
@@ -124,20 +124,6 @@ pub struct SigmaLoad {
     /// not become a rule, with the reason.
     pub unsupported: Vec<Unsupported>,
 }
-
-/// How deeply YAML collections may nest. Sigma rules need about five levels;
-/// the bound keeps hostile input from exhausting the stack in the YAML
-/// loader, which recurses.
-const MAX_YAML_DEPTH: usize = 64;
-
-/// How many nodes a file may expand to once aliases are resolved: guards
-/// against "billion laughs" alias bombs.
-const MAX_YAML_NODES: usize = 1_000_000;
-
-/// How many bytes of scalar text a file may expand to once aliases are
-/// resolved: the YAML loader copies an aliased string at every use, so a few
-/// aliases of one large string are a bomb too.
-const MAX_YAML_BYTES: usize = 64 << 20;
 
 /// Parses one Sigma file's text, which may hold several `---` documents.
 ///
@@ -294,7 +280,7 @@ fn deep_update(dest: &mut Hash, src: &Hash) {
     }
 }
 
-/// Loads YAML text into documents, with the bounds above checked first.
+/// Loads YAML text into documents ([`yaml::load`]: one pass, bounded).
 fn load_yaml(text: &str) -> Result<Vec<Yaml>, String> {
     let syntax = |e: &ScanError| {
         format!(
@@ -307,91 +293,9 @@ fn load_yaml(text: &str) -> Result<Vec<Yaml>, String> {
     // yaml-rust2 is not known to panic, but it is third-party code handed
     // arbitrary input; one broken file must not take the loader down.
     catch_unwind(AssertUnwindSafe(|| {
-        check_yaml_bounds(text).map_err(|e| syntax(&e))?;
-        YamlLoader::load_from_str(text).map_err(|e| syntax(&e))
+        yaml::load(text).map_err(|e| syntax(&e))
     }))
     .unwrap_or_else(|_| Err("the YAML parser failed on this file (internal error)".to_owned()))
-}
-
-/// Walks the YAML event stream (iteratively: the pull parser does not
-/// recurse) and rejects nesting deeper than [`MAX_YAML_DEPTH`], or more than
-/// [`MAX_YAML_NODES`] nodes or [`MAX_YAML_BYTES`] bytes of text after alias
-/// expansion, before the recursive loader sees the text.
-fn check_yaml_bounds(text: &str) -> Result<(), ScanError> {
-    /// Nodes and scalar bytes a subtree expands to.
-    #[derive(Clone, Copy)]
-    struct Size {
-        nodes: usize,
-        bytes: usize,
-    }
-    impl Size {
-        fn add(&mut self, other: Size) {
-            self.nodes = self.nodes.saturating_add(other.nodes);
-            self.bytes = self.bytes.saturating_add(other.bytes);
-        }
-    }
-    let mut parser = Parser::new_from_str(text);
-    // Sizes of the open collections, and of each anchored node.
-    let mut open: Vec<(usize, Size)> = Vec::new();
-    let mut anchored: std::collections::HashMap<usize, Size> = Default::default();
-    let mut total = Size { nodes: 0, bytes: 0 };
-    loop {
-        let (ev, mark) = parser.next_token()?;
-        let (size, anchor) = match ev {
-            Event::StreamEnd => return Ok(()),
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                open.push((anchor, Size { nodes: 1, bytes: 0 }));
-                if open.len() > MAX_YAML_DEPTH {
-                    return Err(ScanError::new(
-                        mark,
-                        &format!("collections nested more than {MAX_YAML_DEPTH} levels deep"),
-                    ));
-                }
-                continue;
-            }
-            Event::SequenceEnd | Event::MappingEnd => match open.pop() {
-                Some((anchor, size)) => (size, anchor),
-                None => continue,
-            },
-            Event::Scalar(text, _, anchor, _) => (
-                Size {
-                    nodes: 1,
-                    bytes: text.len(),
-                },
-                anchor,
-            ),
-            Event::Alias(id) => (
-                anchored
-                    .get(&id)
-                    .copied()
-                    .unwrap_or(Size { nodes: 1, bytes: 0 }),
-                0,
-            ),
-            _ => continue,
-        };
-        if anchor > 0 {
-            anchored.insert(anchor, size);
-        }
-        total.add(size);
-        if let Some(parent) = open.last_mut() {
-            parent.1.add(size);
-        }
-        if total.nodes > MAX_YAML_NODES {
-            return Err(ScanError::new(
-                mark,
-                &format!("more than {MAX_YAML_NODES} nodes once aliases are expanded"),
-            ));
-        }
-        if total.bytes > MAX_YAML_BYTES {
-            return Err(ScanError::new(
-                mark,
-                &format!(
-                    "more than {} MiB of text once aliases are expanded",
-                    MAX_YAML_BYTES >> 20
-                ),
-            ));
-        }
-    }
 }
 
 /// Builds one rule from a (merged) document.

@@ -4,6 +4,7 @@
 use super::*;
 use crate::event::{fields, FieldKey};
 use crate::rule::{Atom, FieldTarget, GlobToken, NumOp, StrOp, Test};
+use yaml_rust2::YamlLoader;
 
 /// A windows process_creation rule around `detection` (given at 4 spaces
 /// of indentation, one selection or condition a line).

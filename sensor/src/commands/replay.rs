@@ -1,10 +1,11 @@
 //! `trawl replay`: recorded traces through the same pipeline the live sensor runs.
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use trawl_engine::alert::Format;
@@ -12,7 +13,7 @@ use trawl_engine::event::EventKind;
 use trawl_engine::matcher::Ruleset;
 use trawl_engine::pipeline::{AlertSink, PipelineConfig, WriterSink};
 use trawl_engine::rule::Level;
-use trawl_replay::{replay, ReplayConfig, ReplaySummary};
+use trawl_replay::{replay, Observer, Problem, ReplayConfig, ReplaySummary};
 
 use crate::cli::{OutputFormat, ReplayArgs};
 
@@ -48,14 +49,16 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         config.pipeline.threads = n;
     }
 
+    let mut progress = Progress::new();
     let summary = replay(
         &args.traces,
         Arc::clone(&ruleset),
         &config,
         sink,
-        &mut |p| eprintln!("{p}"),
+        &mut progress,
     )
     .context("replay failed")?;
+    progress.bar.finish_and_clear();
     print_summary(&summary, &ruleset);
 
     let p = &summary.pipeline;
@@ -95,6 +98,57 @@ fn refuse_overwriting_a_trace(output: &Path, traces: &[PathBuf]) -> anyhow::Resu
     Ok(())
 }
 
+/// Reports problems on stderr and, when stderr is a terminal and the replay
+/// lasts long enough to need one, draws a progress bar there.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    /// Whether stderr is a terminal (otherwise the bar is never drawn).
+    terminal: bool,
+    shown: bool,
+    start: Instant,
+}
+
+/// A replay shorter than this finishes before a bar would help.
+const PROGRESS_AFTER: Duration = Duration::from_millis(300);
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            bar: indicatif::ProgressBar::hidden(),
+            terminal: io::stderr().is_terminal(),
+            shown: false,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn problem(&mut self, problem: &Problem) {
+        // Printed above the bar, which is redrawn after.
+        self.bar.suspend(|| eprintln!("{problem}"));
+    }
+
+    fn started(&mut self, files: usize, bytes: u64) {
+        self.bar.set_length(bytes);
+        self.bar
+            .set_message(format!("{files} file{}", if files == 1 { "" } else { "s" }));
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} {msg} (ETA {eta})",
+        ) {
+            self.bar.set_style(style.progress_chars("=> "));
+        }
+    }
+
+    fn progress(&mut self, bytes: u64) {
+        self.bar.inc(bytes);
+        if self.terminal && !self.shown && self.start.elapsed() > PROGRESS_AFTER {
+            self.shown = true;
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+    }
+}
+
 fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
     let p = &s.pipeline;
     let kinds: Vec<String> = EventKind::ALL
@@ -102,10 +156,21 @@ fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
         .filter(|k| p.kind(**k) > 0)
         .map(|k| format!("{k} {}", p.kind(*k)))
         .collect();
+    let formats: Vec<String> = ["ndjson", "evtx-json", "evtx"]
+        .iter()
+        .zip(s.files_per_format)
+        .filter(|(_, n)| *n > 0)
+        .map(|(f, n)| format!("{n} {f}"))
+        .collect();
     eprintln!(
-        "trawl: replayed {} file{}: {} records, {} events ({}), {} skipped",
+        "trawl: replayed {} file{}{}: {} records, {} events ({}), {} skipped",
         s.files,
         if s.files == 1 { "" } else { "s" },
+        if formats.len() > 1 || s.files_per_format[0] == 0 && s.files > 0 {
+            format!(" ({})", formats.join(", "))
+        } else {
+            String::new()
+        },
         s.records,
         p.events,
         if kinds.is_empty() {
@@ -115,6 +180,20 @@ fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
         },
         s.skipped
     );
+    if s.passed_over > 0 {
+        eprintln!(
+            "trawl: {} file{} in the folders given passed over (neither EVTX nor JSON)",
+            s.passed_over,
+            if s.passed_over == 1 { "" } else { "s" }
+        );
+    }
+    if !s.channels.is_empty() {
+        eprintln!("trawl: Windows records per channel (event id ×records):");
+        for (channel, ids) in s.channels.channels() {
+            let ids: Vec<String> = ids.iter().map(|(id, n)| format!("{id} ×{n}")).collect();
+            eprintln!("trawl:   {channel}: {}", ids.join(", "));
+        }
+    }
     let mut per_level = [0u64; 5];
     for (i, n) in p.per_rule.iter().enumerate() {
         per_level[rules.rule(i).level as usize] += n;
@@ -152,8 +231,9 @@ fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
         );
     }
     eprintln!(
-        "trawl: {:.3} s, {:.0} events/s",
+        "trawl: {:.3} s, {:.0} events/s, {:.0} records/s",
         s.elapsed.as_secs_f64(),
-        s.events_per_sec()
+        s.events_per_sec(),
+        s.records_per_sec()
     );
 }

@@ -1,0 +1,263 @@
+//! Units of reading work and the workers that do them in parallel, in order.
+//!
+//! The replay driver cuts its inputs into units on one thread (an EVTX chunk,
+//! a block of JSON lines); workers turn units into events; the results are
+//! put back in unit order before anything is passed on. So the events, the
+//! problems reported and the counts are the same at any thread count.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossbeam_channel::bounded;
+use evtx::ParserSettings;
+use trawl_engine::event::Event;
+use trawl_engine::pipeline::SourcedEvent;
+
+use crate::evtx_file::{chunks, read_chunk, ChunkRead};
+use crate::input::Format;
+use crate::lines::LineBlock;
+use crate::ndjson::parse_line;
+use crate::winlog::mapping::{is_mapped, map_record, Mapped};
+use crate::winlog::record::parse_record;
+use crate::winlog::ChannelCounts;
+use crate::{Location, Problem};
+
+/// One piece of reading work.
+pub(crate) enum Unit {
+    /// A chunk of a large EVTX file (or why it could not be read).
+    Chunk { source: Arc<str>, chunk: ChunkRead },
+    /// A whole small EVTX file: its worker reads it too, so that opening
+    /// and reading many small files is not left to one thread.
+    EvtxFile {
+        source: Arc<str>,
+        path: PathBuf,
+        size: u64,
+    },
+    /// Lines of an NDJSON trace or an `evtx_dump` JSON file.
+    Lines {
+        source: Arc<str>,
+        format: Format,
+        block: LineBlock,
+    },
+    /// A whole file that could not be read.
+    Failed { source: Arc<str>, reason: String },
+}
+
+impl Unit {
+    fn source(&self) -> &Arc<str> {
+        match self {
+            Unit::Chunk { source, .. }
+            | Unit::EvtxFile { source, .. }
+            | Unit::Lines { source, .. }
+            | Unit::Failed { source, .. } => source,
+        }
+    }
+
+    /// Input bytes the unit stands for, for progress.
+    fn bytes(&self) -> u64 {
+        match self {
+            Unit::Chunk { .. } => 64 * 1024,
+            Unit::EvtxFile { size, .. } => *size,
+            Unit::Lines { block, .. } => block.text.len() as u64 + block.lines.len() as u64,
+            Unit::Failed { .. } => 0,
+        }
+    }
+}
+
+/// What one unit gave.
+#[derive(Debug, Default)]
+pub struct UnitOutput {
+    /// The file the unit came from.
+    pub source: Option<Arc<str>>,
+    /// Events, in record order, with their sequence numbers.
+    pub events: Vec<SourcedEvent>,
+    /// Records that could not be read, in order.
+    pub problems: Vec<Problem>,
+    /// Records read, good or bad.
+    pub records: u64,
+    /// Records skipped (a file that could not be opened counts as one).
+    pub skipped: u64,
+    /// Windows records per channel and event id.
+    pub channels: ChannelCounts,
+    /// Input bytes covered, for progress.
+    pub bytes: u64,
+}
+
+impl UnitOutput {
+    /// Adds an event.
+    pub fn event(&mut self, seq: u64, event: Event) {
+        self.events.push(SourcedEvent { seq, event });
+    }
+
+    /// Reports `skipped` records lost at `location`.
+    pub fn bad(&mut self, location: Location, reason: String, skipped: u64) {
+        self.skipped += skipped;
+        self.problems.push(Problem {
+            source: self
+                .source
+                .as_deref()
+                .map_or_else(String::new, str::to_owned),
+            location,
+            reason,
+        });
+    }
+}
+
+/// Turns one unit into events.
+pub(crate) fn process(unit: Unit, settings: &Arc<ParserSettings>) -> UnitOutput {
+    let mut out = UnitOutput {
+        source: Some(Arc::clone(unit.source())),
+        bytes: unit.bytes(),
+        ..UnitOutput::default()
+    };
+    match unit {
+        Unit::Failed { reason, .. } => out.bad(Location::File, reason, 1),
+        Unit::Chunk {
+            chunk: Err((at, reason)),
+            ..
+        } => out.bad(at, reason, 1),
+        Unit::Chunk { chunk: Ok(c), .. } => read_chunk(c, settings, &mut out),
+        Unit::EvtxFile { path, .. } => match chunks(&path) {
+            Ok(chunks) => {
+                for chunk in chunks {
+                    match chunk {
+                        Ok(c) => read_chunk(c, settings, &mut out),
+                        Err((at, reason)) => out.bad(at, reason, 1),
+                    }
+                }
+            }
+            Err(reason) => out.bad(Location::File, reason, 1),
+        },
+        Unit::Lines { format, block, .. } => read_lines(format, &block, &mut out),
+    }
+    out
+}
+
+fn read_lines(format: Format, block: &LineBlock, out: &mut UnitOutput) {
+    let mut host = None;
+    for (line, text) in block.iter() {
+        out.records += 1;
+        let text = match text {
+            Ok(t) => t,
+            Err(reason) => {
+                out.bad(Location::Line(line), reason, 1);
+                continue;
+            }
+        };
+        match format {
+            Format::Ndjson => match parse_line(text, &mut host) {
+                Ok(ev) => out.event(line, ev),
+                Err(reason) => out.bad(Location::Line(line), reason, 1),
+            },
+            Format::EvtxJson | Format::Evtx => {
+                let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+                let rec = match parse_record(text.as_bytes(), &is_mapped) {
+                    Ok(r) => r,
+                    Err(reason) => {
+                        out.bad(Location::Line(line), reason, 1);
+                        continue;
+                    }
+                };
+                out.channels.add(
+                    rec.channel.as_deref(),
+                    rec.provider.as_deref(),
+                    rec.event_id,
+                );
+                match map_record(rec, &mut host) {
+                    Ok(Mapped::Event { seq, event }) => out.event(seq.unwrap_or(line), event),
+                    Ok(Mapped::Other) => {}
+                    Err(reason) => out.bad(Location::Line(line), reason, 1),
+                }
+            }
+        }
+    }
+}
+
+/// Runs `process` over `units` on `threads` workers and hands every output
+/// to `consume` in unit order. At most a few units per worker are in flight,
+/// so memory stays bounded however long the input. A unit whose processing
+/// panics (a bug) is reported as a problem of its file, not lost silently.
+pub(crate) fn run_ordered(
+    units: impl Iterator<Item = Unit>,
+    threads: usize,
+    settings: &Arc<ParserSettings>,
+    consume: &mut dyn FnMut(UnitOutput) -> bool,
+) {
+    let guarded = |unit: Unit| {
+        let source = Arc::clone(unit.source());
+        catch_unwind(AssertUnwindSafe(|| process(unit, settings))).unwrap_or_else(|_| {
+            let mut out = UnitOutput {
+                source: Some(source),
+                ..UnitOutput::default()
+            };
+            out.bad(
+                Location::File,
+                "internal error while reading this part of the file (a bug in trawl); its records are skipped".into(),
+                1,
+            );
+            out
+        })
+    };
+    if threads <= 1 {
+        for unit in units {
+            if !consume(guarded(unit)) {
+                return;
+            }
+        }
+        return;
+    }
+    let window = threads * 4;
+    std::thread::scope(|scope| {
+        let (work_tx, work_rx) = bounded::<(u64, Unit)>(window);
+        let (done_tx, done_rx) = bounded::<(u64, UnitOutput)>(window);
+        for i in 0..threads {
+            let work_rx = work_rx.clone();
+            let done_tx = done_tx.clone();
+            let guarded = &guarded;
+            std::thread::Builder::new()
+                .name(format!("trawl-read-{i}"))
+                .spawn_scoped(scope, move || {
+                    for (n, unit) in work_rx {
+                        if done_tx.send((n, guarded(unit))).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .expect("spawning a thread only fails when the OS is out of resources");
+        }
+        drop((work_rx, done_tx));
+        let mut units = units;
+        let mut ready: BTreeMap<u64, UnitOutput> = BTreeMap::new();
+        let (mut sent, mut next) = (0u64, 0u64);
+        loop {
+            while sent - next < window as u64 {
+                let Some(unit) = units.next() else { break };
+                if work_tx.send((sent, unit)).is_err() {
+                    return;
+                }
+                sent += 1;
+            }
+            if next == sent {
+                break;
+            }
+            let out = match ready.remove(&next) {
+                Some(out) => out,
+                None => match done_rx.recv() {
+                    Ok((n, out)) if n == next => out,
+                    Ok((n, out)) => {
+                        ready.insert(n, out);
+                        continue;
+                    }
+                    Err(_) => return,
+                },
+            };
+            next += 1;
+            if !consume(out) {
+                return;
+            }
+        }
+        drop(work_tx);
+    });
+}
