@@ -87,7 +87,21 @@ impl Cursor<'_> {
     }
 
     fn peek2(&self) -> Option<char> {
-        self.text[self.at..].chars().nth(1)
+        self.peek_nth(1)
+    }
+
+    fn peek_nth(&self, n: usize) -> Option<char> {
+        self.text[self.at..].chars().nth(n)
+    }
+
+    /// Whether a string literal starts `skip` characters ahead: a quote, or
+    /// `@` and a quote.
+    fn string_at(&self, skip: usize) -> bool {
+        match self.peek_nth(skip) {
+            Some('"' | '\'') => true,
+            Some('@') => matches!(self.peek_nth(skip + 1), Some('"' | '\'')),
+            _ => false,
+        }
     }
 
     fn bump(&mut self) -> Option<char> {
@@ -131,10 +145,10 @@ pub fn lex(text: &str) -> Result<Vec<Token>, LexError> {
             continue;
         }
         let (pos, start) = (c.pos(), c.at);
-        let tok = if (ch == 'h' || ch == 'H') && matches!(c.peek2(), Some('"' | '\'' | '@')) {
+        let tok = if (ch == 'h' || ch == 'H') && c.string_at(1) {
             c.bump();
             string(&mut c, pos)?
-        } else if ch == '@' && matches!(c.peek2(), Some('"' | '\'')) || ch == '"' || ch == '\'' {
+        } else if c.string_at(0) {
             string(&mut c, pos)?
         } else if ch.is_ascii_alphabetic() || ch == '_' {
             let mut s = String::new();
@@ -168,13 +182,22 @@ pub fn lex(text: &str) -> Result<Vec<Token>, LexError> {
     Ok(out)
 }
 
-/// A string literal starting at the cursor (`@` or a quote).
+/// A string literal starting at the cursor (`@` or a quote; see
+/// [`Cursor::string_at`]).
 fn string(c: &mut Cursor<'_>, pos: Pos) -> Result<Tok, LexError> {
     let verbatim = c.peek() == Some('@');
     if verbatim {
         c.bump();
     }
-    let quote = c.bump().expect("called on a quote");
+    let quote = match c.bump() {
+        Some(q @ ('"' | '\'')) => q,
+        _ => {
+            return Err(LexError {
+                pos,
+                msg: "expected a quote to start the string".to_owned(),
+            })
+        }
+    };
     let unterminated = || LexError {
         pos,
         msg: format!("string not closed with {quote} on the same line"),
@@ -339,6 +362,24 @@ mod tests {
         assert!(e.msg.contains("unknown escape `\\W`"), "{}", e.msg);
         let e = lex("T | where x == ´").unwrap_err();
         assert_eq!(e.pos, Pos { line: 1, col: 16 });
+    }
+
+    #[test]
+    fn h_and_at_start_a_string_only_before_a_quote() {
+        assert_eq!(
+            toks("h@x h@ @x h"),
+            [
+                Tok::Ident("h".into()),
+                Tok::Punct("@"),
+                Tok::Ident("x".into()),
+                Tok::Ident("h".into()),
+                Tok::Punct("@"),
+                Tok::Punct("@"),
+                Tok::Ident("x".into()),
+                Tok::Ident("h".into()),
+            ]
+        );
+        assert_eq!(toks("H@'a'"), [Tok::Str("a".into())]);
     }
 
     #[test]

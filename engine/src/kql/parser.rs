@@ -184,6 +184,11 @@ const MULTI_TABLE: &[&str] = &[
     "evaluate",
 ];
 
+/// How deeply parentheses and `not(` may nest: far beyond any real query
+/// (Sigma conditions have the same bound), and small enough that recursion
+/// over the tree cannot exhaust the stack.
+const MAX_DEPTH: usize = 64;
+
 /// Functions usable as a whole condition.
 const PREDICATES: &[&str] = &["isempty", "isnotempty", "isnull", "isnotnull"];
 
@@ -193,6 +198,8 @@ struct Parser<'t> {
     lets: HashMap<String, LetVal>,
     /// Where the text ends, for errors at the end.
     end: Pos,
+    /// How many `(` and `not(` enclose the current condition.
+    depth: usize,
 }
 
 /// Parses a query from its tokens; `end` is the position just past the text.
@@ -202,6 +209,7 @@ pub fn parse(toks: &[Token], end: Pos) -> PResult<Query> {
         i: 0,
         lets: HashMap::new(),
         end,
+        depth: 0,
     };
     p.query()
 }
@@ -496,12 +504,26 @@ impl Parser<'_> {
         })
     }
 
+    /// A condition inside `(` … `)`, the `(` at `open` already consumed.
+    fn nested(&mut self, open: Pos, closing: &str) -> PResult<Node> {
+        if self.depth >= MAX_DEPTH {
+            return self.err(
+                open,
+                format!("nested more than {MAX_DEPTH} levels deep (parentheses and `not(`)"),
+            );
+        }
+        self.depth += 1;
+        let e = self.expr()?;
+        self.depth -= 1;
+        self.expect_punct(")", closing)?;
+        Ok(e)
+    }
+
     fn unary(&mut self) -> PResult<Node> {
         if self.is_punct("(") {
+            let open = self.pos();
             self.i += 1;
-            let e = self.expr()?;
-            self.expect_punct(")", "to close `(`")?;
-            return Ok(e);
+            return self.nested(open, "to close `(`");
         }
         let pos = self.pos();
         let (name, name_pos) = match self.ident("a column name, `not(`, or `(`") {
@@ -518,8 +540,7 @@ impl Parser<'_> {
         };
         if name == "not" && self.is_punct("(") {
             self.i += 1;
-            let e = self.expr()?;
-            self.expect_punct(")", "to close `not(`")?;
+            let e = self.nested(name_pos, "to close `not(`")?;
             return Ok(Node::Not(Box::new(e)));
         }
         if self.is_punct("(") {

@@ -522,3 +522,115 @@ fn a_supported_filter_followed_by_other_stages_loads_with_a_warning() {
         &event(EventKind::ProcessStart, &[("Image", "C:\\x\\PA.exe")])
     ));
 }
+
+/// Queries the robustness tests cut and mutate: the shipped queries and a
+/// few that use every construct of the subset.
+const CORPUS: &[&str] = &[
+    include_str!("../../rules/kql/dev-0056-powershell.kql"),
+    include_str!("../../rules/kql/dev-0228-paexec.kql"),
+    include_str!("../../rules/kql/dev-0228-tapi-files.kql"),
+    include_str!("../../rules/kql/sentinel-dev-0056-securityevent.kql"),
+    include_str!("../../rules/kql/sentinel-dev-0228-file-path-hashes.kql"),
+    "// id: x\nlet l = dynamic(['a', @\"b\\c\", h'd', 0x1F, 1.5e3]);\nlet s = 'v';\nDeviceProcessEvents\n| where ProcessId !in (1, 2) and not(ProcessId > 7 or isempty(FileName))\n| where FileName in~ (l, s) or FolderPath !startswith_cs @'C:\\x' and ProcessCommandLine matches regex \"a+b\"\n| filter SHA256 has_all (l) or AccountName !has \"z\" or Timestamp > ago(1d)\n| project FileName;",
+    "SecurityEvent | where EventID == '4688' and CommandLine =~ h@\"x\"\"y\" and Account !~ \"\\u0041\"",
+];
+
+/// A small deterministic generator, so a failure can be replayed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Parses and compiles `text`: must not panic, and must account for the
+/// file (one rule, or one unsupported entry).
+fn load_and_compile(text: &str) {
+    let load = parse_str(text, "rules/fuzz.kql");
+    assert_eq!(
+        load.rules.len() + load.unsupported.len(),
+        1,
+        "{text:?} -> {:?} / {:?}",
+        load.rules,
+        load.unsupported
+    );
+    let (rs, _) = Ruleset::compile(load.rules);
+    let ev = event(
+        EventKind::ProcessStart,
+        &[("CommandLine", "a b"), ("Image", "C:\\x\\a.exe")],
+    );
+    let _ = rs.matching_ids(&ev);
+}
+
+#[test]
+fn truncated_and_mutated_queries_never_panic() {
+    // Characters that change the meaning of KQL text the most.
+    const SPLICE: &[&str] = &[
+        "\"", "'", "@", "h", "(", ")", "[", "]", "|", "!", "~", "=", "\\", "/", "//", ",", ";",
+        "-", "0x", "1e", "\n", " ", "é", "not(", "dynamic(", "in~", "has_any", "ago(", "let ",
+        "\\u",
+    ];
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut runs = 0;
+    for text in CORPUS {
+        let cuts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        for &cut in &cuts {
+            load_and_compile(&text[..cut]);
+            runs += 1;
+        }
+        for _ in 0..1500 {
+            let mut s = (*text).to_owned();
+            for _ in 0..1 + rng.below(3) {
+                let cuts: Vec<usize> = s.char_indices().map(|(i, _)| i).chain([s.len()]).collect();
+                let at = cuts[rng.below(cuts.len())];
+                match rng.below(3) {
+                    0 => s.insert_str(at, SPLICE[rng.below(SPLICE.len())]),
+                    1 if at < s.len() => {
+                        s.remove(at);
+                    }
+                    _ => {
+                        let to = cuts[rng.below(cuts.len())].max(at);
+                        let piece = s[at..to].to_owned();
+                        s.insert_str(to, &piece);
+                    }
+                }
+            }
+            load_and_compile(&s);
+            runs += 1;
+        }
+    }
+    assert!(runs > 10_000, "{runs}");
+}
+
+#[test]
+fn deep_nesting_is_reported_not_a_stack_overflow() {
+    // The 65th opening is refused, where it stands.
+    for (open, close, col) in [("(", ")", 29 + 64), ("not(", ")", 29 + 64 * 4)] {
+        let n = 100_000;
+        let text = format!(
+            "DeviceProcessEvents | where {}FileName == \"x\"{}",
+            open.repeat(n),
+            close.repeat(n)
+        );
+        let reason = error(&text);
+        assert!(
+            reason.starts_with(&format!("line 1, column {col}: nested more than 64 levels")),
+            "{reason}"
+        );
+    }
+    // Real queries nest a few levels: well within the limit.
+    let text = format!(
+        "DeviceProcessEvents | where {}FileName == \"x\"{}",
+        "(".repeat(60),
+        ")".repeat(60)
+    );
+    assert_eq!(parse_str(&text, "t.kql").rules.len(), 1);
+}
