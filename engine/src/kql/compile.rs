@@ -46,8 +46,9 @@ fn err<T>(pos: Pos, msg: impl Into<String>) -> CResult<T> {
 }
 
 /// Compiles the ANDed `where` conditions of one query. Top-level
-/// `Timestamp > ago(…)` conjuncts are dropped and returned as positions, for
-/// a warning.
+/// `Timestamp > ago(…)` (or `>=`) conjuncts, which hold for every event as
+/// it happens, are dropped and returned as positions, for a warning; any
+/// other time condition is an error.
 pub fn compile_filters(table: &Table, filters: &[Node]) -> CResult<(Expr, Vec<Pos>)> {
     let mut conjuncts = Vec::new();
     let mut dropped = Vec::new();
@@ -59,7 +60,8 @@ pub fn compile_filters(table: &Table, filters: &[Node]) -> CResult<(Expr, Vec<Po
         for n in parts {
             if let Node::Cmp {
                 col,
-                rhs: Rhs::Time(_),
+                op: Op::Gt | Op::Ge,
+                rhs: Rhs::Time { ago: true, .. },
                 ..
             } = n
             {
@@ -159,7 +161,7 @@ fn node(table: &Table, n: &Node, negated: bool) -> CResult<Expr> {
             rhs,
         } => {
             let column = resolve(table, col)?;
-            if let Rhs::Time(pos) = rhs {
+            if let Rhs::Time { pos, .. } = rhs {
                 return err(
                     *pos,
                     "time conditions are not evaluated on the endpoint; only `Timestamp > ago(…)` as a whole `where` condition is accepted (and ignored)",

@@ -160,15 +160,29 @@ pub fn parse_str(text: &str, origin: &str) -> RuleLoad {
         }
     };
     let Some(table) = schema::table(&query.table) else {
-        load.unsupported.push(unsupported(
-            query.table_pos,
-            format!(
-                "table `{}` is not one trawl produces rows for (it has: {})",
-                query.table,
-                schema::TABLES.join(", ")
+        // A known table spelt in another case is a typo, not another source.
+        let typo = schema::TABLES
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(&query.table));
+        let (msg, out_of_scope) = match typo {
+            Some(t) => (
+                format!(
+                    "table `{}` is not known: table names are case-sensitive; did you mean `{t}`?",
+                    query.table
+                ),
+                false,
             ),
-            true,
-        ));
+            None => (
+                format!(
+                    "table `{}` is not one trawl produces rows for (it has: {})",
+                    query.table,
+                    schema::TABLES.join(", ")
+                ),
+                true,
+            ),
+        };
+        load.unsupported
+            .push(unsupported(query.table_pos, msg, out_of_scope));
         return load;
     };
     let (expr, dropped) = match compile::compile_filters(&table, &query.filters) {
@@ -178,15 +192,21 @@ pub fn parse_str(text: &str, origin: &str) -> RuleLoad {
             return load;
         }
     };
-    if expr == Expr::Const(false) {
-        load.unsupported.push(unsupported(
-            query.table_pos,
-            format!(
-                "the filter holds for no row trawl produces for {} (its `SecurityEvent` rows are process creations, EventID 4688)",
-                table.name
+    if let Expr::Const(holds) = expr {
+        // `SecurityEvent` rows other than 4688 are another log source; any
+        // other constant filter is a query that cannot work as a rule.
+        let other_events = table.name == "SecurityEvent" && !holds;
+        let msg = match (holds, other_events) {
+            (false, true) => "the filter holds for no row trawl produces for SecurityEvent (its `SecurityEvent` rows are process creations, EventID 4688)".to_owned(),
+            (false, false) => format!("the filter holds for no {} row (a condition such as `!contains \"\"` is always false)", table.name),
+            (true, _) => format!(
+                "the filter holds for every {} row{}: as a rule it would alert on every event; add a condition on what to detect",
+                table.name,
+                if dropped.is_empty() { "" } else { " once its time condition is ignored" }
             ),
-            true,
-        ));
+        };
+        load.unsupported
+            .push(unsupported(query.table_pos, msg, other_events));
         return load;
     }
     for pos in dropped {

@@ -103,8 +103,12 @@ impl Op {
 pub enum Rhs {
     One(Lit, Pos),
     List(Vec<(Lit, Pos)>),
-    /// `ago(…)` or `now()`: a time relative to when the query runs.
-    Time(Pos),
+    /// `ago(…)` (`ago: true`) or `now()`: a time relative to when the query
+    /// runs.
+    Time {
+        pos: Pos,
+        ago: bool,
+    },
 }
 
 /// A column reference.
@@ -432,8 +436,16 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// A literal token, consumed if there is one.
+    /// A literal token (a number may have a `-` sign), consumed if there is
+    /// one.
     fn literal(&mut self) -> Option<Lit> {
+        if self.is_punct("-") && self.next_is_adjacent() {
+            if let Some(Tok::Num(n)) = self.toks.get(self.i + 1).map(|t| &t.tok) {
+                let n = -*n;
+                self.i += 2;
+                return Some(Lit::Num(n));
+            }
+        }
         let lit = match self.peek_tok()? {
             Tok::Str(s) => Lit::Str(s.clone()),
             Tok::Num(n) => Lit::Num(*n),
@@ -538,7 +550,10 @@ impl Parser<'_> {
                 }
             }
         };
-        if name == "not" && self.is_punct("(") {
+        if name == "not" {
+            if !self.is_punct("(") {
+                return self.err(name_pos, "`not` is a function: write `not(condition)`");
+            }
             self.i += 1;
             let e = self.nested(name_pos, "to close `not(`")?;
             return Ok(Node::Not(Box::new(e)));
@@ -703,7 +718,10 @@ impl Parser<'_> {
                         None => return self.err(pos, format!("`{name}(` is not closed")),
                     }
                 }
-                return Ok(Rhs::Time(pos));
+                return Ok(Rhs::Time {
+                    pos,
+                    ago: name == "ago",
+                });
             }
             self.i += 1;
             return match self.lets.get(&name) {

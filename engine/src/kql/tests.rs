@@ -226,7 +226,16 @@ fn empty_needles_and_absent_columns_read_as_empty_strings() {
         fires(&rs, &event(EventKind::ProcessStart, &[])),
         "an absent column is \"\", which does not contain x"
     );
-    assert!(holds("abc", r#"startswith """#));
+    // `startswith ""` holds for every text (alone, it would make a rule that
+    // alerts on every event, which is reported).
+    assert!(holds(
+        "abc",
+        r#"startswith "" and ProcessCommandLine has "abc""#
+    ));
+    assert!(!holds(
+        "abc",
+        r#"!startswith "" or ProcessCommandLine has "x""#
+    ));
     let rs = compile("DeviceProcessEvents | where isempty(ProcessCommandLine)");
     assert!(fires(&rs, &event(EventKind::ProcessStart, &[])));
     assert!(fires(
@@ -272,6 +281,7 @@ fn numbers_compare_numerically() {
     assert!(pid("!in (1, 2)") && !pid("!in (4312)"));
     assert!(pid("== '4312'"), "a numeric string is read as a number");
     assert!(pid("== 0x10D8"));
+    assert!(pid("> -1") && !pid("< -1") && pid("!in (-4312)"));
     assert!(error("DeviceProcessEvents | where ProcessId has \"43\"")
         .contains("`ProcessId` is a number"));
     assert!(error("DeviceProcessEvents | where ProcessId == \"x\"").contains("\"x\" is not one"));
@@ -479,6 +489,30 @@ fn unsupported_constructs_are_reported_with_line_and_column() {
             "DeviceProcessEvents\n| where FileName ==",
             "line 2, column 20: expected a value, found the end of the query",
         ),
+        (
+            "deviceprocessevents\n| where FileName == \"x\"",
+            "line 1, column 1: table `deviceprocessevents` is not known: table names are case-sensitive; did you mean `DeviceProcessEvents`?",
+        ),
+        (
+            "DeviceProcessEvents\n| where Timestamp > ago(7d)",
+            "line 1, column 1: the filter holds for every DeviceProcessEvents row once its time condition is ignored: as a rule it would alert on every event",
+        ),
+        (
+            "SecurityEvent\n| where EventID == 4688",
+            "line 1, column 1: the filter holds for every SecurityEvent row: as a rule",
+        ),
+        (
+            "DeviceProcessEvents\n| where Timestamp < ago(7d) and FileName == \"x\"",
+            "line 2, column 21: time conditions are not evaluated",
+        ),
+        (
+            "DeviceProcessEvents\n| where FileName !contains \"\"",
+            "line 1, column 1: the filter holds for no DeviceProcessEvents row",
+        ),
+        (
+            "DeviceProcessEvents\n| where not FileName == \"x\"",
+            "line 2, column 9: `not` is a function: write `not(condition)`",
+        ),
     ];
     for (text, want) in cases {
         let got = error(text);
@@ -497,6 +531,8 @@ fn tables_trawl_does_not_produce_are_out_of_scope() {
     assert!(load.unsupported[0]
         .reason
         .starts_with("line 1, column 1: table `SigninLogs`"));
+    let load = parse_str("deviceFileEvents | where FileName == \"x\"", "s.kql");
+    assert!(!load.unsupported[0].out_of_scope, "a typo is an error");
     let load = parse_str("SecurityEvent | where EventID == 4624", "s.kql");
     assert!(load.unsupported[0].out_of_scope, "{:?}", load.unsupported);
     assert!(load.unsupported[0].reason.contains("EventID 4688"));
