@@ -148,6 +148,11 @@ pub fn lex(text: &str) -> Result<Vec<Token>, LexError> {
         let tok = if (ch == 'h' || ch == 'H') && c.string_at(1) {
             c.bump();
             string(&mut c, pos)?
+        } else if let Some(fence) = ["```", "~~~"]
+            .into_iter()
+            .find(|f| c.text[c.at..].starts_with(f))
+        {
+            multi_line(&mut c, pos, fence)?
         } else if c.string_at(0) {
             string(&mut c, pos)?
         } else if ch.is_ascii_alphabetic() || ch == '_' {
@@ -172,6 +177,20 @@ pub fn lex(text: &str) -> Result<Vec<Token>, LexError> {
                 msg: format!("unexpected character {ch:?}"),
             });
         };
+        // Adjacent string literals are one string (Kusto's concatenation).
+        if let (
+            Tok::Str(more),
+            Some(Token {
+                tok: Tok::Str(s),
+                end,
+                ..
+            }),
+        ) = (&tok, out.last_mut())
+        {
+            s.push_str(more);
+            *end = c.at;
+            continue;
+        }
         out.push(Token {
             tok,
             pos,
@@ -180,6 +199,29 @@ pub fn lex(text: &str) -> Result<Vec<Token>, LexError> {
         });
     }
     Ok(out)
+}
+
+/// A multi-line string literal: the text between two fences (```` ``` ````
+/// or `~~~`), newlines included, no escapes.
+fn multi_line(c: &mut Cursor<'_>, pos: Pos, fence: &str) -> Result<Tok, LexError> {
+    for _ in 0..3 {
+        c.bump();
+    }
+    let Some(len) = c.text[c.at..].find(fence) else {
+        return Err(LexError {
+            pos,
+            msg: format!("multi-line string not closed with {fence}"),
+        });
+    };
+    let stop = c.at + len;
+    let s = c.text[c.at..stop].to_owned();
+    while c.at < stop {
+        c.bump();
+    }
+    for _ in 0..3 {
+        c.bump();
+    }
+    Ok(Tok::Str(s))
 }
 
 /// A string literal starting at the cursor (`@` or a quote; see
@@ -313,7 +355,10 @@ mod tests {
     #[test]
     fn strings_follow_kusto_escapes() {
         assert_eq!(
-            toks(r#""a\\b\"c" 'it\'s' @"C:\Windows\TAPI" @'x''y' h"hid" h@"C:\x""#),
+            toks(r#""a\\b\"c", 'it\'s', @"C:\Windows\TAPI", @'x''y', h"hid", h@"C:\x""#)
+                .into_iter()
+                .filter(|t| *t != Tok::Punct(","))
+                .collect::<Vec<_>>(),
             [
                 Tok::Str("a\\b\"c".into()),
                 Tok::Str("it's".into()),
@@ -380,6 +425,23 @@ mod tests {
             ]
         );
         assert_eq!(toks("H@'a'"), [Tok::Str("a".into())]);
+    }
+
+    #[test]
+    fn adjacent_strings_join_and_fences_span_lines() {
+        // Kusto docs (*The string data type*): "Hello" ', ' @"world!" is one
+        // string, with or without whitespace and comments between.
+        let t = lex("x == \"Hello\"', '@\"world!\" // c\n 'x' | y").unwrap();
+        assert_eq!(t[2].tok, Tok::Str("Hello, world!x".into()));
+        assert_eq!(
+            (t[2].pos, t[3].tok.clone()),
+            (Pos { line: 1, col: 6 }, Tok::Punct("|"))
+        );
+        let t = lex("a ```C:\\x\n\"y\"``` ~~~z~~~ b").unwrap();
+        assert_eq!(t[1].tok, Tok::Str("C:\\x\n\"y\"z".into()));
+        assert_eq!(t[2].pos, Pos { line: 2, col: 16 });
+        let e = lex("a\n  ```open").unwrap_err();
+        assert_eq!(e.pos, Pos { line: 2, col: 3 });
     }
 
     #[test]
