@@ -612,7 +612,7 @@ fn truncated_and_mutated_queries_never_panic() {
     const SPLICE: &[&str] = &[
         "\"", "'", "@", "h", "(", ")", "[", "]", "|", "!", "~", "=", "\\", "/", "//", ",", ";",
         "-", "0x", "1e", "\n", " ", "é", "not(", "dynamic(", "in~", "has_any", "ago(", "let ",
-        "\\u",
+        "\\u", "```", "~~~",
     ];
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     let mut runs = 0;
