@@ -20,7 +20,8 @@
 //! plain reason, and the rule is not loaded: a `union` of tables, a stage
 //! other than `where` before the filter, unknown or unfillable columns,
 //! functions other than `not()`, `isempty()`, `isnotempty()`, `isnull()`,
-//! `isnotnull()`. A query whose filter is supported but which goes on with
+//! `isnotnull()`, nesting deeper than 64 levels, and a filter that holds for
+//! every row (it would alert on every event) or for none. A query whose filter is supported but which goes on with
 //! `project`, `extend`, `join`, `summarize`, … loads with a warning (a
 //! [`LineProblem`]) that only its filter runs on the endpoint; so does one
 //! with `Timestamp > ago(…)`, which is dropped.
