@@ -14,8 +14,8 @@
 //!
 //! `not(…)` is pushed down to the comparisons, so that a number the event
 //! lacks is null as in Kusto (`not(ProcessId > 5)` does not hold without a
-//! `ProcessId`; see `node`). Kusto strings are never null: a column trawl's event does not carry is
-//! the empty string, so `X == ""` is `Null` (absent or empty) and a negated
+//! `ProcessId`). Kusto strings are never null: a column trawl's event does
+//! not carry is the empty string, so `X == ""` is `Null` (absent or empty) and a negated
 //! test holds on an absent field. Comparing with the empty string is handled
 //! here, as Kusto defines it (`contains ""` always holds, `has ""` is
 //! reported). A string literal compared with a number column is read as a
