@@ -50,12 +50,14 @@ impl fmt::Display for Tok {
     }
 }
 
-/// One token, with where it starts and the byte range it covers (to tell
-/// `!has` from `! has`).
+/// One token, with where it starts, where it ends (`after`: the position
+/// just past it, for errors about what is missing after the last token)
+/// and the byte range it covers (to tell `!has` from `! has`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Token {
     pub tok: Tok,
     pub pos: Pos,
+    pub after: Pos,
     pub start: usize,
     pub end: usize,
 }
@@ -110,7 +112,8 @@ impl Cursor<'_> {
         if c == '\n' {
             self.line += 1;
             self.col = 1;
-        } else {
+        } else if c != '\u{FEFF}' {
+            // A byte order mark is invisible in an editor: not a column.
             self.col += 1;
         }
         Some(c)
@@ -183,17 +186,20 @@ pub fn lex(text: &str) -> Result<Vec<Token>, LexError> {
             Some(Token {
                 tok: Tok::Str(s),
                 end,
+                after,
                 ..
             }),
         ) = (&tok, out.last_mut())
         {
             s.push_str(more);
             *end = c.at;
+            *after = c.pos();
             continue;
         }
         out.push(Token {
             tok,
             pos,
+            after: c.pos(),
             start,
             end: c.at,
         });

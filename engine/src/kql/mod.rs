@@ -96,23 +96,6 @@ fn header(text: &str) -> Header {
     h
 }
 
-/// Where the text ends, for errors at the end of the query.
-fn end_pos(text: &str) -> Pos {
-    let line = text.lines().count().max(1);
-    let last = text.lines().last().unwrap_or("");
-    if text.ends_with('\n') {
-        Pos {
-            line: line as u32 + 1,
-            col: 1,
-        }
-    } else {
-        Pos {
-            line: line as u32,
-            col: last.chars().count() as u32 + 1,
-        }
-    }
-}
-
 /// Parses one `.kql` file's text. `origin` is its path (or `embedded:…`);
 /// the default id and title come from its file stem. Never fails: a query
 /// outside the subset comes back as an [`Unsupported`] entry whose reason
@@ -152,7 +135,12 @@ pub fn parse_str(text: &str, origin: &str) -> RuleLoad {
     };
     let query = lexer::lex(text)
         .map_err(|e| (e.pos, e.msg))
-        .and_then(|toks| parser::parse(&toks, end_pos(text)).map_err(|e| (e.pos, e.msg)));
+        .and_then(|toks| {
+            // Something missing at the end is reported just after the last
+            // token, not past trailing blank lines and comments.
+            let end = toks.last().map_or(Pos { line: 1, col: 1 }, |t| t.after);
+            parser::parse(&toks, end).map_err(|e| (e.pos, e.msg))
+        });
     let query = match query {
         Ok(q) => q,
         Err((pos, msg)) => {

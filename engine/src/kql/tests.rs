@@ -494,6 +494,14 @@ fn unsupported_constructs_are_reported_with_line_and_column() {
             "line 2, column 20: expected a value, found the end of the query",
         ),
         (
+            "DeviceProcessEvents\n| where FileName ==\n\n// trailing comment\n",
+            "line 2, column 20: expected a value, found the end of the query",
+        ),
+        (
+            "\u{FEFF}DeviceProcessEvents | where FileName = \"x\"",
+            "line 1, column 38: `=` assigns",
+        ),
+        (
             "deviceprocessevents\n| where FileName == \"x\"",
             "line 1, column 1: table `deviceprocessevents` is not known: table names are case-sensitive; did you mean `DeviceProcessEvents`?",
         ),
