@@ -159,6 +159,15 @@ fn has_matches_whole_terms() {
     ));
     // Case-insensitive hits are still checked for boundaries on every hit.
     assert!(holds("americas AMERICA", r#"has "america""#));
+    // Kusto docs (*has operator*): a term under three characters is not in
+    // Kusto's index, so the column is scanned; the match is still whole-term.
+    assert!(holds("a-b c", r#"has "b""#));
+    assert!(!holds("ab c", r#"has "b""#));
+    assert!(holds("x 7z", r#"has "7Z""#));
+    assert!(!holds("x 7z", r#"has "7""#));
+    // `_` is not alphanumeric: it separates terms.
+    assert!(holds("run my_script.ps1", r#"has "script""#));
+    assert!(!holds("run myscript.ps1", r#"has "script""#));
 }
 
 #[test]
