@@ -9,11 +9,13 @@
 //! | `contains`, `startswith`, `endswith` (and `!`, `_cs`) | `Str Contains`/`Prefix`/`Suffix` | `_cs`: sensitive |
 //! | `in`, `!in` / `in~`, `!in~` | `Or` of `Str Equals` | sensitive / insensitive |
 //! | `matches regex` | `Regex` | sensitive |
-//! | `<`, `<=`, `>`, `>=`, `==`, `!=` on a number column | `Num` | — |
+//! | `<`, `<=`, `>`, `>=`, `==` on a number column | `Num` (`!=`: `Not(Num ==)`) | — |
 //! | `isempty`, `isnotempty` | `Null`, `Not(Null)` | — |
 //!
-//! Kusto strings are never null: a column trawl's event does not carry is
-//! the empty string, so `X == ""` is `Null` (absent or empty) and a negated
+//! `not(…)` is pushed down to the comparisons, so that a number the event
+//! lacks is null as in Kusto (`not(ProcessId > 5)` does not hold without a
+//! `ProcessId`). Kusto strings are never null: a column trawl's event does
+//! not carry is the empty string, so `X == ""` is `Null` (absent or empty) and a negated
 //! test holds on an absent field. Comparing with the empty string is handled
 //! here, as Kusto defines it (`contains ""` always holds, `has ""` is
 //! reported). A string literal compared with a number column is read as a
@@ -44,8 +46,9 @@ fn err<T>(pos: Pos, msg: impl Into<String>) -> CResult<T> {
 }
 
 /// Compiles the ANDed `where` conditions of one query. Top-level
-/// `Timestamp > ago(…)` conjuncts are dropped and returned as positions, for
-/// a warning.
+/// `Timestamp > ago(…)` (or `>=`) conjuncts, which hold for every event as
+/// it happens, are dropped and returned as positions, for a warning; any
+/// other time condition is an error.
 pub fn compile_filters(table: &Table, filters: &[Node]) -> CResult<(Expr, Vec<Pos>)> {
     let mut conjuncts = Vec::new();
     let mut dropped = Vec::new();
@@ -57,7 +60,8 @@ pub fn compile_filters(table: &Table, filters: &[Node]) -> CResult<(Expr, Vec<Po
         for n in parts {
             if let Node::Cmp {
                 col,
-                rhs: Rhs::Time(_),
+                op: Op::Gt | Op::Ge,
+                rhs: Rhs::Time { ago: true, .. },
                 ..
             } = n
             {
@@ -66,7 +70,7 @@ pub fn compile_filters(table: &Table, filters: &[Node]) -> CResult<(Expr, Vec<Po
                     continue;
                 }
             }
-            conjuncts.push(node(table, n)?);
+            conjuncts.push(node(table, n, false)?);
         }
     }
     Ok((simplify(Expr::And(conjuncts)), dropped))
@@ -128,16 +132,28 @@ fn resolve<'t>(table: &'t Table, col: &Col) -> CResult<&'t Column> {
     })
 }
 
-fn node(table: &Table, n: &Node) -> CResult<Expr> {
+/// One condition, or (`negated`) the condition that it is *false*.
+///
+/// Kusto's logic has three values: a comparison with a null number (a
+/// `ProcessId` the event lacks) is null, except that `==` gives false and
+/// `!=` true (Microsoft, *Null values*); `where` keeps a row only when its
+/// condition is true, and `not(null)` is null. So `not(ProcessId > 5)` must
+/// not hold on a row without `ProcessId`, which the two-valued IR's
+/// `Not(ProcessId > 5)` would. Negations are therefore pushed down to the
+/// comparisons (De Morgan), where "false" is the complementary comparison
+/// (`ProcessId <= 5`), which a missing number fails as Kusto's null does.
+/// Strings are never null in Kusto, so a negated string test is `Not`.
+fn node(table: &Table, n: &Node, negated: bool) -> CResult<Expr> {
+    let all =
+        |v: &[Node]| -> CResult<Vec<Expr>> { v.iter().map(|n| node(table, n, negated)).collect() };
+    let not_if = |e: Expr| if negated { not(e) } else { e };
     match n {
-        Node::And(v) => Ok(Expr::And(
-            v.iter().map(|n| node(table, n)).collect::<CResult<_>>()?,
-        )),
-        Node::Or(v) => Ok(Expr::Or(
-            v.iter().map(|n| node(table, n)).collect::<CResult<_>>()?,
-        )),
-        Node::Not(e) => Ok(Expr::Not(Box::new(node(table, e)?))),
-        Node::Func { name, col, .. } => func(table, name, col),
+        Node::And(v) if negated => Ok(Expr::Or(all(v)?)),
+        Node::And(v) => Ok(Expr::And(all(v)?)),
+        Node::Or(v) if negated => Ok(Expr::And(all(v)?)),
+        Node::Or(v) => Ok(Expr::Or(all(v)?)),
+        Node::Not(e) => node(table, e, !negated),
+        Node::Func { name, col, .. } => func(table, name, col).map(not_if),
         Node::Cmp {
             col,
             op,
@@ -145,7 +161,7 @@ fn node(table: &Table, n: &Node) -> CResult<Expr> {
             rhs,
         } => {
             let column = resolve(table, col)?;
-            if let Rhs::Time(pos) = rhs {
+            if let Rhs::Time { pos, .. } = rhs {
                 return err(
                     *pos,
                     "time conditions are not evaluated on the endpoint; only `Timestamp > ago(…)` as a whole `where` condition is accepted (and ignored)",
@@ -159,9 +175,11 @@ fn node(table: &Table, n: &Node) -> CResult<Expr> {
                         col.name
                     ),
                 ),
-                (Source::Const(v), _) => Ok(Expr::Const(const_cmp(*v, col, *op, *op_pos, rhs)?)),
-                (_, ColType::Long) => number_cmp(column, col, *op, *op_pos, rhs),
-                (_, ColType::String) => string_cmp(column, col, *op, *op_pos, rhs),
+                (Source::Const(v), _) => Ok(Expr::Const(
+                    const_cmp(*v, col, *op, *op_pos, rhs)? != negated,
+                )),
+                (_, ColType::Long) => number_cmp(column, col, *op, *op_pos, rhs, negated),
+                (_, ColType::String) => string_cmp(column, col, *op, *op_pos, rhs).map(not_if),
             }
         }
     }
@@ -261,7 +279,18 @@ fn const_cmp(value: i64, col: &Col, op: Op, op_pos: Pos, rhs: &Rhs) -> CResult<b
     }
 }
 
-fn number_cmp(column: &Column, col: &Col, op: Op, op_pos: Pos, rhs: &Rhs) -> CResult<Expr> {
+/// A comparison on a number column, or (`negated`) the condition that it
+/// is false, with Kusto's null rules (see [`node`]): `==` and `in` are false
+/// on a missing number, `!=` and `!in` true, and the ordered comparisons
+/// neither true nor false.
+fn number_cmp(
+    column: &Column,
+    col: &Col,
+    op: Op,
+    op_pos: Pos,
+    rhs: &Rhs,
+    negated: bool,
+) -> CResult<Expr> {
     let num = |op: NumOp, l: &Lit, p: Pos| -> CResult<Expr> {
         Ok(atom(
             column,
@@ -279,12 +308,26 @@ fn number_cmp(column: &Column, col: &Col, op: Op, op_pos: Pos, rhs: &Rhs) -> CRe
                     .map(|(l, p)| num(NumOp::Eq, l, *p))
                     .collect::<CResult<_>>()?,
             );
-            Ok(if neg { not(any) } else { any })
+            Ok(if neg != negated { not(any) } else { any })
         }
-        (_, Rhs::One(l, p)) => match num_op(op) {
-            Some(n) => num(n, l, *p),
-            None => number_op_error(col, op, op_pos),
-        },
+        (Op::Eq | Op::Ne, Rhs::One(l, p)) => {
+            let eq = num(NumOp::Eq, l, *p)?;
+            Ok(if (op == Op::Ne) != negated {
+                not(eq)
+            } else {
+                eq
+            })
+        }
+        (_, Rhs::One(l, p)) => {
+            let op = match (op, negated) {
+                (Op::Lt, false) | (Op::Ge, true) => NumOp::Lt,
+                (Op::Le, false) | (Op::Gt, true) => NumOp::Lte,
+                (Op::Gt, false) | (Op::Le, true) => NumOp::Gt,
+                (Op::Ge, false) | (Op::Lt, true) => NumOp::Gte,
+                _ => return number_op_error(col, op, op_pos),
+            };
+            num(op, l, *p)
+        }
         _ => number_op_error(col, op, op_pos),
     }
 }

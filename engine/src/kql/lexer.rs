@@ -50,12 +50,14 @@ impl fmt::Display for Tok {
     }
 }
 
-/// One token, with where it starts and the byte range it covers (to tell
-/// `!has` from `! has`).
+/// One token, with where it starts, where it ends (`after`: the position
+/// just past it, for errors about what is missing after the last token)
+/// and the byte range it covers (to tell `!has` from `! has`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Token {
     pub tok: Tok,
     pub pos: Pos,
+    pub after: Pos,
     pub start: usize,
     pub end: usize,
 }
@@ -87,7 +89,21 @@ impl Cursor<'_> {
     }
 
     fn peek2(&self) -> Option<char> {
-        self.text[self.at..].chars().nth(1)
+        self.peek_nth(1)
+    }
+
+    fn peek_nth(&self, n: usize) -> Option<char> {
+        self.text[self.at..].chars().nth(n)
+    }
+
+    /// Whether a string literal starts `skip` characters ahead: a quote, or
+    /// `@` and a quote.
+    fn string_at(&self, skip: usize) -> bool {
+        match self.peek_nth(skip) {
+            Some('"' | '\'') => true,
+            Some('@') => matches!(self.peek_nth(skip + 1), Some('"' | '\'')),
+            _ => false,
+        }
     }
 
     fn bump(&mut self) -> Option<char> {
@@ -96,7 +112,8 @@ impl Cursor<'_> {
         if c == '\n' {
             self.line += 1;
             self.col = 1;
-        } else {
+        } else if c != '\u{FEFF}' {
+            // A byte order mark is invisible in an editor: not a column.
             self.col += 1;
         }
         Some(c)
@@ -131,10 +148,15 @@ pub fn lex(text: &str) -> Result<Vec<Token>, LexError> {
             continue;
         }
         let (pos, start) = (c.pos(), c.at);
-        let tok = if (ch == 'h' || ch == 'H') && matches!(c.peek2(), Some('"' | '\'' | '@')) {
+        let tok = if (ch == 'h' || ch == 'H') && c.string_at(1) {
             c.bump();
             string(&mut c, pos)?
-        } else if ch == '@' && matches!(c.peek2(), Some('"' | '\'')) || ch == '"' || ch == '\'' {
+        } else if let Some(fence) = ["```", "~~~"]
+            .into_iter()
+            .find(|f| c.text[c.at..].starts_with(f))
+        {
+            multi_line(&mut c, pos, fence)?
+        } else if c.string_at(0) {
             string(&mut c, pos)?
         } else if ch.is_ascii_alphabetic() || ch == '_' {
             let mut s = String::new();
@@ -158,9 +180,26 @@ pub fn lex(text: &str) -> Result<Vec<Token>, LexError> {
                 msg: format!("unexpected character {ch:?}"),
             });
         };
+        // Adjacent string literals are one string (Kusto's concatenation).
+        if let (
+            Tok::Str(more),
+            Some(Token {
+                tok: Tok::Str(s),
+                end,
+                after,
+                ..
+            }),
+        ) = (&tok, out.last_mut())
+        {
+            s.push_str(more);
+            *end = c.at;
+            *after = c.pos();
+            continue;
+        }
         out.push(Token {
             tok,
             pos,
+            after: c.pos(),
             start,
             end: c.at,
         });
@@ -168,13 +207,45 @@ pub fn lex(text: &str) -> Result<Vec<Token>, LexError> {
     Ok(out)
 }
 
-/// A string literal starting at the cursor (`@` or a quote).
+/// A multi-line string literal: the text between two fences (```` ``` ````
+/// or `~~~`), newlines included, no escapes.
+fn multi_line(c: &mut Cursor<'_>, pos: Pos, fence: &str) -> Result<Tok, LexError> {
+    for _ in 0..3 {
+        c.bump();
+    }
+    let Some(len) = c.text[c.at..].find(fence) else {
+        return Err(LexError {
+            pos,
+            msg: format!("multi-line string not closed with {fence}"),
+        });
+    };
+    let stop = c.at + len;
+    let s = c.text[c.at..stop].to_owned();
+    while c.at < stop {
+        c.bump();
+    }
+    for _ in 0..3 {
+        c.bump();
+    }
+    Ok(Tok::Str(s))
+}
+
+/// A string literal starting at the cursor (`@` or a quote; see
+/// [`Cursor::string_at`]).
 fn string(c: &mut Cursor<'_>, pos: Pos) -> Result<Tok, LexError> {
     let verbatim = c.peek() == Some('@');
     if verbatim {
         c.bump();
     }
-    let quote = c.bump().expect("called on a quote");
+    let quote = match c.bump() {
+        Some(q @ ('"' | '\'')) => q,
+        _ => {
+            return Err(LexError {
+                pos,
+                msg: "expected a quote to start the string".to_owned(),
+            })
+        }
+    };
     let unterminated = || LexError {
         pos,
         msg: format!("string not closed with {quote} on the same line"),
@@ -290,7 +361,10 @@ mod tests {
     #[test]
     fn strings_follow_kusto_escapes() {
         assert_eq!(
-            toks(r#""a\\b\"c" 'it\'s' @"C:\Windows\TAPI" @'x''y' h"hid" h@"C:\x""#),
+            toks(r#""a\\b\"c", 'it\'s', @"C:\Windows\TAPI", @'x''y', h"hid", h@"C:\x""#)
+                .into_iter()
+                .filter(|t| *t != Tok::Punct(","))
+                .collect::<Vec<_>>(),
             [
                 Tok::Str("a\\b\"c".into()),
                 Tok::Str("it's".into()),
@@ -339,6 +413,41 @@ mod tests {
         assert!(e.msg.contains("unknown escape `\\W`"), "{}", e.msg);
         let e = lex("T | where x == ´").unwrap_err();
         assert_eq!(e.pos, Pos { line: 1, col: 16 });
+    }
+
+    #[test]
+    fn h_and_at_start_a_string_only_before_a_quote() {
+        assert_eq!(
+            toks("h@x h@ @x h"),
+            [
+                Tok::Ident("h".into()),
+                Tok::Punct("@"),
+                Tok::Ident("x".into()),
+                Tok::Ident("h".into()),
+                Tok::Punct("@"),
+                Tok::Punct("@"),
+                Tok::Ident("x".into()),
+                Tok::Ident("h".into()),
+            ]
+        );
+        assert_eq!(toks("H@'a'"), [Tok::Str("a".into())]);
+    }
+
+    #[test]
+    fn adjacent_strings_join_and_fences_span_lines() {
+        // Kusto docs (*The string data type*): "Hello" ', ' @"world!" is one
+        // string, with or without whitespace and comments between.
+        let t = lex("x == \"Hello\"', '@\"world!\" // c\n 'x' | y").unwrap();
+        assert_eq!(t[2].tok, Tok::Str("Hello, world!x".into()));
+        assert_eq!(
+            (t[2].pos, t[3].tok.clone()),
+            (Pos { line: 1, col: 6 }, Tok::Punct("|"))
+        );
+        let t = lex("a ```C:\\x\n\"y\"``` ~~~z~~~ b").unwrap();
+        assert_eq!(t[1].tok, Tok::Str("C:\\x\n\"y\"z".into()));
+        assert_eq!(t[2].pos, Pos { line: 2, col: 16 });
+        let e = lex("a\n  ```open").unwrap_err();
+        assert_eq!(e.pos, Pos { line: 2, col: 3 });
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! plain reason, and the rule is not loaded: a `union` of tables, a stage
 //! other than `where` before the filter, unknown or unfillable columns,
 //! functions other than `not()`, `isempty()`, `isnotempty()`, `isnull()`,
-//! `isnotnull()`. A query whose filter is supported but which goes on with
+//! `isnotnull()`, nesting deeper than 64 levels, and a filter that holds for
+//! every row (it would alert on every event) or for none. A query whose filter is supported but which goes on with
 //! `project`, `extend`, `join`, `summarize`, … loads with a warning (a
 //! [`LineProblem`]) that only its filter runs on the endpoint; so does one
 //! with `Timestamp > ago(…)`, which is dropped.
@@ -95,23 +96,6 @@ fn header(text: &str) -> Header {
     h
 }
 
-/// Where the text ends, for errors at the end of the query.
-fn end_pos(text: &str) -> Pos {
-    let line = text.lines().count().max(1);
-    let last = text.lines().last().unwrap_or("");
-    if text.ends_with('\n') {
-        Pos {
-            line: line as u32 + 1,
-            col: 1,
-        }
-    } else {
-        Pos {
-            line: line as u32,
-            col: last.chars().count() as u32 + 1,
-        }
-    }
-}
-
 /// Parses one `.kql` file's text. `origin` is its path (or `embedded:…`);
 /// the default id and title come from its file stem. Never fails: a query
 /// outside the subset comes back as an [`Unsupported`] entry whose reason
@@ -151,7 +135,12 @@ pub fn parse_str(text: &str, origin: &str) -> RuleLoad {
     };
     let query = lexer::lex(text)
         .map_err(|e| (e.pos, e.msg))
-        .and_then(|toks| parser::parse(&toks, end_pos(text)).map_err(|e| (e.pos, e.msg)));
+        .and_then(|toks| {
+            // Something missing at the end is reported just after the last
+            // token, not past trailing blank lines and comments.
+            let end = toks.last().map_or(Pos { line: 1, col: 1 }, |t| t.after);
+            parser::parse(&toks, end).map_err(|e| (e.pos, e.msg))
+        });
     let query = match query {
         Ok(q) => q,
         Err((pos, msg)) => {
@@ -160,15 +149,29 @@ pub fn parse_str(text: &str, origin: &str) -> RuleLoad {
         }
     };
     let Some(table) = schema::table(&query.table) else {
-        load.unsupported.push(unsupported(
-            query.table_pos,
-            format!(
-                "table `{}` is not one trawl produces rows for (it has: {})",
-                query.table,
-                schema::TABLES.join(", ")
+        // A known table spelt in another case is a typo, not another source.
+        let typo = schema::TABLES
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(&query.table));
+        let (msg, out_of_scope) = match typo {
+            Some(t) => (
+                format!(
+                    "table `{}` is not known: table names are case-sensitive; did you mean `{t}`?",
+                    query.table
+                ),
+                false,
             ),
-            true,
-        ));
+            None => (
+                format!(
+                    "table `{}` is not one trawl produces rows for (it has: {})",
+                    query.table,
+                    schema::TABLES.join(", ")
+                ),
+                true,
+            ),
+        };
+        load.unsupported
+            .push(unsupported(query.table_pos, msg, out_of_scope));
         return load;
     };
     let (expr, dropped) = match compile::compile_filters(&table, &query.filters) {
@@ -178,15 +181,21 @@ pub fn parse_str(text: &str, origin: &str) -> RuleLoad {
             return load;
         }
     };
-    if expr == Expr::Const(false) {
-        load.unsupported.push(unsupported(
-            query.table_pos,
-            format!(
-                "the filter holds for no row trawl produces for {} (its `SecurityEvent` rows are process creations, EventID 4688)",
-                table.name
+    if let Expr::Const(holds) = expr {
+        // `SecurityEvent` rows other than 4688 are another log source; any
+        // other constant filter is a query that cannot work as a rule.
+        let other_events = table.name == "SecurityEvent" && !holds;
+        let msg = match (holds, other_events) {
+            (false, true) => "the filter holds for no row trawl produces for SecurityEvent (its `SecurityEvent` rows are process creations, EventID 4688)".to_owned(),
+            (false, false) => format!("the filter holds for no {} row (a condition such as `!contains \"\"` is always false)", table.name),
+            (true, _) => format!(
+                "the filter holds for every {} row{}: as a rule it would alert on every event; add a condition on what to detect",
+                table.name,
+                if dropped.is_empty() { "" } else { " once its time condition is ignored" }
             ),
-            true,
-        ));
+        };
+        load.unsupported
+            .push(unsupported(query.table_pos, msg, other_events));
         return load;
     }
     for pos in dropped {

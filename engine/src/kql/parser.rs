@@ -103,8 +103,12 @@ impl Op {
 pub enum Rhs {
     One(Lit, Pos),
     List(Vec<(Lit, Pos)>),
-    /// `ago(…)` or `now()`: a time relative to when the query runs.
-    Time(Pos),
+    /// `ago(…)` (`ago: true`) or `now()`: a time relative to when the query
+    /// runs.
+    Time {
+        pos: Pos,
+        ago: bool,
+    },
 }
 
 /// A column reference.
@@ -184,6 +188,11 @@ const MULTI_TABLE: &[&str] = &[
     "evaluate",
 ];
 
+/// How deeply parentheses and `not(` may nest: far beyond any real query
+/// (Sigma conditions have the same bound), and small enough that recursion
+/// over the tree cannot exhaust the stack.
+const MAX_DEPTH: usize = 64;
+
 /// Functions usable as a whole condition.
 const PREDICATES: &[&str] = &["isempty", "isnotempty", "isnull", "isnotnull"];
 
@@ -193,6 +202,8 @@ struct Parser<'t> {
     lets: HashMap<String, LetVal>,
     /// Where the text ends, for errors at the end.
     end: Pos,
+    /// How many `(` and `not(` enclose the current condition.
+    depth: usize,
 }
 
 /// Parses a query from its tokens; `end` is the position just past the text.
@@ -202,6 +213,7 @@ pub fn parse(toks: &[Token], end: Pos) -> PResult<Query> {
         i: 0,
         lets: HashMap::new(),
         end,
+        depth: 0,
     };
     p.query()
 }
@@ -424,8 +436,16 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// A literal token, consumed if there is one.
+    /// A literal token (a number may have a `-` sign), consumed if there is
+    /// one.
     fn literal(&mut self) -> Option<Lit> {
+        if self.is_punct("-") && self.next_is_adjacent() {
+            if let Some(Tok::Num(n)) = self.toks.get(self.i + 1).map(|t| &t.tok) {
+                let n = -*n;
+                self.i += 2;
+                return Some(Lit::Num(n));
+            }
+        }
         let lit = match self.peek_tok()? {
             Tok::Str(s) => Lit::Str(s.clone()),
             Tok::Num(n) => Lit::Num(*n),
@@ -496,12 +516,26 @@ impl Parser<'_> {
         })
     }
 
+    /// A condition inside `(` … `)`, the `(` at `open` already consumed.
+    fn nested(&mut self, open: Pos, closing: &str) -> PResult<Node> {
+        if self.depth >= MAX_DEPTH {
+            return self.err(
+                open,
+                format!("nested more than {MAX_DEPTH} levels deep (parentheses and `not(`)"),
+            );
+        }
+        self.depth += 1;
+        let e = self.expr()?;
+        self.depth -= 1;
+        self.expect_punct(")", closing)?;
+        Ok(e)
+    }
+
     fn unary(&mut self) -> PResult<Node> {
         if self.is_punct("(") {
+            let open = self.pos();
             self.i += 1;
-            let e = self.expr()?;
-            self.expect_punct(")", "to close `(`")?;
-            return Ok(e);
+            return self.nested(open, "to close `(`");
         }
         let pos = self.pos();
         let (name, name_pos) = match self.ident("a column name, `not(`, or `(`") {
@@ -516,10 +550,12 @@ impl Parser<'_> {
                 }
             }
         };
-        if name == "not" && self.is_punct("(") {
+        if name == "not" {
+            if !self.is_punct("(") {
+                return self.err(name_pos, "`not` is a function: write `not(condition)`");
+            }
             self.i += 1;
-            let e = self.expr()?;
-            self.expect_punct(")", "to close `not(`")?;
+            let e = self.nested(name_pos, "to close `not(`")?;
             return Ok(Node::Not(Box::new(e)));
         }
         if self.is_punct("(") {
@@ -682,7 +718,10 @@ impl Parser<'_> {
                         None => return self.err(pos, format!("`{name}(` is not closed")),
                     }
                 }
-                return Ok(Rhs::Time(pos));
+                return Ok(Rhs::Time {
+                    pos,
+                    ago: name == "ago",
+                });
             }
             self.i += 1;
             return match self.lets.get(&name) {

@@ -60,6 +60,10 @@ fn equality_operators_follow_kusto_case_rules() {
     assert!(!holds("abcd", r#"=~ "ABC""#));
     assert!(holds("aBc", r#"!~ "xyz""#));
     assert!(!holds("aBc", r#"!~ "ABC""#));
+    // Kusto folds ASCII only; trawl also folds a non-ASCII letter of the
+    // literal, as for Sigma (a documented difference).
+    assert!(holds("été", r#"=~ "ÉTÉ""#));
+    assert!(!holds("été", r#"== "ÉTÉ""#));
 }
 
 #[test]
@@ -155,6 +159,15 @@ fn has_matches_whole_terms() {
     ));
     // Case-insensitive hits are still checked for boundaries on every hit.
     assert!(holds("americas AMERICA", r#"has "america""#));
+    // Kusto docs (*has operator*): a term under three characters is not in
+    // Kusto's index, so the column is scanned; the match is still whole-term.
+    assert!(holds("a-b c", r#"has "b""#));
+    assert!(!holds("ab c", r#"has "b""#));
+    assert!(holds("x 7z", r#"has "7Z""#));
+    assert!(!holds("x 7z", r#"has "7""#));
+    // `_` is not alphanumeric: it separates terms.
+    assert!(holds("run my_script.ps1", r#"has "script""#));
+    assert!(!holds("run myscript.ps1", r#"has "script""#));
 }
 
 #[test]
@@ -226,7 +239,16 @@ fn empty_needles_and_absent_columns_read_as_empty_strings() {
         fires(&rs, &event(EventKind::ProcessStart, &[])),
         "an absent column is \"\", which does not contain x"
     );
-    assert!(holds("abc", r#"startswith """#));
+    // `startswith ""` holds for every text (alone, it would make a rule that
+    // alerts on every event, which is reported).
+    assert!(holds(
+        "abc",
+        r#"startswith "" and ProcessCommandLine has "abc""#
+    ));
+    assert!(!holds(
+        "abc",
+        r#"!startswith "" or ProcessCommandLine has "x""#
+    ));
     let rs = compile("DeviceProcessEvents | where isempty(ProcessCommandLine)");
     assert!(fires(&rs, &event(EventKind::ProcessStart, &[])));
     assert!(fires(
@@ -272,6 +294,7 @@ fn numbers_compare_numerically() {
     assert!(pid("!in (1, 2)") && !pid("!in (4312)"));
     assert!(pid("== '4312'"), "a numeric string is read as a number");
     assert!(pid("== 0x10D8"));
+    assert!(pid("> -1") && !pid("< -1") && pid("!in (-4312)"));
     assert!(error("DeviceProcessEvents | where ProcessId has \"43\"")
         .contains("`ProcessId` is a number"));
     assert!(error("DeviceProcessEvents | where ProcessId == \"x\"").contains("\"x\" is not one"));
@@ -479,6 +502,38 @@ fn unsupported_constructs_are_reported_with_line_and_column() {
             "DeviceProcessEvents\n| where FileName ==",
             "line 2, column 20: expected a value, found the end of the query",
         ),
+        (
+            "DeviceProcessEvents\n| where FileName ==\n\n// trailing comment\n",
+            "line 2, column 20: expected a value, found the end of the query",
+        ),
+        (
+            "\u{FEFF}DeviceProcessEvents | where FileName = \"x\"",
+            "line 1, column 38: `=` assigns",
+        ),
+        (
+            "deviceprocessevents\n| where FileName == \"x\"",
+            "line 1, column 1: table `deviceprocessevents` is not known: table names are case-sensitive; did you mean `DeviceProcessEvents`?",
+        ),
+        (
+            "DeviceProcessEvents\n| where Timestamp > ago(7d)",
+            "line 1, column 1: the filter holds for every DeviceProcessEvents row once its time condition is ignored: as a rule it would alert on every event",
+        ),
+        (
+            "SecurityEvent\n| where EventID == 4688",
+            "line 1, column 1: the filter holds for every SecurityEvent row: as a rule",
+        ),
+        (
+            "DeviceProcessEvents\n| where Timestamp < ago(7d) and FileName == \"x\"",
+            "line 2, column 21: time conditions are not evaluated",
+        ),
+        (
+            "DeviceProcessEvents\n| where FileName !contains \"\"",
+            "line 1, column 1: the filter holds for no DeviceProcessEvents row",
+        ),
+        (
+            "DeviceProcessEvents\n| where not FileName == \"x\"",
+            "line 2, column 9: `not` is a function: write `not(condition)`",
+        ),
     ];
     for (text, want) in cases {
         let got = error(text);
@@ -497,6 +552,8 @@ fn tables_trawl_does_not_produce_are_out_of_scope() {
     assert!(load.unsupported[0]
         .reason
         .starts_with("line 1, column 1: table `SigninLogs`"));
+    let load = parse_str("deviceFileEvents | where FileName == \"x\"", "s.kql");
+    assert!(!load.unsupported[0].out_of_scope, "a typo is an error");
     let load = parse_str("SecurityEvent | where EventID == 4624", "s.kql");
     assert!(load.unsupported[0].out_of_scope, "{:?}", load.unsupported);
     assert!(load.unsupported[0].reason.contains("EventID 4688"));
@@ -521,4 +578,164 @@ fn a_supported_filter_followed_by_other_stages_loads_with_a_warning() {
         &rs,
         &event(EventKind::ProcessStart, &[("Image", "C:\\x\\PA.exe")])
     ));
+}
+
+/// Queries the robustness tests cut and mutate: the shipped queries and a
+/// few that use every construct of the subset.
+const CORPUS: &[&str] = &[
+    include_str!("../../rules/kql/dev-0056-powershell.kql"),
+    include_str!("../../rules/kql/dev-0228-paexec.kql"),
+    include_str!("../../rules/kql/dev-0228-tapi-files.kql"),
+    include_str!("../../rules/kql/sentinel-dev-0056-securityevent.kql"),
+    include_str!("../../rules/kql/sentinel-dev-0228-file-path-hashes.kql"),
+    "// id: x\nlet l = dynamic(['a', @\"b\\c\", h'd', 0x1F, 1.5e3]);\nlet s = 'v';\nDeviceProcessEvents\n| where ProcessId !in (1, 2) and not(ProcessId > 7 or isempty(FileName))\n| where FileName in~ (l, s) or FolderPath !startswith_cs @'C:\\x' and ProcessCommandLine matches regex \"a+b\"\n| filter SHA256 has_all (l) or AccountName !has \"z\" or Timestamp > ago(1d)\n| project FileName;",
+    "SecurityEvent | where EventID == '4688' and CommandLine =~ h@\"x\"\"y\" and Account !~ \"\\u0041\"",
+];
+
+/// A small deterministic generator, so a failure can be replayed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Parses and compiles `text`: must not panic, and must account for the
+/// file (one rule, or one unsupported entry).
+fn load_and_compile(text: &str) {
+    let load = parse_str(text, "rules/fuzz.kql");
+    assert_eq!(
+        load.rules.len() + load.unsupported.len(),
+        1,
+        "{text:?} -> {:?} / {:?}",
+        load.rules,
+        load.unsupported
+    );
+    let (rs, _) = Ruleset::compile(load.rules);
+    let ev = event(
+        EventKind::ProcessStart,
+        &[("CommandLine", "a b"), ("Image", "C:\\x\\a.exe")],
+    );
+    let _ = rs.matching_ids(&ev);
+}
+
+#[test]
+fn truncated_and_mutated_queries_never_panic() {
+    // Characters that change the meaning of KQL text the most.
+    const SPLICE: &[&str] = &[
+        "\"", "'", "@", "h", "(", ")", "[", "]", "|", "!", "~", "=", "\\", "/", "//", ",", ";",
+        "-", "0x", "1e", "\n", " ", "é", "not(", "dynamic(", "in~", "has_any", "ago(", "let ",
+        "\\u", "```", "~~~",
+    ];
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut runs = 0;
+    for text in CORPUS {
+        let cuts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        for &cut in &cuts {
+            load_and_compile(&text[..cut]);
+            runs += 1;
+        }
+        for _ in 0..600 {
+            let mut s = (*text).to_owned();
+            for _ in 0..1 + rng.below(3) {
+                let cuts: Vec<usize> = s.char_indices().map(|(i, _)| i).chain([s.len()]).collect();
+                let at = cuts[rng.below(cuts.len())];
+                match rng.below(3) {
+                    0 => s.insert_str(at, SPLICE[rng.below(SPLICE.len())]),
+                    1 if at < s.len() => {
+                        s.remove(at);
+                    }
+                    _ => {
+                        let to = cuts[rng.below(cuts.len())].max(at);
+                        let piece = s[at..to].to_owned();
+                        s.insert_str(to, &piece);
+                    }
+                }
+            }
+            load_and_compile(&s);
+            runs += 1;
+        }
+    }
+    assert!(runs > 8_000, "{runs}");
+}
+
+#[test]
+fn deep_nesting_is_reported_not_a_stack_overflow() {
+    // The 65th opening is refused, where it stands.
+    for (open, close, col) in [("(", ")", 29 + 64), ("not(", ")", 29 + 64 * 4)] {
+        let n = 100_000;
+        let text = format!(
+            "DeviceProcessEvents | where {}FileName == \"x\"{}",
+            open.repeat(n),
+            close.repeat(n)
+        );
+        let reason = error(&text);
+        assert!(
+            reason.starts_with(&format!("line 1, column {col}: nested more than 64 levels")),
+            "{reason}"
+        );
+    }
+    // Real queries nest a few levels: well within the limit.
+    let text = format!(
+        "DeviceProcessEvents | where {}FileName == \"x\"{}",
+        "(".repeat(60),
+        ")".repeat(60)
+    );
+    assert_eq!(parse_str(&text, "t.kql").rules.len(), 1);
+}
+
+#[test]
+fn a_missing_number_is_null_as_in_kusto() {
+    // Kusto docs (*Null values*): null == 5 is false, null != 5 is true,
+    // null > 3 is null; `where` keeps only rows whose condition is true,
+    // and not(null) is null.
+    let verdict = |cond: &str, pid: Option<i64>| {
+        let rs = compile(&format!("DeviceProcessEvents | where {cond}"));
+        let mut ev = event(EventKind::ProcessStart, &[("Image", "C:\\y.exe")]);
+        if let Some(p) = pid {
+            ev.set(FieldKey::from_name("ProcessId"), Value::Int(p));
+        }
+        fires(&rs, &ev)
+    };
+    let cases: &[(&str, bool, bool)] = &[
+        // condition, with ProcessId 3, without ProcessId
+        ("ProcessId == 5", false, false),
+        ("ProcessId != 5", true, true),
+        ("ProcessId > 5", false, false),
+        ("ProcessId <= 5", true, false),
+        ("not(ProcessId == 5)", true, true),
+        ("not(ProcessId != 5)", false, false),
+        ("not(ProcessId > 5)", true, false),
+        ("not(ProcessId >= 3)", false, false),
+        ("not(ProcessId < 3)", true, false),
+        ("not(ProcessId <= 2)", true, false),
+        ("not(not(ProcessId > 2))", true, false),
+        ("ProcessId in (5, 6)", false, false),
+        ("ProcessId !in (5, 6)", true, true),
+        ("not(ProcessId in (3))", false, true),
+        ("not(ProcessId !in (3))", true, false),
+        // null or false is null; null and false is false.
+        ("not(ProcessId > 5 or FileName == \"x.exe\")", true, false),
+        ("not(ProcessId > 5 and FileName == \"y.exe\")", true, false),
+        ("not(ProcessId > 5 and FileName == \"x.exe\")", true, true),
+        ("not(ProcessId > 5) or FileName == \"y.exe\"", true, true),
+        // Strings are never null: a missing one is "".
+        ("not(ProcessCommandLine has \"a\")", true, true),
+        ("not(isempty(ProcessId))", true, false),
+    ];
+    for (cond, with, without) in cases {
+        assert_eq!(
+            (verdict(cond, Some(3)), verdict(cond, None)),
+            (*with, *without),
+            "{cond}"
+        );
+    }
 }
