@@ -19,9 +19,9 @@ pub enum Command {
     /// Work with rule sets.
     #[command(subcommand)]
     Rules(RulesCommand),
-    /// Watch this machine live (Linux, as root) and print alerts as they happen.
+    /// Watch this machine live (Linux: as root; Windows: elevated) and print alerts as they happen.
     Watch(WatchArgs),
-    /// Record this machine's live events (Linux, as root) into a trace for `trawl replay`.
+    /// Record this machine's live events (Linux: as root; Windows: elevated) into a trace for `trawl replay`.
     Record(RecordArgs),
 }
 
@@ -105,7 +105,11 @@ pub struct WatchArgs {
     /// Report file events only under PATH (default: every local filesystem); repeatable.
     #[arg(long = "watch", value_name = "PATH")]
     pub watch: Vec<PathBuf>,
-    /// Process event source (default: ebpf, falling back to proc-connector when eBPF cannot load).
+    #[cfg_attr(
+        not(windows),
+        doc = "Process event source (default: ebpf, falling back to proc-connector when eBPF cannot load)."
+    )]
+    #[cfg_attr(windows, doc = "Process event source (Windows: etw, the only one).")]
     #[arg(long, value_enum, value_name = "SOURCE")]
     pub source: Option<crate::live::run::ProcessSource>,
     /// Print a stats line every SECS seconds (0: only when stopping).

@@ -16,11 +16,20 @@ fn platform() -> anyhow::Result<Box<dyn LivePlatform>> {
     Ok(Box::new(crate::linux::LinuxPlatform))
 }
 
-/// No live source is wired on this platform yet.
-#[cfg(not(target_os = "linux"))]
+/// The live sources of the platform trawl was built for.
+#[cfg(windows)]
+fn platform() -> anyhow::Result<Box<dyn LivePlatform>> {
+    Ok(Box::new(windows::WindowsPlatform::default()))
+}
+
+#[cfg(windows)]
+mod windows;
+
+/// No live source is wired on this platform.
+#[cfg(not(any(target_os = "linux", windows)))]
 fn platform() -> anyhow::Result<Box<dyn LivePlatform>> {
     anyhow::bail!(
-        "no live event source is built into trawl for this platform yet (Linux only); record on Linux and use `trawl replay`"
+        "no live event source is built into trawl for this platform (Linux and Windows only); record there and use `trawl replay`"
     )
 }
 

@@ -17,6 +17,7 @@
 //! ```
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use trawl_engine::event::{fields, Event, EventKind, FieldKey, Os, Value};
 
@@ -39,6 +40,41 @@ pub enum Enriched {
     NotApplicable,
     /// The image could not be read or parsed; the event goes on without.
     Failed(PeError),
+}
+
+/// How often each [`Enriched`] outcome happened, for the live stats line
+/// (`pe.*`); shared by the hash workers.
+#[derive(Debug, Default)]
+pub struct EnrichOutcomes {
+    added: AtomicU64,
+    no_version_info: AtomicU64,
+    not_applicable: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl EnrichOutcomes {
+    /// Counts one outcome.
+    pub fn count(&self, outcome: &Enriched) {
+        let n = match outcome {
+            Enriched::Added => &self.added,
+            Enriched::NoVersionInfo => &self.no_version_info,
+            Enriched::NotApplicable => &self.not_applicable,
+            Enriched::Failed(_) => &self.failed,
+        };
+        n.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts as `key=value` pairs. None is a loss: the event goes on
+    /// either way, only without version fields.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("added", load(&self.added)),
+            ("no_version_info", load(&self.no_version_info)),
+            ("not_applicable", load(&self.not_applicable)),
+            ("unreadable", load(&self.failed)),
+        ]
+    }
 }
 
 /// Reads the version resource of the event's `Image` and adds its strings.
@@ -118,6 +154,34 @@ mod tests {
         assert_eq!(ev.get_str("OriginalFileName"), Some("from-trace"));
         assert_eq!(ev.get_str("Company"), Some("Sysinternals"));
         assert_eq!(ev.get_str("Product"), None);
+    }
+
+    #[test]
+    fn outcomes_are_counted_by_kind() {
+        // `Image` must hold a backslash: on Linux `x\pd.exe` is one file
+        // name, on Windows a file in folder `x`; the same path reads both.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("x")).unwrap();
+        let procdump = dir.path().join("x\\pd.exe");
+        std::fs::write(&procdump, crate::etw::pe::tests::procdump_image(true)).unwrap();
+        let not_pe = dir.path().join("x\\notes.exe");
+        std::fs::write(&not_pe, b"MZ, and then nothing").unwrap();
+        let outcomes = EnrichOutcomes::default();
+        let mut ev = start(procdump.to_str().unwrap());
+        outcomes.count(&enrich_from_image(&mut ev));
+        assert_eq!(ev.get_str("OriginalFileName"), Some("procdump"));
+        for image in ["System", not_pe.to_str().unwrap(), "Registry"] {
+            outcomes.count(&enrich_from_image(&mut start(image)));
+        }
+        assert_eq!(
+            outcomes.counters(),
+            [
+                ("added", 1),
+                ("no_version_info", 0),
+                ("not_applicable", 2),
+                ("unreadable", 1)
+            ]
+        );
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! platform: the property sets ([`props`]), the join of the two process-start
 //! halves ([`join`]), the process table ([`process_table`]), device paths to
 //! drive letters ([`device_map`]), SIDs to account names ([`sid`]), the
-//! converter that ties them together ([`convert`]) and the PE version-resource
-//! reader behind `OriginalFileName` ([`pe`], [`enrich`]). The thin ferrisetw
-//! glue that fills the property sets is `crate::windows` (Windows only).
+//! converter that ties them together ([`convert`]), the PE version-resource
+//! reader behind `OriginalFileName` ([`pe`], [`enrich`]) and the `--watch`
+//! path filter ([`watch_paths`]). The thin ferrisetw glue that fills the
+//! property sets is `crate::windows` (Windows only).
 
 pub mod convert;
 pub mod device_map;
@@ -19,6 +20,7 @@ pub mod props;
 #[cfg(test)]
 mod recorded;
 pub mod sid;
+pub mod watch_paths;
 
 use std::fmt;
 use std::sync::Arc;
@@ -99,6 +101,32 @@ impl fmt::Display for EtwStats {
     }
 }
 
+impl EtwStats {
+    /// The counters as `key=value` pairs for the live stats line (`etw.*`).
+    /// Keys starting with `lost` are losses, which the live pipeline adds to
+    /// its total: ETW's dropped events, its lost buffers (each held at least
+    /// one event, so this is a lower bound) and records trawl could not read.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let (c, j) = (&self.convert, &self.convert.join);
+        vec![
+            ("records", self.events_seen),
+            ("lost_events", self.events_lost),
+            ("lost_buffers", self.buffers_lost),
+            ("lost_unreadable", self.conversion_failures),
+            ("starts", c.process_starts),
+            ("starts_joined", j.joined),
+            ("starts_without_path", j.mof_only),
+            ("starts_without_command_line", j.kernel_only),
+            ("starts_pending", j.pending),
+            ("halves_late", j.late),
+            ("parents_unknown", c.parents_unknown),
+            ("exits", c.process_exits),
+            ("file_creates", c.file_creates),
+            ("paths_unmapped", c.unmapped_paths),
+        ]
+    }
+}
+
 /// Why the ETW sensor could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EtwError {
@@ -141,5 +169,24 @@ mod tests {
             .to_string(),
             "cannot start ETW session trawl-kernel: access denied; run trawl from an elevated console (Run as administrator)"
         );
+    }
+
+    #[test]
+    fn the_live_counters_mark_exactly_the_losses() {
+        let s = EtwStats {
+            events_seen: 9,
+            events_lost: 3,
+            buffers_lost: 1,
+            conversion_failures: 2,
+            ..EtwStats::default()
+        };
+        let counters = s.counters();
+        let lost: u64 = counters
+            .iter()
+            .filter(|(k, _)| k.starts_with("lost"))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(lost, 6, "{counters:?}");
+        assert!(counters.contains(&("records", 9)));
     }
 }

@@ -428,4 +428,4 @@ fn le32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

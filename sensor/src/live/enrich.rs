@@ -29,6 +29,15 @@ use super::proctable::{ProcessInfo, ProcessTable};
 pub trait ImageEnricher: Send + Sync {
     /// `image` is the event's `Image`; add fields to `event`.
     fn enrich(&self, image: &Path, event: &mut Event);
+    /// Its name in stats lines (Windows: `pe`).
+    fn name(&self) -> &'static str {
+        "enrich"
+    }
+    /// Its counters for the stats line (what it added, what it could not
+    /// read); a name starting with `lost` would count as a loss.
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// The field that names the file `execve` was given when the kernel ran an
@@ -246,7 +255,7 @@ impl Normalizer {
                 self.process_start(&mut ev, pid);
                 str_field(&ev, &FieldKey::from_name(EXEC_FILENAME))
                     .or_else(|| str_field(&ev, &fields::IMAGE))
-                    .map(PathBuf::from)
+                    .and_then(hashable)
             }
             EventKind::ProcessExit => {
                 if let Some(p) = pid.and_then(|pid| self.table.exit(pid)) {
@@ -260,7 +269,7 @@ impl Normalizer {
                     fill(&mut ev, fields::IMAGE, &p.image);
                 }
                 (kind == EventKind::FileWrite)
-                    .then(|| str_field(&ev, &fields::TARGET_FILENAME).map(PathBuf::from))
+                    .then(|| str_field(&ev, &fields::TARGET_FILENAME).and_then(hashable))
                     .flatten()
             }
         };
@@ -295,6 +304,14 @@ impl Normalizer {
             },
         );
     }
+}
+
+/// The file to hash for a path field: only an absolute path names one file.
+/// (Windows reports some images by bare name, `cmd.exe`, or on a device no
+/// drive letter stands for; read relative to trawl's own folder they would
+/// hash some other file.)
+fn hashable(path: &str) -> Option<PathBuf> {
+    Some(PathBuf::from(path)).filter(|p| p.is_absolute())
 }
 
 /// Sets `key` to `value` unless the event has it already or `value` is empty.
@@ -410,6 +427,43 @@ mod tests {
             .find(|e| e.kind == EventKind::ProcessExit)
             .unwrap();
         assert_eq!(exit.get_str("Image"), Some("/usr/bin/curl"));
+    }
+
+    #[test]
+    fn parents_the_source_already_named_are_kept() {
+        // Windows starts carry ParentImage/ParentCommandLine from the ETW
+        // converter's table; the normalizer's table (which may know another
+        // program under the same parent pid, or an empty command line) must
+        // not replace them.
+        let mut win = start(30, 1, r"C:\Windows\System32\cmd.exe", "cmd /c whoami");
+        win.os = Os::Windows;
+        win.set(fields::PARENT_IMAGE, r"C:\Windows\explorer.exe".into());
+        win.set(fields::PARENT_COMMAND_LINE, "".into());
+        let out = run(|i| i.push(win), EnrichConfig::default());
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].get_str("ParentImage"),
+            Some(r"C:\Windows\explorer.exe")
+        );
+        assert_eq!(out[0].get_str("ParentCommandLine"), Some(""));
+    }
+
+    #[test]
+    fn only_absolute_paths_are_hashed() {
+        // Tests run in the package folder, where `Cargo.toml` is a file: a
+        // start by bare name must not be hashed as that file.
+        assert!(Path::new("Cargo.toml").is_file());
+        let recorder = Arc::new(Recorder::default());
+        let out = run(
+            |i| i.push(start(40, 1, "Cargo.toml", "Cargo.toml")),
+            EnrichConfig {
+                image_enricher: Some(recorder.clone()),
+                ..EnrichConfig::default()
+            },
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].get_str("Hashes"), None);
+        assert!(recorder.0.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub enum Input {
     /// A new process that has not (yet) run a new program: it inherits its
     /// parent's image and command line in the process table. Platforms that
     /// report only process starts (Windows) never send it.
+    #[cfg_attr(windows, allow(dead_code))]
     Fork {
         parent: u32,
         child: u32,
@@ -31,6 +32,7 @@ pub enum Input {
 /// Slots of the per-kind counters: the six event kinds, then forks.
 pub const SLOTS: usize = 7;
 /// The counter slot of [`Input::Fork`].
+#[cfg_attr(windows, allow(dead_code))]
 pub const FORK_SLOT: usize = 6;
 
 /// The name of a counter slot in stats lines.
@@ -82,6 +84,7 @@ impl Intake {
     }
 
     /// Offers a fork (see [`Input::Fork`]); never blocks.
+    #[cfg_attr(windows, allow(dead_code))]
     pub fn push_fork(&self, parent: u32, child: u32, start_ns: u64) {
         self.offer(
             FORK_SLOT,

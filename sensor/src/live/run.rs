@@ -31,14 +31,20 @@ use super::output::{
 use super::proctable::ProcessInfo;
 use super::stats::Snapshot;
 
-/// Which program feeds process events (Linux: `--source`).
+/// Which program feeds process events (`--source`). Each platform offers
+/// only its own, so `--help` lists what can run here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProcessSource {
     /// eBPF programs on the scheduler tracepoints (the default).
+    #[cfg(not(windows))]
     Ebpf,
     /// The netlink process connector plus `/proc` (fallback; loses the
     /// command line of processes that exit before it is read).
+    #[cfg(not(windows))]
     ProcConnector,
+    /// The kernel process provider joined with Microsoft-Windows-Kernel-Process.
+    #[cfg(windows)]
+    Etw,
 }
 
 /// What the platform's sources should watch.
@@ -184,6 +190,7 @@ pub fn run(
     };
 
     let (mut sources, description) = platform.start_sources(&intake, options)?;
+    let image_enricher = platform.image_enricher();
     let table = seeded_table(
         EnrichConfig::default().table_capacity,
         platform.seed_processes(),
@@ -193,7 +200,7 @@ pub fn run(
         table,
         EnrichConfig {
             host: platform.host_name().map(Arc::from),
-            image_enricher: platform.image_enricher(),
+            image_enricher: image_enricher.clone(),
             ..EnrichConfig::default()
         },
         ready_tx,
@@ -208,6 +215,7 @@ pub fn run(
         intake_queue: intake_queue_probe,
         enrich: Arc::clone(&enrichment.counters),
         cache: Arc::clone(&enrichment.cache),
+        image_enricher,
         ready_queue: ready_rx.clone(),
         engine_queue: stage.engine_depth(),
         output: Arc::clone(&output_counters),
@@ -241,6 +249,7 @@ struct Meters {
     intake_queue: Receiver<Input>,
     enrich: Arc<EnrichCounters>,
     cache: Arc<HashCache>,
+    image_enricher: Option<Arc<dyn ImageEnricher>>,
     ready_queue: Receiver<Event>,
     engine_queue: Arc<AtomicU64>,
     output: Arc<OutputCounters>,
@@ -256,7 +265,11 @@ impl Meters {
             received,
             dropped_intake,
             dropped_output: load(&self.output.dropped),
-            sources: sources.iter().map(|s| (s.name(), s.stats())).collect(),
+            sources: sources
+                .iter()
+                .map(|s| (s.name(), s.stats()))
+                .chain(self.image_enricher.iter().map(|e| (e.name(), e.stats())))
+                .collect(),
             hash: self.cache.stats(),
             hash_queue_full: load(&self.enrich.hash_queue_full),
             hash_skipped_at_stop: load(&self.enrich.hash_skipped_at_stop),

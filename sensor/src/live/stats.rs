@@ -26,7 +26,7 @@ pub struct Snapshot {
     pub dropped_intake: [u64; SLOTS],
     /// Events the consumer (engine or trace) could not take.
     pub dropped_output: u64,
-    /// Each source's name and counters.
+    /// Each source's name and counters, then the image enricher's.
     pub sources: Vec<(&'static str, Vec<(&'static str, u64)>)>,
     pub hash: HashStats,
     pub hash_queue_full: u64,

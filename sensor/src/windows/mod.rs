@@ -129,6 +129,12 @@ impl std::fmt::Debug for EtwSession {
     }
 }
 
+/// This machine's DNS name, for the `host` of live events (`None` if the
+/// system will not say).
+pub fn host_name() -> Option<String> {
+    system::host_name()
+}
+
 /// Starts the sessions and begins pushing events into `emit`.
 pub fn start(opts: &EtwOptions, emit: Emit) -> Result<EtwSession, EtwError> {
     let mut converter = Converter::new(

@@ -22,7 +22,9 @@ use windows_sys::Win32::System::Diagnostics::Etw::{
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
     CreateToolhelp32Snapshot, Process32FirstW, Process32NextW, PROCESSENTRY32W, TH32CS_SNAPPROCESS,
 };
-use windows_sys::Win32::System::SystemInformation::GetWindowsDirectoryW;
+use windows_sys::Win32::System::SystemInformation::{
+    ComputerNameDnsFullyQualified, GetComputerNameExW, GetWindowsDirectoryW,
+};
 use windows_sys::Win32::System::Threading::{
     OpenProcess, OpenProcessToken, QueryFullProcessImageNameW, PROCESS_NAME_WIN32,
     PROCESS_QUERY_LIMITED_INFORMATION,
@@ -248,6 +250,18 @@ fn account_of(sid: PSID) -> Option<String> {
     })
 }
 
+/// This machine's DNS name (`host.example.com`), as event logs' `Computer`
+/// has it; `None` if the system will not say.
+pub(super) fn host_name() -> Option<String> {
+    let mut buf = vec![0u16; 256];
+    let mut len = buf.len() as u32;
+    // SAFETY: `len` is the buffer's length in u16s; on success it is the
+    // name's length without the NUL.
+    let ok =
+        unsafe { GetComputerNameExW(ComputerNameDnsFullyQualified, buf.as_mut_ptr(), &mut len) };
+    (ok != 0 && len > 0).then(|| String::from_utf16_lossy(&buf[..len as usize]))
+}
+
 /// ETW's own loss counters of a running session: (events lost, buffers lost).
 pub(super) fn session_losses(session: &str) -> Option<(u64, u64)> {
     #[repr(C)]
@@ -329,6 +343,12 @@ mod tests {
                 "{cmd}"
             );
         }
+    }
+
+    #[test]
+    fn the_host_has_a_name() {
+        let name = host_name().expect("GetComputerNameExW answers");
+        assert!(!name.is_empty() && !name.contains('\0'), "{name:?}");
     }
 
     #[test]

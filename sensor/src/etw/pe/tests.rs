@@ -137,7 +137,9 @@ const PROCDUMP: &[(&str, &str)] = &[
     ("ProductName", "ProcDump"),
 ];
 
-fn procdump_image(pe32_plus: bool) -> Vec<u8> {
+/// A PE image whose version resource is ProcDump's (`OriginalFilename`
+/// `procdump`); other modules' tests use it too.
+pub(crate) fn procdump_image(pe32_plus: bool) -> Vec<u8> {
     let vi = version_info(
         vec![string_table("040904b0", PROCDUMP)],
         Some((0x409, 0x4b0)),
