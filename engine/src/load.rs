@@ -355,9 +355,14 @@ impl RuleSources {
         for p in &self.iocs {
             load.extend(load_ioc_file(p)?);
         }
+        let parsed_at = start.elapsed();
         let (rules, mut unsupported) = dedupe(load.rules);
         unsupported.splice(0..0, load.unsupported);
         let (ruleset, rejected) = Ruleset::compile(rules);
+        tracing::debug!(
+            "rules read and parsed in {parsed_at:?}, compiled in {:?}",
+            start.elapsed() - parsed_at
+        );
         unsupported.extend(rejected);
         Ok(LoadedRules {
             ruleset,

@@ -207,24 +207,32 @@ fn is_literal(test: &Test) -> bool {
     }
 }
 
-/// Three-valued logic, for finding rules that need no literal to fire.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Tri {
-    False,
-    True,
-    Unknown,
+/// What makes two tests the same atom. Most tests are literals, keyed as
+/// they are; the rest hold floats and networks, so they are keyed by their
+/// debug text: exact, and only built at compile time.
+#[derive(PartialEq, Eq, Hash)]
+enum TestKey {
+    Str(StrOp, String, bool),
+    Other(String),
+}
+
+impl TestKey {
+    fn of(test: &Test) -> TestKey {
+        match test {
+            Test::Str { op, value, cased } => TestKey::Str(*op, value.clone(), *cased),
+            other => TestKey::Other(format!("{other:?}")),
+        }
+    }
 }
 
 struct ViewBuilder {
     atoms: Vec<CAtom>,
-    index: HashMap<(FieldTarget, String), u32>,
+    index: HashMap<(FieldTarget, TestKey), u32>,
 }
 
 impl ViewBuilder {
     fn intern(&mut self, target: &FieldTarget, test: &Test) -> u32 {
-        // Tests hold floats and networks, so they are keyed by their debug
-        // text: exact, and only built at compile time.
-        let key = (target.clone(), format!("{test:?}"));
+        let key = (target.clone(), TestKey::of(test));
         if let Some(&i) = self.index.get(&key) {
             return i;
         }
@@ -280,51 +288,65 @@ impl ViewBuilder {
     }
 }
 
-fn tri(node: &Node, atoms: &[CAtom]) -> Tri {
-    match node {
-        Node::Atom(a) | Node::Gate(a) => match atoms[*a as usize].kind {
-            AtomKind::Literal => Tri::False,
-            _ => Tri::Unknown,
-        },
-        Node::Const(true) => Tri::True,
-        Node::Const(false) => Tri::False,
-        Node::Not(n) => match tri(n, atoms) {
-            Tri::True => Tri::False,
-            Tri::False => Tri::True,
-            Tri::Unknown => Tri::Unknown,
-        },
-        Node::And(v) => {
-            let mut acc = Tri::True;
-            for n in v {
-                match tri(n, atoms) {
-                    Tri::False => return Tri::False,
-                    Tri::Unknown => acc = Tri::Unknown,
-                    Tri::True => {}
-                }
-            }
-            acc
-        }
-        Node::Or(v) => {
-            let mut acc = Tri::False;
-            for n in v {
-                match tri(n, atoms) {
-                    Tri::True => return Tri::True,
-                    Tri::Unknown => acc = Tri::Unknown,
-                    Tri::False => {}
-                }
-            }
-            acc
-        }
-    }
+/// How often a literal atom is expected to wake its rules, relative to the
+/// others: short literals (` -`, `.exe`, `\\`) are in nearly every command
+/// line, long ones are rare, and a placed test (prefix, suffix, equals) holds
+/// less often than `contains`. Only ever compared with other costs.
+fn gate_cost(atom: &CAtom) -> f64 {
+    let Test::Str { op, value, .. } = &atom.test else {
+        return f64::INFINITY;
+    };
+    let len = value.chars().count().clamp(1, 24) as f64;
+    let placed = match op {
+        StrOp::Equals => 0.05,
+        StrOp::Prefix | StrOp::Suffix => 0.5,
+        StrOp::Contains | StrOp::Term => 1.0,
+    };
+    // Keyword literals are looked for in every field of an event.
+    let fields = match atom.target {
+        FieldTarget::AnyField => 8.0,
+        _ => 1.0,
+    };
+    placed * fields * 2f64.powf(-len)
 }
 
-fn node_atoms(node: &Node, out: &mut Vec<u32>) {
-    match node {
-        Node::Atom(a) | Node::Gate(a) => out.push(*a),
-        Node::And(v) | Node::Or(v) => v.iter().for_each(|n| node_atoms(n, out)),
-        Node::Not(n) => node_atoms(n, out),
-        Node::Const(_) => {}
+/// A set of literal atoms at least one of which holds whenever a condition
+/// holds (a *necessary* set; with `positive` false, whenever it does not
+/// hold), chosen to be cheap by [`gate_cost`]: an AND takes its cheapest
+/// child's set, an OR the union of its children's, a negation swaps the two,
+/// and a negated or non-literal test has none (`None`: the condition can hold
+/// with no literal in the text). `Some` with an empty set: it never holds.
+fn necessary(node: &Node, atoms: &[CAtom], positive: bool) -> Option<(f64, Vec<u32>)> {
+    let (children, is_union) = match node {
+        Node::Atom(a) | Node::Gate(a) => {
+            return match atoms[*a as usize].kind {
+                AtomKind::Literal if positive => Some((gate_cost(&atoms[*a as usize]), vec![*a])),
+                _ => None,
+            }
+        }
+        Node::Const(b) => return (*b != positive).then(|| (0.0, Vec::new())),
+        Node::Not(n) => return necessary(n, atoms, !positive),
+        // not (a and b) = (not a) or (not b), and the other way round.
+        Node::And(v) if positive => (v, false),
+        Node::Or(v) if !positive => (v, false),
+        Node::And(v) | Node::Or(v) => (v, true),
+    };
+    if !is_union {
+        // Every child must hold: the cheapest child's set is enough.
+        return children
+            .iter()
+            .filter_map(|n| necessary(n, atoms, positive))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
     }
+    let mut union = (0.0, Vec::new());
+    for n in children {
+        let (cost, set) = necessary(n, atoms, positive)?;
+        union.0 += cost;
+        union.1.extend(set);
+    }
+    union.1.sort_unstable();
+    union.1.dedup();
+    Some(union)
 }
 
 fn build_scan(lits: Vec<(String, LitUse)>) -> Option<LiteralScan> {
@@ -368,28 +390,31 @@ impl View {
         }
         let mut atoms = b.atoms;
 
-        // Which rules each literal atom can wake, and which rules need no literal.
+        // Which rules each literal atom wakes: a rule is woken only by the
+        // literals of its necessary set, so a literal in every command line
+        // (` -`, `.exe`) wakes nothing unless some rule needs nothing rarer.
+        // Rules with no necessary set are evaluated on every event.
         let mut atom_rules: Vec<Vec<u32>> = vec![Vec::new(); atoms.len()];
         let mut always = Vec::new();
-        let mut buf = Vec::new();
         for (ri, vr) in vrules.iter().enumerate() {
             match &vr.body {
                 CBody::Ioc(_) => always.push(ri as u32),
-                CBody::Expr(node) => {
-                    if tri(node, &atoms) != Tri::False {
-                        always.push(ri as u32);
-                        continue;
-                    }
-                    buf.clear();
-                    node_atoms(node, &mut buf);
-                    buf.sort_unstable();
-                    buf.dedup();
-                    for &a in &buf {
-                        if matches!(atoms[a as usize].kind, AtomKind::Literal) {
+                CBody::Expr(node) => match necessary(node, &atoms, true) {
+                    Some((_, set)) => {
+                        for a in set {
                             atom_rules[a as usize].push(ri as u32);
                         }
                     }
-                }
+                    None => always.push(ri as u32),
+                },
+            }
+        }
+        // The other literals are only tested when a woken rule asks for them,
+        // directly on the field's text: the automata hold the wake literals
+        // alone, fewer, longer and rarer.
+        for (a, rules) in atoms.iter_mut().zip(&atom_rules) {
+            if matches!(a.kind, AtomKind::Literal) && rules.is_empty() {
+                a.kind = AtomKind::Lazy;
             }
         }
 

@@ -807,6 +807,48 @@ mod tests {
     }
 
     #[test]
+    fn rules_wake_on_their_rarest_necessary_literal_only() {
+        let cl = |v: &str| Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)));
+        let image = |v: &str| Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, v)));
+        let rules = vec![
+            rule(
+                "pd",
+                proc_win(),
+                Expr::And(vec![cl(" -"), image("\\procdump.exe")]),
+            ),
+            // not (not a or not b) = a and b: negations are looked through.
+            rule(
+                "nn",
+                proc_win(),
+                Expr::Not(Box::new(Expr::Or(vec![
+                    Expr::Not(Box::new(cl("sekurlsa"))),
+                    Expr::Not(Box::new(cl(" -"))),
+                ]))),
+            ),
+            rule(
+                "either",
+                proc_win(),
+                Expr::Or(vec![cl("lsass"), image("\\x.exe")]),
+            ),
+        ];
+        let (rs, _) = Ruleset::compile(rules);
+        let stats = rs.view_stats(EventKind::ProcessStart, Os::Windows);
+        assert_eq!(stats.always_evaluated, 0);
+        assert_eq!(stats.literals, 4, "` -` is tested directly, not scanned");
+        assert_eq!(
+            rs.matching_ids(&proc("C:\\ProcDump.EXE", "procdump -ma")),
+            ["pd"]
+        );
+        assert!(rs
+            .matching_ids(&proc("C:\\ProcDump.EXE", "procdump"))
+            .is_empty());
+        assert!(rs.matching_ids(&proc("C:\\a.exe", "a -b")).is_empty());
+        assert_eq!(rs.matching_ids(&proc("C:\\a.exe", "a -SEKURLSA")), ["nn"]);
+        assert_eq!(rs.matching_ids(&proc("C:\\X.exe", "")), ["either"]);
+        assert_eq!(rs.matching_ids(&proc("", "LSASS")), ["either"]);
+    }
+
+    #[test]
     fn cased_literals_verify_bytes() {
         let rules = vec![rule(
             "cased",

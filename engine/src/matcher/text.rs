@@ -111,6 +111,9 @@ pub(crate) fn lit_match(op: StrOp, text: &str, lit: &str, cased: bool) -> bool {
             _ => true,
         };
     }
+    if lit.is_ascii() {
+        return ascii_lit_match(op, text.as_bytes(), lit.as_bytes(), cased);
+    }
     let starts = || text.char_indices().map(|(i, _)| i);
     match op {
         StrOp::Equals => match_at(text, 0, lit, cased) == Some(text.len()),
@@ -120,6 +123,37 @@ pub(crate) fn lit_match(op: StrOp, text: &str, lit: &str, cased: bool) -> bool {
         StrOp::Term => starts().any(|i| {
             match_at(text, i, lit, cased).is_some_and(|end| term_bounded(text.as_bytes(), i, end))
         }),
+    }
+}
+
+/// [`lit_match`] for an ASCII literal, on bytes: an ASCII byte of the text
+/// is always a whole character, and a byte of a multi-byte character never
+/// equals an ASCII byte, even ignoring ASCII case, so this agrees with the
+/// character-by-character rule.
+fn ascii_lit_match(op: StrOp, text: &[u8], lit: &[u8], cased: bool) -> bool {
+    let eq = |at: usize| {
+        text.get(at..at + lit.len()).is_some_and(|t| {
+            if cased {
+                t == lit
+            } else {
+                t.eq_ignore_ascii_case(lit)
+            }
+        })
+    };
+    let n = lit.len();
+    match op {
+        StrOp::Equals => text.len() == n && eq(0),
+        StrOp::Prefix => eq(0),
+        StrOp::Suffix => text.len() >= n && eq(text.len() - n),
+        StrOp::Contains | StrOp::Term => {
+            let (lo, up) = if cased {
+                (lit[0], lit[0])
+            } else {
+                (lit[0].to_ascii_lowercase(), lit[0].to_ascii_uppercase())
+            };
+            memchr::memchr2_iter(lo, up, text)
+                .any(|i| eq(i) && (op == StrOp::Contains || term_bounded(text, i, i + n)))
+        }
     }
 }
 
@@ -222,6 +256,44 @@ mod tests {
             literal_variants("ДЖЗИЙ").is_none(),
             "2^5 spellings is too many"
         );
+    }
+
+    #[test]
+    fn ascii_literals_on_bytes_agree_with_characters() {
+        let texts = ["", "a", "xAbx", "ab", "é-ab-é", "\u{212a}ab", "ab ab", "b"];
+        let ops = [
+            StrOp::Equals,
+            StrOp::Prefix,
+            StrOp::Suffix,
+            StrOp::Contains,
+            StrOp::Term,
+        ];
+        for text in texts {
+            for op in ops {
+                for cased in [false, true] {
+                    let chars = text.char_indices().map(|(i, _)| i);
+                    let slow = match op {
+                        StrOp::Equals => match_at(text, 0, "aB", cased) == Some(text.len()),
+                        StrOp::Prefix => match_at(text, 0, "aB", cased).is_some(),
+                        StrOp::Suffix => chars
+                            .clone()
+                            .any(|i| match_at(text, i, "aB", cased) == Some(text.len())),
+                        StrOp::Contains => chars
+                            .clone()
+                            .any(|i| match_at(text, i, "aB", cased).is_some()),
+                        StrOp::Term => chars.clone().any(|i| {
+                            match_at(text, i, "aB", cased)
+                                .is_some_and(|e| term_bounded(text.as_bytes(), i, e))
+                        }),
+                    };
+                    assert_eq!(
+                        lit_match(op, text, "aB", cased),
+                        slow,
+                        "{op:?} {text:?} {cased}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
