@@ -21,8 +21,7 @@ use evtx::err::EvtxError;
 use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
 
 use crate::unit::UnitOutput;
-use crate::winlog::mapping::{is_mapped, map_record, Mapped};
-use crate::winlog::record::parse_record;
+use crate::winlog::read_record;
 use crate::Location;
 
 /// The first eight bytes of every EVTX file.
@@ -99,23 +98,7 @@ pub fn read_chunk(
                 continue;
             }
         };
-        let rec = match parse_record(&json, &is_mapped) {
-            Ok(r) => r,
-            Err(e) => {
-                out.bad(Location::Record(id), e, 1);
-                continue;
-            }
-        };
-        out.channels.add(
-            rec.channel.as_deref(),
-            rec.provider.as_deref(),
-            rec.event_id,
-        );
-        match map_record(rec, &mut host) {
-            Ok(Mapped::Event { seq, event }) => out.event(seq.unwrap_or(id), event),
-            Ok(Mapped::Other) => {}
-            Err(e) => out.bad(Location::Record(id), e, 1),
-        }
+        read_record(&json, id, Location::Record(id), &mut host, out);
     }
 }
 

@@ -48,13 +48,15 @@ pub fn parse_line(line: &str, host_cache: &mut Option<Arc<str>>) -> Result<Event
     let mut de = serde_json::Deserializer::from_str(line);
     let event = LineSeed { host_cache }
         .deserialize(&mut de)
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| describe_json_error(&e))?;
     de.end()
         .map_err(|e| format!("trailing text after the JSON object ({e})"))?;
     Ok(event)
 }
 
-fn describe(e: &serde_json::Error) -> String {
+/// A serde_json error as a reason for a problem line: syntax errors keep
+/// serde's position, our own messages drop it.
+pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax | Category::Eof => format!("not valid JSON: {e}"),

@@ -19,8 +19,7 @@ use crate::evtx_file::{chunks, read_chunk, ChunkRead};
 use crate::input::Format;
 use crate::lines::LineBlock;
 use crate::ndjson::parse_line;
-use crate::winlog::mapping::{is_mapped, map_record, Mapped};
-use crate::winlog::record::parse_record;
+use crate::winlog::read_record;
 use crate::winlog::ChannelCounts;
 use crate::{Location, Problem};
 
@@ -153,23 +152,7 @@ fn read_lines(format: Format, block: &LineBlock, out: &mut UnitOutput) {
             },
             Format::EvtxJson | Format::Evtx => {
                 let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-                let rec = match parse_record(text.as_bytes(), &is_mapped) {
-                    Ok(r) => r,
-                    Err(reason) => {
-                        out.bad(Location::Line(line), reason, 1);
-                        continue;
-                    }
-                };
-                out.channels.add(
-                    rec.channel.as_deref(),
-                    rec.provider.as_deref(),
-                    rec.event_id,
-                );
-                match map_record(rec, &mut host) {
-                    Ok(Mapped::Event { seq, event }) => out.event(seq.unwrap_or(line), event),
-                    Ok(Mapped::Other) => {}
-                    Err(reason) => out.bad(Location::Line(line), reason, 1),
-                }
+                read_record(text.as_bytes(), line, Location::Line(line), &mut host, out);
             }
         }
     }

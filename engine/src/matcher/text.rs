@@ -111,8 +111,8 @@ pub(crate) fn lit_match(op: StrOp, text: &str, lit: &str, cased: bool) -> bool {
             _ => true,
         };
     }
-    if lit.is_ascii() {
-        return ascii_lit_match(op, text.as_bytes(), lit.as_bytes(), cased);
+    if cased || lit.chars().all(folds_as_bytes) {
+        return byte_lit_match(op, text.as_bytes(), lit.as_bytes(), cased);
     }
     let starts = || text.char_indices().map(|(i, _)| i);
     match op {
@@ -126,11 +126,22 @@ pub(crate) fn lit_match(op: StrOp, text: &str, lit: &str, cased: bool) -> bool {
     }
 }
 
-/// [`lit_match`] for an ASCII literal, on bytes: an ASCII byte of the text
-/// is always a whole character, and a byte of a multi-byte character never
-/// equals an ASCII byte, even ignoring ASCII case, so this agrees with the
-/// character-by-character rule.
-fn ascii_lit_match(op: StrOp, text: &[u8], lit: &[u8], cased: bool) -> bool {
+/// Whether [`fold_eq`] lets `c` match only itself or an ASCII case twin: true
+/// for ASCII and for caseless characters such as the dashes `windash`
+/// writes, whose lower- and upper-case forms are themselves.
+fn folds_as_bytes(c: char) -> bool {
+    c.is_ascii()
+        || (single(c.to_lowercase()).is_none_or(|l| l == c)
+            && single(c.to_uppercase()).is_none_or(|u| u == c))
+}
+
+/// [`lit_match`] on bytes, for a literal whose characters are ASCII or
+/// caseless (or for a case-sensitive test): an ASCII byte of the text is
+/// always a whole character, a byte of a multi-byte character never equals
+/// an ASCII byte even ignoring ASCII case, and a literal's lead byte only
+/// matches at a character boundary, so this agrees with the
+/// character-by-character rule, without folding a character per position.
+fn byte_lit_match(op: StrOp, text: &[u8], lit: &[u8], cased: bool) -> bool {
     let eq = |at: usize| {
         text.get(at..at + lit.len()).is_some_and(|t| {
             if cased {
@@ -259,8 +270,36 @@ mod tests {
     }
 
     #[test]
-    fn ascii_literals_on_bytes_agree_with_characters() {
-        let texts = ["", "a", "xAbx", "ab", "é-ab-é", "\u{212a}ab", "ab ab", "b"];
+    fn byte_tests_agree_with_characters() {
+        // ASCII and caseless literals (the windash dashes) take the byte
+        // path; literals with cased non-ASCII letters (Cyrillic, the Kelvin
+        // sign whose lower case is ASCII `k`) stay on the character path.
+        // Every verdict must equal the character-by-character rule.
+        let lits = [
+            "aB",
+            "\u{2013}p",
+            "x\u{2015}",
+            "\u{2014}",
+            "\u{212a}b",
+            "жB",
+        ];
+        let texts = [
+            "",
+            "a",
+            "xAbx",
+            "ab",
+            "é-ab-é",
+            "\u{212a}ab",
+            "kab",
+            "ab ab",
+            "b",
+            "\u{2013}P",
+            "x\u{2015}",
+            "-\u{2014}-",
+            "ЖB",
+            "жb",
+            "x\u{2013}px",
+        ];
         let ops = [
             StrOp::Equals,
             StrOp::Prefix,
@@ -268,32 +307,36 @@ mod tests {
             StrOp::Contains,
             StrOp::Term,
         ];
-        for text in texts {
-            for op in ops {
-                for cased in [false, true] {
-                    let chars = text.char_indices().map(|(i, _)| i);
-                    let slow = match op {
-                        StrOp::Equals => match_at(text, 0, "aB", cased) == Some(text.len()),
-                        StrOp::Prefix => match_at(text, 0, "aB", cased).is_some(),
-                        StrOp::Suffix => chars
-                            .clone()
-                            .any(|i| match_at(text, i, "aB", cased) == Some(text.len())),
-                        StrOp::Contains => chars
-                            .clone()
-                            .any(|i| match_at(text, i, "aB", cased).is_some()),
-                        StrOp::Term => chars.clone().any(|i| {
-                            match_at(text, i, "aB", cased)
-                                .is_some_and(|e| term_bounded(text.as_bytes(), i, e))
-                        }),
-                    };
-                    assert_eq!(
-                        lit_match(op, text, "aB", cased),
-                        slow,
-                        "{op:?} {text:?} {cased}"
-                    );
+        for lit in lits {
+            for text in texts {
+                for op in ops {
+                    for cased in [false, true] {
+                        let chars = text.char_indices().map(|(i, _)| i);
+                        let slow = match op {
+                            StrOp::Equals => match_at(text, 0, lit, cased) == Some(text.len()),
+                            StrOp::Prefix => match_at(text, 0, lit, cased).is_some(),
+                            StrOp::Suffix => chars
+                                .clone()
+                                .any(|i| match_at(text, i, lit, cased) == Some(text.len())),
+                            StrOp::Contains => chars
+                                .clone()
+                                .any(|i| match_at(text, i, lit, cased).is_some()),
+                            StrOp::Term => chars.clone().any(|i| {
+                                match_at(text, i, lit, cased)
+                                    .is_some_and(|e| term_bounded(text.as_bytes(), i, e))
+                            }),
+                        };
+                        assert_eq!(
+                            lit_match(op, text, lit, cased),
+                            slow,
+                            "{op:?} {lit:?} in {text:?} cased={cased}"
+                        );
+                    }
                 }
             }
         }
+        assert!(folds_as_bytes('\u{2013}') && folds_as_bytes('A'));
+        assert!(!folds_as_bytes('\u{212a}') && !folds_as_bytes('ж'));
     }
 
     #[test]

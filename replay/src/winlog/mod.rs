@@ -1,6 +1,6 @@
 //! Windows event logs: one record parser and one mapping to trawl events,
-//! shared by the EVTX reader ([`crate::evtx`]) and the `evtx_dump` JSON reader
-//! ([`crate::evtx_json`]).
+//! shared by the EVTX reader ([`crate::evtx_file`]) and the `evtx_dump` JSON
+//! reader (in [`crate::unit`]), both through [`read_record`].
 //!
 //! A record is first read as the JSON `evtx_dump` writes ([`record`]); the
 //! `evtx` crate renders binary records into the same JSON, so there is one
@@ -12,6 +12,39 @@ pub mod mapping;
 pub mod record;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::unit::UnitOutput;
+use crate::Location;
+use mapping::{is_mapped, map_record, Mapped};
+use record::parse_record;
+
+/// Reads one Windows record, as JSON, into `out`: counts it per channel and
+/// event id, adds its event when trawl maps it (sequence number: its
+/// `EventRecordID`, else `fallback_seq`), and reports it at `at` when it
+/// cannot be read. `host` keeps the last host name, shared between events.
+pub fn read_record(
+    json: &[u8],
+    fallback_seq: u64,
+    at: Location,
+    host: &mut Option<Arc<str>>,
+    out: &mut UnitOutput,
+) {
+    let rec = match parse_record(json, &is_mapped) {
+        Ok(r) => r,
+        Err(reason) => return out.bad(at, reason, 1),
+    };
+    out.channels.add(
+        rec.channel.as_deref(),
+        rec.provider.as_deref(),
+        rec.event_id,
+    );
+    match map_record(rec, host) {
+        Ok(Mapped::Event { seq, event }) => out.event(seq.unwrap_or(fallback_seq), event),
+        Ok(Mapped::Other) => {}
+        Err(reason) => out.bad(at, reason, 1),
+    }
+}
 
 /// Records seen per (channel, event id), for the replay summary. A record
 /// without a channel is counted under its provider in brackets, and one with

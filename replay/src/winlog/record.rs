@@ -78,24 +78,10 @@ pub fn parse_record<'a>(json: &'a [u8], wanted: Wanted<'_>) -> Result<WinRecord<
     let mut de = serde_json::Deserializer::from_slice(json);
     let rec = TopSeed { wanted }
         .deserialize(&mut de)
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| crate::ndjson::describe_json_error(&e))?;
     de.end()
         .map_err(|e| format!("trailing text after the JSON object ({e})"))?;
     Ok(rec)
-}
-
-fn describe(e: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Syntax | Category::Eof => format!("not valid JSON: {e}"),
-        _ => {
-            let s = e.to_string();
-            match s.rfind(" at line ") {
-                Some(i) => s[..i].to_owned(),
-                None => s,
-            }
-        }
-    }
 }
 
 /// A map key, borrowed when it has no escapes.
