@@ -487,7 +487,7 @@ fn the_reports_kql_queries_fire_on_the_dev_0228_trace_as_expected() {
         .unwrap();
     assert_eq!(
         a["rule_title"],
-        "Dev-0228 File Path Hashes November 2021 (Sentinel)"
+        "DEV-0228 implants by path and SHA-256 (Sentinel)"
     );
     assert_eq!(a["level"], "high");
     let fields: Vec<&str> = a["matches"]
@@ -523,8 +523,8 @@ fn the_reports_kql_queries_fire_on_the_dev_0228_trace_as_expected() {
     assert_eq!(
         problems,
         [
-            ("sentinel-dev-0056-securityevent.kql".to_owned(), 12),
-            ("sentinel-dev-0228-file-path-hashes.kql".to_owned(), 14)
+            ("sentinel-dev-0056-securityevent.kql".to_owned(), 14),
+            ("sentinel-dev-0228-file-path-hashes.kql".to_owned(), 24)
         ]
     );
 }
