@@ -18,7 +18,11 @@
 //! Security events get the names Sigma's Windows pipelines give them:
 //! 4688's `NewProcessName` → `Image`, `ParentProcessName` → `ParentImage`,
 //! hex `NewProcessId` → `ProcessId`, its own `ProcessId` (the creator's) →
-//! `ParentProcessId`, `SubjectDomainName\SubjectUserName` → `User`; 4689's
+//! `ParentProcessId`, `SubjectDomainName\SubjectUserName` → `User` (the
+//! service SIDs S-1-5-18/19/20 as `NT AUTHORITY\SYSTEM`, `…\LOCAL SERVICE`,
+//! `…\NETWORK SERVICE`, as Sysmon writes them), and, as Hayabusa's 4688
+//! conversion maps them, `SubjectLogonId` → `LogonId` and `MandatoryLabel` →
+//! `IntegrityLevel` (`S-1-16-12288` as `High`, and so on); 4689's
 //! `ProcessName` → `Image` and hex `ProcessId` → `ProcessId`. Integer fields
 //! written in hex (`0x1a2c`) become integers.
 //!
@@ -180,13 +184,49 @@ fn security_fields(id: u32, data: &[(Cow<'_, str>, DataValue)], event: &mut Even
     if let Some(v) = get(pid) {
         event.push_unchecked(fields::PROCESS_ID, convert("ProcessId", v.clone()));
     }
-    if let Some(user) = text("SubjectUserName") {
+    let service_account = text("SubjectUserSid").and_then(|sid| service_account(&sid));
+    if let Some(account) = service_account {
+        event.push_unchecked(fields::USER, Value::Str(account.to_owned()));
+    } else if let Some(user) = text("SubjectUserName") {
         let user = match text("SubjectDomainName") {
             Some(d) if !d.is_empty() && d != "-" => format!("{d}\\{user}"),
             _ => user,
         };
         event.push_unchecked(fields::USER, Value::Str(user));
     }
+    if id == 4688 {
+        if let Some(label) = text("MandatoryLabel") {
+            let level = integrity_level(&label).map_or(label, str::to_owned);
+            event.push_unchecked(FieldKey::from_name("IntegrityLevel"), Value::Str(level));
+        }
+        if let Some(logon) = text("SubjectLogonId") {
+            event.push_unchecked(FieldKey::from_name("LogonId"), Value::Str(logon));
+        }
+    }
+}
+
+/// The account name Windows (and Sysmon's `User`) gives a service SID. The
+/// Security log names these accounts by the machine account (`WS01$`) or
+/// by a bare name, so Sigma's `User|contains: AUTHORI` would miss them.
+fn service_account(sid: &str) -> Option<&'static str> {
+    Some(match sid {
+        "S-1-5-18" => "NT AUTHORITY\\SYSTEM",
+        "S-1-5-19" => "NT AUTHORITY\\LOCAL SERVICE",
+        "S-1-5-20" => "NT AUTHORITY\\NETWORK SERVICE",
+        _ => return None,
+    })
+}
+
+/// Sysmon's `IntegrityLevel` name for a 4688 `MandatoryLabel` SID (other
+/// labels stay as written). SigmaHQ's rules list both forms.
+fn integrity_level(label: &str) -> Option<&'static str> {
+    Some(match label {
+        "S-1-16-4096" => "Low",
+        "S-1-16-8192" => "Medium",
+        "S-1-16-12288" => "High",
+        "S-1-16-16384" => "System",
+        _ => return None,
+    })
 }
 
 /// A value typed as trawl's event model types the field: integers from
@@ -311,7 +351,10 @@ mod tests {
         );
         assert_eq!(ev.get(&fields::PROCESS_ID), Some(&Value::Int(0x10e8)));
         assert_eq!(ev.get(&fields::PARENT_PROCESS_ID), Some(&Value::Int(0x26c)));
-        assert_eq!(ev.get_str("User"), Some("CORP\\WS01$"));
+        // SYSTEM's SID is named as Windows names it, not by the machine account.
+        assert_eq!(ev.get_str("User"), Some("NT AUTHORITY\\SYSTEM"));
+        assert_eq!(ev.get_str("LogonId"), Some("0x3e7"));
+        assert_eq!(ev.get_str("IntegrityLevel"), None);
         assert_eq!(ev.get_str("CommandLine"), Some(""));
         // The raw names stay too.
         assert_eq!(
@@ -332,6 +375,39 @@ mod tests {
         assert_eq!(ev.get_str("Image"), Some("C:\\x.exe"));
         assert_eq!(ev.get(&fields::PROCESS_ID), Some(&Value::Int(0x1f0)));
         assert_eq!(ev.get_str("User"), Some("bob"));
+    }
+
+    #[test]
+    fn security_4688_version_2_fields_get_sysmon_names_and_values() {
+        let with = |sid: &str, label: &str| {
+            event(&sys(
+                "Security",
+                4688,
+                &format!(
+                    r##"{{"SubjectUserSid":"{sid}","SubjectUserName":"IEUser","SubjectDomainName":"IEWIN7","SubjectLogonId":"0xf4be","NewProcessId":"0x1","NewProcessName":"C:\\a.exe","ProcessId":"0x2","MandatoryLabel":"{label}","TargetUserName":"-"}}"##
+                ),
+            ))
+            .1
+        };
+        for (label, level) in [
+            ("S-1-16-4096", "Low"),
+            ("S-1-16-8192", "Medium"),
+            ("S-1-16-12288", "High"),
+            ("S-1-16-16384", "System"),
+            ("S-1-16-8448", "S-1-16-8448"),
+        ] {
+            let ev = with("S-1-5-21-1-2-3-1000", label);
+            assert_eq!(ev.get_str("IntegrityLevel"), Some(level), "{label}");
+            assert_eq!(ev.get_str("MandatoryLabel"), Some(label));
+            assert_eq!(ev.get_str("LogonId"), Some("0xf4be"));
+            assert_eq!(ev.get_str("User"), Some("IEWIN7\\IEUser"));
+        }
+        for (sid, user) in [
+            ("S-1-5-19", "NT AUTHORITY\\LOCAL SERVICE"),
+            ("S-1-5-20", "NT AUTHORITY\\NETWORK SERVICE"),
+        ] {
+            assert_eq!(with(sid, "S-1-16-16384").get_str("User"), Some(user));
+        }
     }
 
     #[test]
