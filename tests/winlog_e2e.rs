@@ -77,8 +77,8 @@ fn evtx_dump_json_maps_sysmon_and_security_and_reports_the_bad_line() {
     assert_eq!(ev["ParentImage"], "C:\\Windows\\System32\\services.exe");
     assert_eq!(ev["ProcessId"], 0x10e8);
     assert_eq!(ev["ParentProcessId"], 0x26c);
-    // SYSTEM's SID, logged under the machine account, is named as Sysmon names it.
-    assert_eq!(ev["User"], "NT AUTHORITY\\SYSTEM");
+    // The mapping, exactly: SubjectDomainName\SubjectUserName.
+    assert_eq!(ev["User"], "LF\\LF-FS01$");
     assert_eq!(ev["LogonId"], "0x3e7");
     assert_eq!(ev["IntegrityLevel"], "System");
     assert_eq!(ev["MandatoryLabel"], "S-1-16-16384", "raw fields are kept");

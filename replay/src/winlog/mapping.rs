@@ -18,9 +18,9 @@
 //! Security events get the names Sigma's Windows pipelines give them:
 //! 4688's `NewProcessName` → `Image`, `ParentProcessName` → `ParentImage`,
 //! hex `NewProcessId` → `ProcessId`, its own `ProcessId` (the creator's) →
-//! `ParentProcessId`, `SubjectDomainName\SubjectUserName` → `User` (the
-//! service SIDs S-1-5-18/19/20 as `NT AUTHORITY\SYSTEM`, `…\LOCAL SERVICE`,
-//! `…\NETWORK SERVICE`, as Sysmon writes them), and, as Hayabusa's 4688
+//! `ParentProcessId`, `SubjectDomainName\SubjectUserName` → `User` (exactly;
+//! SYSTEM is then the machine account, `CORP\WS01$`, not Sysmon's
+//! `NT AUTHORITY\SYSTEM`), and, as Hayabusa's 4688
 //! conversion maps them, `SubjectLogonId` → `LogonId` and `MandatoryLabel` →
 //! `IntegrityLevel` (`S-1-16-12288` as `High`, and so on); 4689's
 //! `ProcessName` → `Image` and hex `ProcessId` → `ProcessId`. Integer fields
@@ -184,10 +184,7 @@ fn security_fields(id: u32, data: &[(Cow<'_, str>, DataValue)], event: &mut Even
     if let Some(v) = get(pid) {
         event.push_unchecked(fields::PROCESS_ID, convert("ProcessId", v.clone()));
     }
-    let service_account = text("SubjectUserSid").and_then(|sid| service_account(&sid));
-    if let Some(account) = service_account {
-        event.push_unchecked(fields::USER, Value::Str(account.to_owned()));
-    } else if let Some(user) = text("SubjectUserName") {
+    if let Some(user) = text("SubjectUserName") {
         let user = match text("SubjectDomainName") {
             Some(d) if !d.is_empty() && d != "-" => format!("{d}\\{user}"),
             _ => user,
@@ -203,18 +200,6 @@ fn security_fields(id: u32, data: &[(Cow<'_, str>, DataValue)], event: &mut Even
             event.push_unchecked(FieldKey::from_name("LogonId"), Value::Str(logon));
         }
     }
-}
-
-/// The account name Windows (and Sysmon's `User`) gives a service SID. The
-/// Security log names these accounts by the machine account (`WS01$`) or
-/// by a bare name, so Sigma's `User|contains: AUTHORI` would miss them.
-fn service_account(sid: &str) -> Option<&'static str> {
-    Some(match sid {
-        "S-1-5-18" => "NT AUTHORITY\\SYSTEM",
-        "S-1-5-19" => "NT AUTHORITY\\LOCAL SERVICE",
-        "S-1-5-20" => "NT AUTHORITY\\NETWORK SERVICE",
-        _ => return None,
-    })
 }
 
 /// Sysmon's `IntegrityLevel` name for a 4688 `MandatoryLabel` SID (other
@@ -351,8 +336,8 @@ mod tests {
         );
         assert_eq!(ev.get(&fields::PROCESS_ID), Some(&Value::Int(0x10e8)));
         assert_eq!(ev.get(&fields::PARENT_PROCESS_ID), Some(&Value::Int(0x26c)));
-        // SYSTEM's SID is named as Windows names it, not by the machine account.
-        assert_eq!(ev.get_str("User"), Some("NT AUTHORITY\\SYSTEM"));
+        // The mapping, exactly: SYSTEM is named by the machine account.
+        assert_eq!(ev.get_str("User"), Some("CORP\\WS01$"));
         assert_eq!(ev.get_str("LogonId"), Some("0x3e7"));
         assert_eq!(ev.get_str("IntegrityLevel"), None);
         assert_eq!(ev.get_str("CommandLine"), Some(""));
@@ -401,12 +386,6 @@ mod tests {
             assert_eq!(ev.get_str("MandatoryLabel"), Some(label));
             assert_eq!(ev.get_str("LogonId"), Some("0xf4be"));
             assert_eq!(ev.get_str("User"), Some("IEWIN7\\IEUser"));
-        }
-        for (sid, user) in [
-            ("S-1-5-19", "NT AUTHORITY\\LOCAL SERVICE"),
-            ("S-1-5-20", "NT AUTHORITY\\NETWORK SERVICE"),
-        ] {
-            assert_eq!(with(sid, "S-1-16-16384").get_str("User"), Some(user));
         }
     }
 
