@@ -265,7 +265,9 @@ impl Normalizer {
                 None
             }
             kind => {
-                if let Some(p) = pid.and_then(|pid| self.table.get(pid)) {
+                // `lookup`: a file the process left open is closed (and
+                // reported) after the process's exit event.
+                if let Some(p) = pid.and_then(|pid| self.table.lookup(pid)) {
                     fill(&mut ev, fields::IMAGE, &p.image);
                 }
                 (kind == EventKind::FileWrite)
@@ -427,6 +429,27 @@ mod tests {
             .find(|e| e.kind == EventKind::ProcessExit)
             .unwrap();
         assert_eq!(exit.get_str("Image"), Some("/usr/bin/curl"));
+    }
+
+    #[test]
+    fn a_file_closed_after_its_process_exited_still_names_the_image() {
+        // A file left open is closed by the kernel after the exit event: its
+        // close-after-write arrives last, and /proc no longer knows the pid.
+        let out = run(
+            |i| {
+                i.push(start(50, 1, "/usr/bin/head", "head -c 10"));
+                let mut exit = Event::new(EventKind::ProcessExit, Os::Linux, Timestamp::UNIX_EPOCH);
+                exit.set(fields::PROCESS_ID, Value::Int(50));
+                i.push(exit);
+                let mut w = Event::new(EventKind::FileWrite, Os::Linux, Timestamp::UNIX_EPOCH);
+                w.set(fields::PROCESS_ID, Value::Int(50));
+                w.set(fields::TARGET_FILENAME, "/nonexistent/out".into());
+                i.push(w);
+            },
+            EnrichConfig::default(),
+        );
+        let write = out.iter().find(|e| e.kind == EventKind::FileWrite).unwrap();
+        assert_eq!(write.get_str("Image"), Some("/usr/bin/head"));
     }
 
     #[test]

@@ -10,8 +10,17 @@
 //! the oldest eighth is evicted (a lost exit event cannot grow the table for
 //! ever). Pid reuse: every entry records the process's start time; a fork or
 //! start for a pid always replaces what was there.
+//!
+//! Exited processes are remembered a little longer (the last
+//! [`RECENT_EXITS`]): a file a process leaves open is closed by the kernel
+//! *after* the process's exit event, so its close-after-write event (and
+//! any file event read after the exit) still needs the process's image.
+//! A new process on the same pid removes the remembered one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+
+/// Exited processes remembered for late file events.
+pub const RECENT_EXITS: usize = 4096;
 use std::sync::Arc;
 
 /// What the table knows of one process.
@@ -40,6 +49,11 @@ pub struct ProcessTable {
     capacity: usize,
     clock: u64,
     evicted: u64,
+    /// Exited processes, for late events ([`ProcessTable::lookup`]); the
+    /// queue holds their pids oldest first, with the stamp of their exit so
+    /// a pid that exited twice is forgotten only with its last exit.
+    exited: HashMap<u32, Entry>,
+    exit_order: VecDeque<(u32, u64)>,
 }
 
 impl ProcessTable {
@@ -50,6 +64,8 @@ impl ProcessTable {
             capacity: capacity.max(8),
             clock: 0,
             evicted: 0,
+            exited: HashMap::new(),
+            exit_order: VecDeque::new(),
         }
     }
 
@@ -68,10 +84,19 @@ impl ProcessTable {
         self.entries.get(&pid).map(|e| &e.info)
     }
 
+    /// What is known of `pid`, running or recently exited (for events that
+    /// arrive after their process's exit: file events, never process starts,
+    /// whose parents must be alive).
+    pub fn lookup(&self, pid: u32) -> Option<&ProcessInfo> {
+        self.get(pid)
+            .or_else(|| self.exited.get(&pid).map(|e| &e.info))
+    }
+
     /// Records `pid` as running `info` (a seed entry, or a process start:
     /// the new program replaces the old one, and a reused pid its
     /// predecessor).
     pub fn insert(&mut self, pid: u32, info: ProcessInfo) {
+        self.exited.remove(&pid);
         if !self.entries.contains_key(&pid) && self.entries.len() >= self.capacity {
             self.evict_oldest();
         }
@@ -104,9 +129,28 @@ impl ProcessTable {
         );
     }
 
-    /// The process ended: forget it, returning what was known.
+    /// The process ended: it leaves the running processes (remembered for
+    /// [`ProcessTable::lookup`] a while longer), returning what was known.
     pub fn exit(&mut self, pid: u32) -> Option<ProcessInfo> {
-        self.entries.remove(&pid).map(|e| e.info)
+        let entry = self.entries.remove(&pid)?;
+        let info = entry.info.clone();
+        self.clock += 1;
+        self.exit_order.push_back((pid, self.clock));
+        self.exited.insert(
+            pid,
+            Entry {
+                info: entry.info,
+                stamp: self.clock,
+            },
+        );
+        while self.exit_order.len() > RECENT_EXITS {
+            if let Some((old, stamp)) = self.exit_order.pop_front() {
+                if self.exited.get(&old).is_some_and(|e| e.stamp == stamp) {
+                    self.exited.remove(&old);
+                }
+            }
+        }
+        Some(info)
     }
 
     fn evict_oldest(&mut self) {
@@ -165,6 +209,27 @@ mod tests {
         t.fork(99, 100, 1);
         let e = t.get(100).unwrap();
         assert_eq!((&*e.image, e.ppid), ("", 99));
+    }
+
+    #[test]
+    fn an_exited_process_is_remembered_for_late_events_until_its_pid_returns() {
+        let mut t = ProcessTable::new(100);
+        t.insert(10, info("/usr/bin/head", 1, 5));
+        assert!(t.exit(10).is_some());
+        assert!(t.get(10).is_none(), "no longer running");
+        assert_eq!(&*t.lookup(10).unwrap().image, "/usr/bin/head");
+        // The pid comes back as another process: the old one is forgotten.
+        t.fork(1, 10, 9);
+        assert_eq!(t.lookup(10).unwrap().start_ns, 9);
+        assert!(t.exit(10).is_some());
+        // Only the last RECENT_EXITS exits are kept.
+        for pid in 1000..1000 + RECENT_EXITS as u32 {
+            t.insert(pid, info("/bin/x", 1, 0));
+            t.exit(pid);
+        }
+        assert!(t.lookup(10).is_none());
+        assert!(t.lookup(1000).is_some());
+        assert!(t.exited.len() <= RECENT_EXITS && t.exit_order.len() <= RECENT_EXITS);
     }
 
     #[test]

@@ -235,10 +235,7 @@ pub fn run(
     let write_error = stage.finish()?;
     let last = meters.snapshot(&sources);
     eprintln!("{}", last.render("stopped"));
-    eprintln!(
-        "trawl: {} events lost in total (kernel buffers, queues, output)",
-        last.total_dropped()
-    );
+    eprintln!("{}", last.loss_line());
     Ok(RunReport { write_error })
 }
 

@@ -17,6 +17,12 @@ use trawl_engine::hash::HashStats;
 
 use super::intake::{slot_name, SLOTS};
 
+/// Source counters that count loss episodes, not events: each fanotify
+/// queue overflow, proc connector overrun or lost ETW buffer lost one or more
+/// events (the kernel does not say how many). They add one each to
+/// [`Snapshot::total_dropped`], which is then a lower bound.
+pub const EPISODE_COUNTERS: &[&str] = &["overflows", "lost_overruns", "lost_buffers"];
+
 /// Every number one stats line shows.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -54,6 +60,30 @@ impl Snapshot {
             .map(|(_, v)| v)
             .sum();
         self.dropped_intake.iter().sum::<u64>() + self.dropped_output + sources
+    }
+
+    /// The final loss line. A counter of kernel queue overflows or overruns
+    /// ([`EPISODE_COUNTERS`]) counts episodes, each of which lost an unknown
+    /// number of events, so when one is non-zero the total is a lower bound
+    /// and the line says so and names them.
+    pub fn loss_line(&self) -> String {
+        let episodes: Vec<String> = self
+            .sources
+            .iter()
+            .flat_map(|(name, c)| c.iter().map(move |(k, v)| (name, k, v)))
+            .filter(|(_, k, v)| **v > 0 && EPISODE_COUNTERS.contains(*k))
+            .map(|(name, k, v)| format!("{name}.{k}={v}"))
+            .collect();
+        let total = self.total_dropped();
+        if episodes.is_empty() {
+            format!("trawl: {total} events lost in total (kernel buffers, queues, output)")
+        } else {
+            format!(
+                "trawl: at least {total} events lost in total (kernel buffers, queues, output): {} \
+                 count kernel queue overflows, each of which lost an unknown number of events",
+                episodes.join(" ")
+            )
+        }
     }
 
     /// The line, without a trailing newline.
@@ -130,5 +160,17 @@ mod tests {
         }
         // intake 2 + output 1 + ebpf lost 4 + fanotify overflows 1
         assert_eq!(snap.total_dropped(), 8);
+        // An overflow lost an unknown number of events: a lower bound.
+        let loss = snap.loss_line();
+        assert!(
+            loss.starts_with("trawl: at least 8 events lost in total")
+                && loss.contains("fanotify.overflows=1 count kernel queue overflows"),
+            "{loss}"
+        );
+        snap.sources[1].1[0].1 = 0;
+        assert_eq!(
+            snap.loss_line(),
+            "trawl: 7 events lost in total (kernel buffers, queues, output)"
+        );
     }
 }
