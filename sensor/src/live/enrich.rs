@@ -60,6 +60,10 @@ pub struct EnrichConfig {
     pub hash_cache_entries: usize,
     /// Larger files are not hashed.
     pub hash_max_bytes: u64,
+    /// Files at least this large are hashed on their own worker, so that a
+    /// burst of large files never holds up the alerts of small ones (most
+    /// programs and scripts).
+    pub hash_large_bytes: u64,
     /// Processes the table keeps.
     pub table_capacity: usize,
     /// Stamped on every event without one.
@@ -74,6 +78,7 @@ impl Default for EnrichConfig {
             hash_queue: 1024,
             hash_cache_entries: 8192,
             hash_max_bytes: 64 << 20,
+            hash_large_bytes: 4 << 20,
             table_capacity: 1 << 16,
             host: None,
             image_enricher: None,
@@ -125,16 +130,21 @@ impl Enrichment {
             config.hash_cache_entries,
             config.hash_max_bytes,
         ));
-        let (hash_tx, hash_rx) = bounded::<HashJob>(config.hash_queue.max(1));
+        // Two lanes: small files on `hash_workers` threads, large ones on
+        // one more, each with its own queue.
+        let (small_tx, small_rx) = bounded::<HashJob>(config.hash_queue.max(1));
+        let (large_tx, large_rx) = bounded::<HashJob>(config.hash_queue.max(1));
         let stopping = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        for i in 0..config.hash_workers.max(1) {
-            let rx = hash_rx.clone();
+        let lanes = (0..config.hash_workers.max(1))
+            .map(|i| (format!("trawl-hash-{i}"), small_rx.clone()))
+            .chain([("trawl-hash-large".to_owned(), large_rx)]);
+        for (name, rx) in lanes {
             let ready = ready.clone();
             let cache = Arc::clone(&cache);
             let enricher = config.image_enricher.clone();
             let (stopping, c) = (Arc::clone(&stopping), Arc::clone(&counters));
-            threads.push(spawn(&format!("trawl-hash-{i}"), move || {
+            threads.push(spawn(&name, move || {
                 for job in rx {
                     // A backlog of large files must not hold up the exit.
                     let event = if stopping.load(Ordering::Relaxed) {
@@ -149,6 +159,8 @@ impl Enrichment {
                 }
             }));
         }
+        drop(small_rx);
+        let large_bytes = config.hash_large_bytes;
         let c = Arc::clone(&counters);
         let host = config.host.clone();
         threads.push(spawn("trawl-normalize", move || {
@@ -158,16 +170,23 @@ impl Enrichment {
                     continue;
                 };
                 let sent = match hash_path {
-                    Some(path) => match hash_tx.try_send(HashJob { event, path }) {
-                        Ok(()) => Ok(()),
-                        Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
-                            c.hash_queue_full.fetch_add(1, Ordering::Relaxed);
-                            ready.send(job.event)
+                    Some(path) => {
+                        // One stat on this thread picks the lane; a file
+                        // that cannot be read goes small and fails fast.
+                        let large = std::fs::metadata(&path).is_ok_and(|m| m.len() >= large_bytes);
+                        let lane = if large { &large_tx } else { &small_tx };
+                        match lane.try_send(HashJob { event, path }) {
+                            Ok(()) => Ok(()),
+                            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                                c.hash_queue_full.fetch_add(1, Ordering::Relaxed);
+                                ready.send(job.event)
+                            }
                         }
-                    },
+                    }
                     None => ready.send(event),
                 };
-                c.hash_queue.store(hash_tx.len() as u64, Ordering::Relaxed);
+                c.hash_queue
+                    .store((small_tx.len() + large_tx.len()) as u64, Ordering::Relaxed);
                 c.processes
                     .store(normalizer.table.len() as u64, Ordering::Relaxed);
                 c.processes_evicted
@@ -487,6 +506,48 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].get_str("Hashes"), None);
         assert!(recorder.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn small_files_are_not_held_up_behind_large_ones() {
+        // Three large programs start first, then a small one. The large
+        // ones queue on their own worker; the small one's event (with its
+        // hash) must come out before the last large one's.
+        let dir = tempfile::tempdir().unwrap();
+        let mut large = Vec::new();
+        for i in 0..3u8 {
+            let path = dir.path().join(format!("large{i}"));
+            std::fs::write(&path, vec![i; 24 << 20]).unwrap();
+            large.push(path.to_str().unwrap().to_owned());
+        }
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"abc").unwrap();
+        let small = small.to_str().unwrap().to_owned();
+        let out = run(
+            |i| {
+                for (n, path) in large.iter().enumerate() {
+                    i.push(start(30 + n as i64, 1, path, path));
+                }
+                i.push(start(40, 1, &small, &small));
+            },
+            EnrichConfig {
+                hash_workers: 1,
+                hash_large_bytes: 1 << 20,
+                ..EnrichConfig::default()
+            },
+        );
+        let at = |image: &str| {
+            out.iter()
+                .position(|e| e.get_str("Image") == Some(image))
+                .unwrap()
+        };
+        assert!(
+            at(&small) < at(&large[2]),
+            "the small file waited for the large ones: {:?}",
+            out.iter().map(|e| e.get_str("Image")).collect::<Vec<_>>()
+        );
+        // (Large ones still queued at stop may pass unhashed after the grace.)
+        assert!(out[at(&small)].get_str("Hashes").is_some());
     }
 
     #[test]
