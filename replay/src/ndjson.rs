@@ -252,7 +252,9 @@ fn convert(name: &str, value: Json) -> Result<Value, String> {
     })
 }
 
-fn parse_int(s: &str) -> Option<i64> {
+/// An integer written in decimal or as `0x` hex, as traces and Windows logs
+/// write them.
+pub(crate) fn parse_int(s: &str) -> Option<i64> {
     let t = s.trim();
     match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         Some(hex) => i64::from_str_radix(hex, 16).ok(),

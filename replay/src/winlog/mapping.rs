@@ -54,6 +54,7 @@ use trawl_engine::event::{
 };
 
 use super::record::{DataValue, WinRecord};
+use crate::ndjson::parse_int;
 
 /// Sysmon's channel (and, for logs without a channel, its provider).
 pub const SYSMON_CHANNEL: &str = "Microsoft-Windows-Sysmon/Operational";
@@ -218,25 +219,11 @@ fn integrity_level(label: &str) -> Option<&'static str> {
 /// decimal or hex text, text from numbers where a string is expected.
 fn convert(name: &str, v: DataValue) -> Value {
     match (field_type(name), v) {
-        (Some(FieldType::Integer), DataValue::Str(s)) => match parse_int(&s) {
-            Some(i) => Value::Int(i),
-            None => Value::Str(s),
-        },
-        (Some(FieldType::String), DataValue::Int(i)) => Value::Str(i.to_string()),
-        (_, DataValue::Str(s)) => Value::Str(s),
-        (_, DataValue::Int(i)) => Value::Int(i),
-        (_, DataValue::Float(f)) => Value::Float(f),
-        (_, DataValue::Bool(b)) => Value::Bool(b),
-        (_, DataValue::Null) => Value::Null,
-        (_, DataValue::Json(j)) => Value::Json(j),
-    }
-}
-
-fn parse_int(s: &str) -> Option<i64> {
-    let t = s.trim();
-    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) => i64::from_str_radix(hex, 16).ok(),
-        None => t.parse().ok(),
+        (Some(FieldType::Integer), Value::Str(s)) => {
+            parse_int(&s).map_or(Value::Str(s), Value::Int)
+        }
+        (Some(FieldType::String), Value::Int(i)) => Value::Str(i.to_string()),
+        (_, v) => v,
     }
 }
 

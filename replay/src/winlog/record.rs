@@ -32,17 +32,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 /// The most `EventData` fields kept from one record (a Sysmon event has ~20).
 pub const MAX_DATA_FIELDS: usize = 1024;
 
-/// One `EventData` value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DataValue {
-    Str(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Null,
-    /// An array or object (unnamed `Data` lists, nested XML): kept as JSON.
-    Json(serde_json::Value),
-}
+/// One `EventData` value: the engine's event value, typed as JSON types it
+/// (the mapping then types it as trawl's field table says).
+pub use trawl_engine::event::Value as DataValue;
 
 /// The `System` part of a record trawl uses, and the `EventData` fields.
 #[derive(Debug, Clone, Default, PartialEq)]
