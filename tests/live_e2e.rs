@@ -629,6 +629,12 @@ fn the_proc_connector_fallback_and_default_filesystem_marks_alert() {
         live.stderr
     );
     assert!(said("file events by fanotify on "), "{:#?}", live.stderr);
+    // Forced or fallen back to, the proc connector says what it cannot see.
+    assert!(
+        said("--source proc-connector") && said("proc_connector.exec_unreadable"),
+        "{:#?}",
+        live.stderr
+    );
     let t = Instant::now();
     // Alive long enough for /proc to be read after the exec message.
     let st = Command::new("/bin/sh")

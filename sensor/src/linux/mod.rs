@@ -24,6 +24,11 @@ use crate::live::run::{LivePlatform, ProcessSource, SourceHandle, SourceOptions}
 /// The Linux side of `trawl watch` / `trawl record`.
 pub struct LinuxPlatform;
 
+/// What the proc connector cannot see, said whenever it is the process source.
+const PROC_CONNECTOR_LOSS: &str = "image, command line, working directory and user are read from /proc after each \
+     exec, so they are missing for a process that exits first (proc_connector.exec_unreadable), and belong to its \
+     next program if it exec'd again at once";
+
 impl LivePlatform for LinuxPlatform {
     fn start_sources(
         &self,
@@ -35,16 +40,14 @@ impl LivePlatform for LinuxPlatform {
         let process: Box<dyn SourceHandle> = match options.process_source {
             Some(ProcessSource::Ebpf) => Box::new(ebpf::start(intake, clock, Arc::clone(&users))?),
             Some(ProcessSource::ProcConnector) => {
+                eprintln!("trawl: process events by the netlink proc connector (--source proc-connector): {PROC_CONNECTOR_LOSS}");
                 Box::new(proc_connector::start(intake, clock, Arc::clone(&users))?)
             }
             None => match ebpf::start(intake, clock, Arc::clone(&users)) {
                 Ok(s) => Box::new(s),
                 Err(e) => {
                     eprintln!(
-                        "trawl: eBPF process events cannot load ({e:#}); falling back to the netlink proc connector: \
-                         image, command line, working directory and user are read from /proc after each exec, so they \
-                         are missing for a process that exits first (proc_connector.exec_unreadable), and belong to its \
-                         next program if it exec'd again at once"
+                        "trawl: eBPF process events cannot load ({e:#}); falling back to the netlink proc connector: {PROC_CONNECTOR_LOSS}"
                     );
                     Box::new(proc_connector::start(intake, clock, Arc::clone(&users))?)
                 }
