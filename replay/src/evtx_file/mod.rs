@@ -3,10 +3,21 @@
 //! A file is cut into its 64 KiB chunks on the reading thread (in record
 //! order: a log that wrapped around starts at its oldest chunk); each chunk is
 //! parsed on a worker, so one large file and many small ones both keep every
-//! core busy. A record is rendered by the crate's compiled-template renderer
-//! straight into JSON bytes, which the shared Windows record parser reads
-//! without building a tree ([`crate::winlog`]); records of channels and ids
-//! trawl does not map are only counted, their `EventData` never decoded.
+//! core busy.
+//!
+//! A chunk is read one of two ways ([`ChunkReader`]):
+//! - **template plans** (the default): each record is one instance of a
+//!   template, and a plan compiled once per template says which of its
+//!   substitution values are `Channel`, `EventID`, … and each `Data`; the
+//!   record is read by looking those up ([`fast`]), without building or
+//!   rendering its XML. A chunk with anything the plans do not cover goes
+//!   whole to the second way.
+//! - **the crate's renderer**: records rendered by the crate's
+//!   compiled-template renderer straight into JSON bytes, which the shared
+//!   Windows record parser reads without building a tree ([`crate::winlog`]).
+//!
+//! Either way, records of channels and ids trawl does not map are only
+//! counted, their `EventData` never decoded, and both give the same events.
 //!
 //! A chunk whose header is damaged is reported (`FILE: chunk N: reason`) and
 //! skipped; a record that cannot be parsed is reported with its chunk and
@@ -21,8 +32,27 @@ use evtx::err::EvtxError;
 use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
 
 use crate::unit::UnitOutput;
-use crate::winlog::read_record;
+use crate::winlog::{read_record, ChannelCounts};
 use crate::Location;
+use memory::MemoryChunks;
+
+mod bytes;
+mod fast;
+mod memory;
+mod template;
+mod values;
+
+/// How a chunk's records are read. Both give the same events; the second is
+/// kept for what the first does not cover, and to check the first against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChunkReader {
+    /// From the substitution values, by per-template plans, falling back to
+    /// [`ChunkReader::Renderer`] for a chunk the plans do not cover.
+    #[default]
+    TemplatePlans,
+    /// Every record rendered to JSON by the `evtx` crate, then parsed.
+    Renderer,
+}
 
 /// The first eight bytes of every EVTX file.
 pub const EVTX_MAGIC: &[u8; 8] = b"ElfFile\0";
@@ -45,17 +75,86 @@ pub type ChunkRead = Result<Box<EvtxChunkData>, (Location, String)>;
 /// The chunks of an EVTX file in record order. An error here means the file
 /// is not usable at all (no EVTX header).
 pub fn chunks(path: &Path) -> Result<impl Iterator<Item = ChunkRead>, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open trace: {e}"))?;
-    let parser = EvtxParser::from_read_seek(file)
-        .map_err(|e| format!("not a readable EVTX file: {}", chain(&e)))?;
-    Ok(parser
-        .into_chunks()
-        .map(|c| c.map(Box::new).map_err(|e| locate(&e, Location::File))))
+    let mut file = File::open(path).map_err(|e| format!("cannot open trace: {e}"))?;
+    let size = file.metadata().map_or(u64::MAX, |m| m.len());
+    let unreadable = |e: EvtxError| format!("not a readable EVTX file: {}", chain(&e));
+    let chunks = if size <= IN_MEMORY_MAX {
+        // One read for the whole file, then chunks cut from memory.
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read trace: {e}"))?;
+        Chunks::Memory(MemoryChunks::new(bytes, false).map_err(unreadable)?)
+    } else {
+        Chunks::File(
+            EvtxParser::from_read_seek(file)
+                .map_err(unreadable)?
+                .into_chunks(),
+        )
+    };
+    Ok(chunks.map(|c| c.map(Box::new).map_err(|e| locate(&e, Location::File))))
+}
+
+/// Files up to this size are read into memory whole before their chunks are
+/// cut; larger ones are read a chunk at a time by the crate.
+const IN_MEMORY_MAX: u64 = 32 << 20;
+
+/// The chunks of a file in memory, or read from disk by the crate.
+enum Chunks {
+    Memory(MemoryChunks),
+    File(evtx::IntoIterChunks<File>),
+}
+
+impl Iterator for Chunks {
+    type Item = Result<EvtxChunkData, EvtxError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Chunks::Memory(c) => c.next(),
+            Chunks::File(c) => c.next(),
+        }
+    }
 }
 
 /// Parses one chunk's records into `out`: events for mapped records, a count
 /// per channel and id for every record, a problem per bad record.
-pub fn read_chunk(
+pub fn read_chunk(data: Box<EvtxChunkData>, settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
+    read_chunk_with(ChunkReader::default(), data, settings, out);
+}
+
+/// [`read_chunk`] the way `reader` says; returns the way it was read (the
+/// renderer, when the plans did not cover the chunk).
+pub fn read_chunk_with(
+    reader: ChunkReader,
+    data: Box<EvtxChunkData>,
+    settings: &Arc<ParserSettings>,
+    out: &mut UnitOutput,
+) -> ChunkReader {
+    if reader == ChunkReader::TemplatePlans {
+        let mark = (
+            out.events.len(),
+            out.problems.len(),
+            out.records,
+            out.skipped,
+        );
+        let mut counts = ChannelCounts::default();
+        match fast::read_chunk(&data, settings, &mut counts, out) {
+            Ok(()) => {
+                out.channels.merge(counts);
+                return ChunkReader::TemplatePlans;
+            }
+            Err(why) => {
+                tracing::debug!(chunk = data.number, "chunk read by the renderer: {why}");
+                out.events.truncate(mark.0);
+                out.problems.truncate(mark.1);
+                (out.records, out.skipped) = (mark.2, mark.3);
+            }
+        }
+    }
+    render_chunk(data, settings, out);
+    ChunkReader::Renderer
+}
+
+/// Reads a chunk through the crate's JSON renderer.
+fn render_chunk(
     mut data: Box<EvtxChunkData>,
     settings: &Arc<ParserSettings>,
     out: &mut UnitOutput,

@@ -1,0 +1,329 @@
+//! Reading a chunk's records straight from their template substitution
+//! values: the record's template has a plan ([`super::template`]) of where
+//! `Channel`, `EventID`, the other `System` fields and each `Data` value
+//! sit, so a record is read by looking up a handful of values, and a record
+//! of a channel trawl does not map costs only its `System` lookups.
+//!
+//! Nothing here reports a problem: a chunk this reader cannot read in full
+//! (a damaged record, a template or value shape it does not cover) is handed
+//! back whole to the `evtx` crate's renderer, which reads and reports it as
+//! before. Both readers give the same events (see the tests in
+//! `tests/winlog_e2e.rs`, which compare them over real logs).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use evtx::{EvtxChunk, EvtxChunkData, EvtxRecordHeader, ParserSettings};
+
+use super::bytes::Cursor;
+use super::template::{self, DataSlot, EventData, NoPlan, Plan, Root, Slot, Src};
+use super::values::{is_empty, is_known_type, render, Val};
+use crate::unit::UnitOutput;
+use crate::winlog::mapping::{is_mapped, map_record, Mapped};
+use crate::winlog::record::{DataValue, WinRecord};
+use crate::winlog::ChannelCounts;
+use crate::Location;
+
+/// Why a chunk goes to the crate's renderer.
+pub(super) type Fallback = &'static str;
+
+/// The bytes of a chunk header, where its first record starts.
+const CHUNK_HEADER: usize = 512;
+/// The bytes of a record header (magic, size, id, time).
+const RECORD_HEADER: usize = 24;
+
+/// One substitution value: its type and bytes.
+type Value<'a> = (u8, &'a [u8]);
+
+/// Reads every record of `data` into `out` and `counts`, or says why the
+/// chunk must go to the crate instead (then `out` holds part of it, which
+/// the caller rolls back).
+pub(super) fn read_chunk(
+    data: &EvtxChunkData,
+    settings: &Arc<ParserSettings>,
+    counts: &mut ChannelCounts,
+    out: &mut UnitOutput,
+) -> Result<(), Fallback> {
+    // The crate's chunk checks its string table: a chunk it rejects is
+    // rejected, and reported, by the crate's path alike.
+    let chunk = EvtxChunk::new(&data.data, &data.header, Arc::clone(settings))
+        .map_err(|_| "the chunk's string table")?;
+    let bytes = chunk.data;
+    let live_end = (data.header.free_space_offset as usize).min(bytes.len());
+    let mut plans = Plans::default();
+    let mut values: Vec<Value<'_>> = Vec::with_capacity(64);
+    let mut embedded: Vec<Value<'_>> = Vec::with_capacity(64);
+    let mut text = Texts::default();
+    let mut host = None;
+    let mut offset = CHUNK_HEADER;
+    while offset < live_end {
+        let header =
+            EvtxRecordHeader::from_bytes_at(bytes, offset).map_err(|_| "a record header")?;
+        let size = header.record_data_size().map_err(|_| "a record size")? as usize;
+        let start = offset + RECORD_HEADER;
+        let binxml = bytes
+            .get(start..start + size)
+            .ok_or("a record out of bounds")?;
+        let id = header.event_record_id;
+        let def = instance(binxml, start, &mut values)?;
+        let plan = compiled(&mut plans.records, bytes, def, Root::Event)?;
+        out.records += 1;
+        let record = Record {
+            plan,
+            values: &values,
+            header_id: id,
+        };
+        read_record(
+            record,
+            bytes,
+            &mut plans.embedded,
+            &mut embedded,
+            &mut text,
+            &mut host,
+            counts,
+            out,
+        )?;
+        if id == data.header.last_event_record_id {
+            break;
+        }
+        offset += header.data_size as usize;
+    }
+    Ok(())
+}
+
+/// The plans of a chunk's templates, by definition offset: records', and
+/// embedded data's.
+#[derive(Default)]
+struct Plans {
+    records: HashMap<u32, Result<Plan, NoPlan>>,
+    embedded: EmbeddedPlans,
+}
+
+#[derive(Default)]
+struct EmbeddedPlans(HashMap<u32, Result<Plan, NoPlan>>);
+
+fn compiled<'m>(
+    map: &'m mut HashMap<u32, Result<Plan, NoPlan>>,
+    chunk: &[u8],
+    def: u32,
+    root: Root,
+) -> Result<&'m Plan, Fallback> {
+    map.entry(def)
+        .or_insert_with(|| template::compile(chunk, def, root))
+        .as_ref()
+        .map_err(|e| *e)
+}
+
+/// One record: its template's plan and its values.
+struct Record<'r, 'a> {
+    plan: &'r Plan,
+    values: &'r [Value<'a>],
+    header_id: u64,
+}
+
+/// Reads a record's template instance: its values into `values`, and the
+/// offset of its template definition.
+fn instance<'a>(
+    binxml: &'a [u8],
+    start: usize,
+    values: &mut Vec<Value<'a>>,
+) -> Result<u32, Fallback> {
+    let mut c = Cursor::at(binxml, 0);
+    if binxml.first() == Some(&0x0f) {
+        c.skip(4);
+    }
+    let fail = "not one template instance";
+    if c.u8() != Some(0x0c) {
+        return Err(fail);
+    }
+    c.skip(5).ok_or(fail)?;
+    let def = c.u32().ok_or(fail)?;
+    if start + c.pos() == def as usize {
+        // The definition is written here, in its first record: skip it.
+        c.skip(20).ok_or(fail)?;
+        let size = c.u32().ok_or(fail)? as usize;
+        c.skip(size).ok_or(fail)?;
+    }
+    let n = c.u32().ok_or(fail)? as usize;
+    let descriptors = c.take(n.checked_mul(4).ok_or(fail)?).ok_or(fail)?;
+    values.clear();
+    if !descriptors.chunks_exact(4).all(|d| is_known_type(d[2])) {
+        return Err("a value of an unknown type");
+    }
+    for d in descriptors.chunks_exact(4) {
+        let size = usize::from(u16::from_le_bytes([d[0], d[1]]));
+        values.push((d[2], c.take(size).ok_or(fail)?));
+    }
+    match c.rest() {
+        [] | [0, ..] => Ok(def),
+        _ => Err("content after the template instance"),
+    }
+}
+
+/// Reusable text buffers, so records of unmapped channels allocate nothing.
+#[derive(Default)]
+struct Texts {
+    provider: String,
+    channel: String,
+    time: String,
+    computer: String,
+    scratch: String,
+}
+
+/// A value read for a slot: absent (left out, or empty), or rendered.
+fn resolve(slot: &Slot, values: &[Value<'_>], buf: &mut String) -> Result<Option<Val>, Fallback> {
+    if slot
+        .deps
+        .iter()
+        .any(|&d| values.get(usize::from(d)).is_some_and(|v| v.0 == 0))
+    {
+        return Ok(None);
+    }
+    match &slot.src {
+        None => Ok(None),
+        Some(Src::Text(t)) => {
+            buf.clear();
+            buf.push_str(t);
+            Ok(Some(Val::Text))
+        }
+        &Some(Src::Sub { id, optional }) => {
+            let Some(&(t, b)) = values.get(usize::from(id)) else {
+                return Ok(None);
+            };
+            if optional && is_empty(t, b) {
+                return Ok(None);
+            }
+            render(t, b, buf)
+                .map(Some)
+                .ok_or("a value type left to the crate")
+        }
+    }
+}
+
+/// A `System` text field: `None` when absent, empty or not text.
+fn system_text<'b>(
+    slot: Option<&Slot>,
+    values: &[Value<'_>],
+    buf: &'b mut String,
+) -> Result<Option<&'b str>, Fallback> {
+    let Some(slot) = slot else { return Ok(None) };
+    Ok(match resolve(slot, values, buf)? {
+        Some(Val::Text) if !buf.is_empty() => Some(buf.as_str()),
+        _ => None,
+    })
+}
+
+/// A `System` number field, as the JSON reader reads it (a number, or
+/// decimal or `0x` hex text).
+fn system_number(
+    slot: Option<&Slot>,
+    values: &[Value<'_>],
+    buf: &mut String,
+) -> Result<Option<u64>, Fallback> {
+    let Some(slot) = slot else { return Ok(None) };
+    Ok(match resolve(slot, values, buf)? {
+        Some(Val::Int(i)) => u64::try_from(i).ok(),
+        Some(Val::BigUint(u)) => Some(u),
+        Some(Val::Text) => {
+            let t = buf.trim();
+            match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                None => t.parse().ok(),
+            }
+        }
+        _ => None,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_record<'a>(
+    record: Record<'_, 'a>,
+    chunk: &'a [u8],
+    embedded_plans: &mut EmbeddedPlans,
+    embedded: &mut Vec<Value<'a>>,
+    text: &mut Texts,
+    host: &mut Option<Arc<str>>,
+    counts: &mut ChannelCounts,
+    out: &mut UnitOutput,
+) -> Result<(), Fallback> {
+    let Record {
+        plan,
+        values,
+        header_id,
+    } = record;
+    let provider = system_text(plan.provider.as_ref(), values, &mut text.provider)?;
+    let channel = system_text(plan.channel.as_ref(), values, &mut text.channel)?;
+    let event_id = system_number(plan.event_id.as_ref(), values, &mut text.scratch)?
+        .and_then(|v| u32::try_from(v).ok());
+    counts.add(channel, provider, event_id);
+    // Embedded data is checked in every record, mapped or not, so a damaged
+    // one goes to the crate, which reports it.
+    let inner = match plan.embedded.and_then(|id| values.get(usize::from(id))) {
+        Some(&(0x21, bytes)) if !bytes.is_empty() => {
+            let start = bytes.as_ptr() as usize - chunk.as_ptr() as usize;
+            let def = instance(bytes, start, embedded)?;
+            Some(compiled(&mut embedded_plans.0, chunk, def, Root::Embedded)?)
+        }
+        _ => None,
+    };
+    if !is_mapped(channel.or(provider), event_id) {
+        return Ok(());
+    }
+    let data = match (&plan.event_data, inner) {
+        (EventData::Fields(fields), _) => event_data(fields, values, &mut text.scratch)?,
+        (EventData::Absent, Some(inner)) => match &inner.event_data {
+            EventData::Fields(fields) => event_data(fields, embedded, &mut text.scratch)?,
+            _ => return Err("a mapped record whose embedded data is not plain EventData"),
+        },
+        _ => return Err("a mapped record without plain EventData"),
+    };
+    let record_id = system_number(plan.record_id.as_ref(), values, &mut text.scratch)?;
+    let time = system_text(plan.time_created.as_ref(), values, &mut text.time)?;
+    let computer = system_text(plan.computer.as_ref(), values, &mut text.computer)?;
+    let rec = WinRecord {
+        provider: provider.map(Cow::Borrowed),
+        channel: channel.map(Cow::Borrowed),
+        event_id,
+        record_id,
+        time_created: time.map(Cow::Borrowed),
+        computer: computer.map(Cow::Borrowed),
+        data,
+        data_read: true,
+    };
+    match map_record(rec, host) {
+        Ok(Mapped::Event { seq, event }) => out.event(seq.unwrap_or(header_id), event),
+        Ok(Mapped::Other) => {}
+        Err(reason) => out.bad(Location::Record(header_id), reason, 1),
+    }
+    Ok(())
+}
+
+/// The `EventData` fields of a mapped record, typed as the JSON reader
+/// types them; an empty `Data` reads as empty text, as the crate renders it.
+fn event_data<'p>(
+    fields: &'p [DataSlot],
+    values: &[Value<'_>],
+    buf: &mut String,
+) -> Result<Vec<(Cow<'p, str>, DataValue)>, Fallback> {
+    let mut data = Vec::with_capacity(fields.len());
+    for field in fields {
+        let left_out = field
+            .slot
+            .deps
+            .iter()
+            .any(|&d| values.get(usize::from(d)).is_some_and(|v| v.0 == 0));
+        if left_out {
+            continue;
+        }
+        let value = match resolve(&field.slot, values, buf)? {
+            None | Some(Val::Null) => DataValue::Str(String::new()),
+            Some(Val::Text) => DataValue::Str(buf.clone()),
+            Some(Val::Int(i)) => DataValue::Int(i),
+            Some(Val::BigUint(u)) => DataValue::Str(u.to_string()),
+            Some(Val::Bool(b)) => DataValue::Bool(b),
+        };
+        data.push((Cow::Borrowed(&*field.name), value));
+    }
+    Ok(data)
+}

@@ -1,0 +1,353 @@
+//! Template plans: where a chunk's template definition puts the few values
+//! trawl reads (the `System` fields and the `EventData` `Data` elements), so
+//! a record of that template is read by looking its substitution values up,
+//! without building or rendering its XML tree.
+//!
+//! A plan is compiled once per template definition in a chunk. A template of
+//! a shape the plan does not cover (no `Event`/`System` root, `Data` without
+//! a literal `Name`, mixed content, nested templates, …) still compiles, and
+//! says so: records that need the uncovered part are left to the `evtx`
+//! crate's renderer ([`super::fast`]).
+
+use super::bytes::Cursor;
+
+/// Where one value comes from: a substitution of the instance, or text
+/// written in the template itself.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Src {
+    /// The instance's value number `id`; an `optional` one that is empty
+    /// leaves its element's content empty.
+    Sub { id: u16, optional: bool },
+    /// Literal text of the template.
+    Text(Box<str>),
+}
+
+/// One value trawl reads, and the substitutions whose NULL leaves its
+/// element (or an enclosing one) out of the record, as MS-EVEN6 2.2.12 says.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Slot {
+    pub(super) src: Option<Src>,
+    pub(super) deps: Box<[u16]>,
+}
+
+/// One `<Data Name="…">` of `EventData`.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct DataSlot {
+    pub(super) name: Box<str>,
+    pub(super) slot: Slot,
+}
+
+/// What a template's `EventData` looks like to the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum EventData {
+    /// No `EventData` element.
+    Absent,
+    /// `Data` elements with literal names, in order.
+    Fields(Vec<DataSlot>),
+    /// A shape the plan does not read (e.g. `Data` without a `Name`).
+    Unread,
+}
+
+/// The plan of one template definition.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Plan {
+    pub(super) provider: Option<Slot>,
+    pub(super) event_id: Option<Slot>,
+    pub(super) record_id: Option<Slot>,
+    pub(super) time_created: Option<Slot>,
+    pub(super) channel: Option<Slot>,
+    pub(super) computer: Option<Slot>,
+    pub(super) event_data: EventData,
+    /// The substitution in `Event`'s content that carries the event's data
+    /// as embedded BinXML (most logs write `EventData` so, as a template
+    /// instance of its own).
+    pub(super) embedded: Option<u16>,
+}
+
+/// What a template definition is the template of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Root {
+    /// A record: `<Event><System>…</System>…</Event>`.
+    Event,
+    /// BinXML embedded in a record's value: `<EventData>…</EventData>`
+    /// (any other root, such as `UserData`, leaves the data unread).
+    Embedded,
+}
+
+/// Why a template has no plan at all: its records go to the crate.
+pub(super) type NoPlan = &'static str;
+
+/// Bytes of a template definition's header (next offset, GUID, data size).
+pub(super) const DEFINITION_HEADER: usize = 24;
+
+/// One piece of an element's content or of an attribute's value.
+#[derive(Debug)]
+enum Piece {
+    Sub { id: u16, optional: bool },
+    Text(String),
+}
+
+/// An element being read.
+struct Open {
+    name: String,
+    dependency: Option<u16>,
+    attrs: Vec<(String, Vec<Piece>)>,
+    content: Vec<Piece>,
+    children: bool,
+}
+
+/// Compiles the plan of the template defined at `def_offset` in `chunk`.
+pub(super) fn compile(chunk: &[u8], def_offset: u32, root: Root) -> Result<Plan, NoPlan> {
+    let start = def_offset as usize;
+    let mut header = Cursor::at(chunk, start.checked_add(20).ok_or("bad offset")?);
+    let size = header.u32().ok_or("template header out of bounds")? as usize;
+    let body = start + DEFINITION_HEADER;
+    let end = body.checked_add(size).ok_or("bad size")?;
+    if end > chunk.len() {
+        return Err("template body out of bounds");
+    }
+    let mut c = Cursor::at(&chunk[..end], body);
+    let mut plan = Plan {
+        provider: None,
+        event_id: None,
+        record_id: None,
+        time_created: None,
+        channel: None,
+        computer: None,
+        event_data: EventData::Absent,
+        embedded: None,
+    };
+    let mut stack: Vec<Open> = Vec::new();
+    if root == Root::Embedded {
+        // Embedded data reads as if it stood in its record's `Event`.
+        stack.push(Open {
+            name: "Event".to_owned(),
+            dependency: None,
+            attrs: Vec::new(),
+            content: Vec::new(),
+            children: false,
+        });
+    }
+    let floor = stack.len();
+    let mut in_attr = false;
+    let mut roots = 0;
+    let mut system = false;
+    while c.pos() < end {
+        let token = c.u8().ok_or("truncated token")?;
+        match token {
+            0x00 => break,
+            0x0f => {
+                c.skip(3).ok_or("truncated fragment header")?;
+            }
+            0x01 | 0x41 => {
+                let dep = c.u16().ok_or("truncated element")?;
+                c.skip(4).ok_or("truncated element")?;
+                let name = name_ref(chunk, &mut c)?;
+                if token & 0x40 != 0 {
+                    c.skip(4).ok_or("truncated attribute list")?;
+                }
+                if stack.len() == floor {
+                    roots += 1;
+                }
+                if let Some(parent) = stack.last_mut() {
+                    parent.children = true;
+                }
+                stack.push(Open {
+                    name,
+                    dependency: (dep != 0xffff).then_some(dep),
+                    attrs: Vec::new(),
+                    content: Vec::new(),
+                    children: false,
+                });
+                in_attr = false;
+            }
+            0x02 => in_attr = false,
+            0x03 | 0x04 => {
+                in_attr = false;
+                if stack.len() == floor {
+                    return Err("element end without a start");
+                }
+                let open = stack.pop().ok_or("element end without a start")?;
+                finish(open, &stack, &mut plan, &mut system)?;
+            }
+            0x05 | 0x45 => {
+                let ty = c.u8().ok_or("truncated value")?;
+                if ty != 0x01 {
+                    return Err("literal value of a type other than text");
+                }
+                let n = c.u16().ok_or("truncated text")? as usize;
+                let units = c.take(n * 2).ok_or("truncated text")?;
+                let mut text = String::new();
+                super::values::push_utf16(units, &mut text);
+                push_piece(&mut stack, in_attr, Piece::Text(text))?;
+            }
+            0x06 | 0x46 => {
+                let name = name_ref(chunk, &mut c)?;
+                let open = stack.last_mut().ok_or("attribute outside an element")?;
+                open.attrs.push((name, Vec::new()));
+                in_attr = true;
+            }
+            0x0d | 0x0e => {
+                let id = c.u16().ok_or("truncated substitution")?;
+                let ty = c.u8().ok_or("truncated substitution")?;
+                if !super::values::is_known_type(ty) {
+                    return Err("a substitution of an unknown value type");
+                }
+                let piece = Piece::Sub {
+                    id,
+                    optional: token == 0x0e,
+                };
+                push_piece(&mut stack, in_attr, piece)?;
+            }
+            _ => return Err("a token the plan does not read"),
+        }
+    }
+    if stack.len() != floor || roots != 1 || (root == Root::Event && !system) {
+        return Err("not one `Event` element with a `System` part");
+    }
+    Ok(plan)
+}
+
+fn push_piece(stack: &mut [Open], in_attr: bool, piece: Piece) -> Result<(), NoPlan> {
+    let open = stack.last_mut().ok_or("value outside an element")?;
+    match (in_attr, open.attrs.last_mut()) {
+        (true, Some((_, value))) => value.push(piece),
+        _ => open.content.push(piece),
+    }
+    Ok(())
+}
+
+/// Reads a name reference; a name stored right here is skipped over.
+fn name_ref(chunk: &[u8], c: &mut Cursor<'_>) -> Result<String, NoPlan> {
+    let offset = c.u32().ok_or("truncated name reference")? as usize;
+    let mut at = Cursor::at(chunk, offset.checked_add(6).ok_or("bad name offset")?);
+    let n = at.u16().ok_or("name out of bounds")? as usize;
+    let units = at.take(n * 2).ok_or("name out of bounds")?;
+    if offset == c.pos() {
+        c.skip(8 + n * 2 + 2).ok_or("truncated inline name")?;
+    }
+    let mut name = String::new();
+    super::values::push_utf16(units, &mut name);
+    Ok(name)
+}
+
+/// The one source of a value, `None` when empty; an error when mixed.
+fn single(pieces: Vec<Piece>) -> Result<Option<Src>, NoPlan> {
+    let mut it = pieces.into_iter();
+    let src = match it.next() {
+        None => return Ok(None),
+        Some(Piece::Sub { id, optional }) => Src::Sub { id, optional },
+        Some(Piece::Text(t)) => Src::Text(t.into()),
+    };
+    if it.next().is_some() {
+        return Err("mixed content in a value trawl reads");
+    }
+    Ok(Some(src))
+}
+
+fn deps(stack: &[Open], own: Option<u16>) -> Box<[u16]> {
+    stack
+        .iter()
+        .filter_map(|o| o.dependency)
+        .chain(own)
+        .collect()
+}
+
+/// Files a finished element into the plan by where it stands.
+fn finish(open: Open, stack: &[Open], plan: &mut Plan, system: &mut bool) -> Result<(), NoPlan> {
+    let path: Vec<&str> = stack.iter().map(|o| o.name.as_str()).collect();
+    match path.as_slice() {
+        [] if open.name != "Event" => return Err("the root element is not `Event`"),
+        [] => {
+            // `Event`'s own content: one substitution is embedded data.
+            let subs: Vec<u16> = (open.content.iter())
+                .filter_map(|p| match p {
+                    Piece::Sub { id, .. } => Some(*id),
+                    Piece::Text(_) => None,
+                })
+                .collect();
+            if let [id] = subs[..] {
+                plan.embedded = Some(id);
+            }
+        }
+        ["Event"] if open.name == "System" => *system = true,
+        ["Event"] if open.name == "EventData" => {
+            // Content beside the `Data` elements, or an `EventData` an
+            // instance can leave out, renders in ways the plan does not read.
+            if !open.content.is_empty() || open.dependency.is_some() {
+                plan.event_data = EventData::Unread;
+            } else if plan.event_data == EventData::Absent {
+                plan.event_data = EventData::Fields(Vec::new());
+            }
+        }
+        ["Event", "System"] => {
+            let d = deps(stack, open.dependency);
+            let attr = |open: Open, name: &str| -> Result<Option<Slot>, NoPlan> {
+                match open.attrs.into_iter().find(|(n, _)| n == name) {
+                    Some((_, v)) => Ok(Some(Slot {
+                        src: single(v)?,
+                        deps: d.clone(),
+                    })),
+                    None => Ok(None),
+                }
+            };
+            let content = |open: Open| -> Result<Option<Slot>, NoPlan> {
+                if open.children {
+                    return Err("a System field with child elements");
+                }
+                Ok(Some(Slot {
+                    src: single(open.content)?,
+                    deps: d.clone(),
+                }))
+            };
+            match open.name.as_str() {
+                "Provider" => plan.provider = attr(open, "Name")?,
+                "TimeCreated" => plan.time_created = attr(open, "SystemTime")?,
+                "EventID" => plan.event_id = content(open)?,
+                "EventRecordID" => plan.record_id = content(open)?,
+                "Channel" => plan.channel = content(open)?,
+                "Computer" => plan.computer = content(open)?,
+                _ => {}
+            }
+        }
+        ["Event", "EventData"] => {
+            let slot = data_slot(open, stack);
+            match (&mut plan.event_data, slot) {
+                (EventData::Unread, _) => {}
+                (ed, None) => *ed = EventData::Unread,
+                (EventData::Fields(fields), Some(s)) => {
+                    if fields.iter().any(|f| f.name == s.name) {
+                        plan.event_data = EventData::Unread;
+                    } else {
+                        fields.push(s);
+                    }
+                }
+                (ed @ EventData::Absent, Some(s)) => *ed = EventData::Fields(vec![s]),
+            }
+        }
+        ["Event", "EventData", ..] => plan.event_data = EventData::Unread,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A `<Data Name="literal">value</Data>` element, or `None` for any other
+/// shape.
+fn data_slot(open: Open, stack: &[Open]) -> Option<DataSlot> {
+    if open.name != "Data" || open.children || open.attrs.len() != 1 {
+        return None;
+    }
+    let d = deps(stack, open.dependency);
+    let (attr, value) = open.attrs.into_iter().next()?;
+    let name = match (attr.as_str(), single(value).ok()?) {
+        ("Name", Some(Src::Text(n))) if !n.is_empty() => n,
+        _ => return None,
+    };
+    Some(DataSlot {
+        name,
+        slot: Slot {
+            src: single(open.content).ok()?,
+            deps: d,
+        },
+    })
+}

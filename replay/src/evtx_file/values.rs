@@ -1,0 +1,309 @@
+//! Substitution values rendered as the `evtx` crate renders them into JSON
+//! (text in the same spelling, numbers and booleans bare), so a record read
+//! from its values maps to the same event as one read from the crate's JSON.
+
+use std::fmt::Write as _;
+
+/// What a value rendered to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Val {
+    /// Text, written into the caller's buffer (empty for an empty value).
+    Text,
+    /// An integer the JSON reader keeps as one.
+    Int(i64),
+    /// An unsigned integer above `i64::MAX`, which the JSON reader keeps as
+    /// text.
+    BigUint(u64),
+    /// A boolean.
+    Bool(bool),
+    /// The NULL type.
+    Null,
+}
+
+/// Value type numbers (MS-EVEN6 2.2.18).
+mod ty {
+    pub const NULL: u8 = 0x00;
+    pub const STRING: u8 = 0x01;
+    pub const INT8: u8 = 0x03;
+    pub const UINT8: u8 = 0x04;
+    pub const INT16: u8 = 0x05;
+    pub const UINT16: u8 = 0x06;
+    pub const INT32: u8 = 0x07;
+    pub const UINT32: u8 = 0x08;
+    pub const INT64: u8 = 0x09;
+    pub const UINT64: u8 = 0x0a;
+    pub const BOOL: u8 = 0x0d;
+    pub const BINARY: u8 = 0x0e;
+    pub const GUID: u8 = 0x0f;
+    pub const SIZE_T: u8 = 0x10;
+    pub const FILETIME: u8 = 0x11;
+    pub const SYSTIME: u8 = 0x12;
+    pub const SID: u8 = 0x13;
+    pub const HEX_INT32: u8 = 0x14;
+    pub const HEX_INT64: u8 = 0x15;
+}
+
+/// Whether `t` is a value type the BinXML format defines (MS-EVEN6
+/// 2.2.18): a record naming any other is damaged.
+pub(super) fn is_known_type(t: u8) -> bool {
+    matches!(t, 0x00..=0x15 | 0x20 | 0x21 | 0x23 | 0x81..=0x95)
+}
+
+/// Whether a value of type `ty` and these bytes is empty in the sense of an
+/// optional substitution (left out of its element).
+pub(super) fn is_empty(ty: u8, bytes: &[u8]) -> bool {
+    match ty {
+        ty::NULL => true,
+        ty::STRING => bytes.len() < 2 || bytes[..2] == [0, 0],
+        ty::BINARY => bytes.is_empty(),
+        _ => false,
+    }
+}
+
+/// Renders one value into `buf` (cleared first). `None`: a type (ANSI text,
+/// floats, arrays, embedded BinXML, …) or size this reader leaves to the
+/// crate.
+pub(super) fn render(t: u8, b: &[u8], buf: &mut String) -> Option<Val> {
+    buf.clear();
+    let int = |n: usize| -> Option<[u8; 8]> {
+        let mut a = [0u8; 8];
+        a[..n].copy_from_slice(b.get(..n).filter(|_| b.len() == n)?);
+        Some(a)
+    };
+    Some(match t {
+        ty::NULL => Val::Null,
+        ty::STRING => {
+            if !b.len().is_multiple_of(2) {
+                return None;
+            }
+            let end = b
+                .chunks_exact(2)
+                .position(|u| u == [0, 0])
+                .map_or(b.len(), |i| i * 2);
+            push_utf16(&b[..end], buf);
+            Val::Text
+        }
+        ty::INT8 => Val::Int(i64::from(int(1)?[0] as i8)),
+        ty::UINT8 => Val::Int(i64::from(int(1)?[0])),
+        ty::INT16 => Val::Int(i64::from(i16::from_le_bytes(int(2)?[..2].try_into().ok()?))),
+        ty::UINT16 => Val::Int(i64::from(u16::from_le_bytes(int(2)?[..2].try_into().ok()?))),
+        ty::INT32 => Val::Int(i64::from(i32::from_le_bytes(int(4)?[..4].try_into().ok()?))),
+        ty::UINT32 => Val::Int(i64::from(u32::from_le_bytes(int(4)?[..4].try_into().ok()?))),
+        ty::INT64 => Val::Int(i64::from_le_bytes(int(8)?)),
+        ty::UINT64 => {
+            let v = u64::from_le_bytes(int(8)?);
+            i64::try_from(v).map_or(Val::BigUint(v), Val::Int)
+        }
+        ty::BOOL => match i32::from_le_bytes(int(4)?[..4].try_into().ok()?) {
+            0 => Val::Bool(false),
+            1 => Val::Bool(true),
+            raw => Val::Int(i64::from(raw)),
+        },
+        ty::BINARY => {
+            push_hex_bytes(b, b"0123456789ABCDEF", buf);
+            Val::Text
+        }
+        ty::GUID => {
+            let g: &[u8; 16] = b.try_into().ok()?;
+            let lower = b"0123456789abcdef";
+            // Data1-3 are little-endian, Data4 is bytes in order.
+            buf.push('{');
+            push_hex_bytes(&[g[3], g[2], g[1], g[0]], lower, buf);
+            buf.push('-');
+            push_hex_bytes(&[g[5], g[4]], lower, buf);
+            buf.push('-');
+            push_hex_bytes(&[g[7], g[6]], lower, buf);
+            buf.push('-');
+            push_hex_bytes(&g[8..10], lower, buf);
+            buf.push('-');
+            push_hex_bytes(&g[10..], lower, buf);
+            buf.push('}');
+            Val::Text
+        }
+        ty::SIZE_T | ty::HEX_INT32 | ty::HEX_INT64 => {
+            let v = match (t, b.len()) {
+                (ty::HEX_INT32, 4) | (ty::SIZE_T, 4) => {
+                    u64::from(u32::from_le_bytes(int(4)?[..4].try_into().ok()?))
+                }
+                (ty::HEX_INT64, 8) | (ty::SIZE_T, 8) => u64::from_le_bytes(int(8)?),
+                _ => return None,
+            };
+            buf.push_str("0x");
+            push_hex(v, buf);
+            Val::Text
+        }
+        ty::FILETIME => {
+            let ft = u64::from_le_bytes(int(8)?);
+            let secs = ft / 10_000_000;
+            let (days, rem) = (secs / 86_400, secs % 86_400);
+            // Days from 1601-01-01 to 1970-01-01.
+            let (y, m, d) = civil_from_days(days as i64 - 134_774);
+            if !(0..=9999).contains(&y) {
+                return None;
+            }
+            let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+            let ticks = ft % 10_000_000;
+            let _ = write!(
+                buf,
+                "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ticks:07}Z"
+            );
+            Val::Text
+        }
+        ty::SYSTIME => {
+            if b.len() != 16 {
+                return None;
+            }
+            let f = |i: usize| u16::from_le_bytes([b[i * 2], b[i * 2 + 1]]);
+            let (y, m, d, h, mi, s, ms) = (f(0), f(1), f(3), f(4), f(5), f(6), f(7));
+            if y > 9999 || m > 99 || d > 99 || h > 99 || mi > 99 || s > 99 || ms > 999 {
+                return None;
+            }
+            let ticks = u32::from(ms) * 10_000;
+            let _ = write!(
+                buf,
+                "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ticks:07}Z"
+            );
+            Val::Text
+        }
+        ty::SID => {
+            let [revision, count, a @ ..] = b else {
+                return None;
+            };
+            if a.len() < 6 {
+                return None;
+            }
+            let authority = u64::from_be_bytes([0, 0, a[0], a[1], a[2], a[3], a[4], a[5]]);
+            let _ = write!(buf, "S-{revision}-{authority}");
+            for sub in a[6..].chunks_exact(4).take(usize::from(*count)) {
+                let sub = u32::from_le_bytes([sub[0], sub[1], sub[2], sub[3]]);
+                let _ = write!(buf, "-{sub}");
+            }
+            Val::Text
+        }
+        _ => return None,
+    })
+}
+
+/// Appends UTF-16LE text to `out`, unpaired surrogates as U+FFFD. Most
+/// text in event logs is ASCII, which is copied a code unit at a time.
+pub(super) fn push_utf16(units: &[u8], out: &mut String) {
+    let units = &units[..units.len() & !1];
+    let ascii = units
+        .chunks_exact(2)
+        .take_while(|u| u[1] == 0 && u[0] < 0x80)
+        .count();
+    out.reserve(ascii);
+    // ASCII goes through a stack buffer, a block at a time: no allocation.
+    for block in units[..ascii * 2].chunks(128) {
+        let mut buf = [0u8; 64];
+        for (b, u) in buf.iter_mut().zip(block.chunks_exact(2)) {
+            *b = u[0];
+        }
+        // Only ASCII bytes were taken, so this cannot fail.
+        out.push_str(std::str::from_utf8(&buf[..block.len() / 2]).unwrap_or_default());
+    }
+    let rest = units[ascii * 2..]
+        .chunks_exact(2)
+        .map(|u| u16::from_le_bytes([u[0], u[1]]));
+    out.extend(char::decode_utf16(rest).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)));
+}
+
+/// Appends `v` in lowercase hex without leading zeros.
+fn push_hex(v: u64, out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|&d| char::from(d)));
+}
+
+/// Appends bytes as two hex digits each, in `digits`' case.
+fn push_hex_bytes(bytes: &[u8], digits: &[u8; 16], out: &mut String) {
+    for &b in bytes {
+        out.push(char::from(digits[usize::from(b >> 4)]));
+        out.push(char::from(digits[usize::from(b & 0xf)]));
+    }
+}
+
+/// (year, month, day) of a day count from 1970-01-01 (H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(t: u8, b: &[u8]) -> String {
+        let mut buf = String::new();
+        assert_eq!(render(t, b, &mut buf), Some(Val::Text));
+        buf
+    }
+
+    #[test]
+    fn values_render_in_the_crates_spelling() {
+        let utf16 = |s: &str| {
+            s.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>()
+        };
+        assert_eq!(text(ty::STRING, &utf16("cmd.exe\0junk")), "cmd.exe");
+        assert_eq!(text(ty::STRING, &utf16("Grüße ☃")), "Grüße ☃");
+        assert_eq!(text(ty::HEX_INT64, &0x1f4u64.to_le_bytes()), "0x1f4");
+        assert_eq!(text(ty::HEX_INT32, &0u32.to_le_bytes()), "0x0");
+        assert_eq!(text(ty::BINARY, &[0xab, 0x01]), "AB01");
+        // 2019-03-19T23:34:25.2877200Z as a FILETIME.
+        let ft: u64 = 131_975_120_652_877_200;
+        assert_eq!(
+            text(ty::FILETIME, &ft.to_le_bytes()),
+            "2019-03-19T23:34:25.2877200Z"
+        );
+        let sid = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 2, 0, 0];
+        assert_eq!(text(ty::SID, &sid), "S-1-5-32-544");
+        let guid = [
+            0x78, 0x56, 0x34, 0x12, 0x34, 0x12, 0x78, 0x56, 0xab, 0xcd, 1, 2, 3, 4, 5, 6,
+        ];
+        assert_eq!(
+            text(ty::GUID, &guid),
+            "{12345678-1234-5678-abcd-010203040506}"
+        );
+        let mut buf = String::new();
+        assert_eq!(
+            render(ty::UINT16, &1u16.to_le_bytes(), &mut buf),
+            Some(Val::Int(1))
+        );
+        assert_eq!(
+            render(ty::UINT64, &u64::MAX.to_le_bytes(), &mut buf),
+            Some(Val::BigUint(u64::MAX))
+        );
+        assert_eq!(
+            render(ty::BOOL, &1u32.to_le_bytes(), &mut buf),
+            Some(Val::Bool(true))
+        );
+        assert_eq!(render(ty::UINT32, &[1, 2], &mut buf), None, "wrong size");
+        assert_eq!(render(0x02, b"ansi", &mut buf), None, "left to the crate");
+        assert_eq!(
+            render(0x81, b"", &mut buf),
+            None,
+            "arrays are left to the crate"
+        );
+    }
+}
