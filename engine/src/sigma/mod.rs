@@ -102,6 +102,7 @@
 
 mod condition;
 mod pcre;
+mod peek;
 mod value;
 mod yaml;
 
@@ -137,6 +138,21 @@ pub struct SigmaLoad {
 /// whole file, with the line and column.
 pub fn parse_str(text: &str, origin: &str) -> SigmaLoad {
     let mut load = SigmaLoad::default();
+    if let Some(out) = peek::out_of_scope(text) {
+        load.unsupported.push(Unsupported {
+            path: origin.to_owned(),
+            id: out.id,
+            title: out.title,
+            reason: out.reason,
+            out_of_scope: true,
+        });
+        return load;
+    }
+    parse_whole(text, origin, load)
+}
+
+/// [`parse_str`] without the peek at the log source: every document parsed.
+fn parse_whole(text: &str, origin: &str, mut load: SigmaLoad) -> SigmaLoad {
     let docs = match load_yaml(text) {
         Ok(docs) => docs,
         Err(reason) => {

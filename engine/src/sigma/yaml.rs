@@ -188,7 +188,7 @@ fn insert(parent: &mut Open, node: Yaml, mark: Marker) -> Result<(), ScanError> 
 /// A scalar's value, resolved as yaml-rust2's loader resolves it: quoted
 /// scalars are strings, `!!bool`/`!!int`/`!!float`/`!!null` tags are
 /// honoured, plain scalars follow the YAML 1.2 core schema.
-fn scalar(v: String, style: TScalarStyle, tag: Option<&Tag>) -> Yaml {
+pub(super) fn scalar(v: String, style: TScalarStyle, tag: Option<&Tag>) -> Yaml {
     if style != TScalarStyle::Plain {
         return Yaml::String(v);
     }

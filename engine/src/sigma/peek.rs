@@ -1,0 +1,176 @@
+//! A look at a rule file's log source before it is parsed whole.
+//!
+//! Over half of SigmaHQ's rules are for log sources trawl does not produce
+//! (registry, network, cloud audit logs, …), and reading YAML is most of the
+//! time a rule set takes to load. A rule's `logsource` comes before its
+//! `detection`, so the top-level keys are read as parser events up to
+//! `detection`, without building a tree; a rule found out of scope there is
+//! reported as such and the rest of its file is never read.
+//!
+//! Anything unusual (more than one document, a collection `action`, a
+//! `filter` or `correlation` document, aliases or tags in `logsource`, `id`
+//! or `title` after `detection`) gives no verdict: the file is then parsed
+//! whole, as before.
+
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::yaml::Hash;
+use yaml_rust2::Yaml;
+
+use super::yaml::scalar;
+use super::{scalar_text, scope};
+
+/// An out-of-scope rule found by the peek: its `id`, `title` and why.
+pub(super) struct OutOfScope {
+    pub(super) id: Option<String>,
+    pub(super) title: Option<String>,
+    pub(super) reason: String,
+}
+
+/// The verdict on a single-document rule whose log source is out of scope,
+/// or `None` when the file must be parsed whole to know.
+pub(super) fn out_of_scope(text: &str) -> Option<OutOfScope> {
+    // A second document (or an explicit first one) could change the rule.
+    if text.starts_with("---") || text.contains("\n---") {
+        return None;
+    }
+    let mut parser = Parser::new_from_str(text);
+    let mut in_root = false;
+    let (mut id, mut title, mut logsource) = (None, None, None);
+    // Top-level keys, each followed by its value, up to `detection`.
+    loop {
+        let key = match parser.next_token().ok()?.0 {
+            Event::StreamStart | Event::DocumentStart | Event::Nothing => continue,
+            Event::MappingStart(..) if !in_root => {
+                in_root = true;
+                continue;
+            }
+            Event::Scalar(key, ..) if in_root => key,
+            Event::MappingEnd if in_root => break,
+            _ => return None,
+        };
+        match key.as_str() {
+            "action" | "filter" | "correlation" => return None,
+            "detection" => break,
+            _ => {}
+        }
+        match (key.as_str(), parser.next_token().ok()?.0) {
+            ("id" | "title" | "logsource", _) if seen(&key, &id, &title, &logsource) => {
+                return None
+            }
+            ("id", Event::Scalar(v, style, _, tag)) => id = Some(scalar(v, style, tag.as_ref())),
+            ("title", Event::Scalar(v, style, _, tag)) => {
+                title = Some(scalar(v, style, tag.as_ref()))
+            }
+            ("logsource", Event::MappingStart(..)) => logsource = Some(read_mapping(&mut parser)?),
+            ("id" | "title" | "logsource", _) => return None,
+            (_, Event::Scalar(..)) => {}
+            (_, Event::MappingStart(..) | Event::SequenceStart(..)) => {
+                skip_collection(&mut parser)?
+            }
+            _ => return None,
+        }
+    }
+    let (id, title) = (id?, title?);
+    let problem = scope(Some(&Yaml::Hash(logsource?))).err()?;
+    problem.out_of_scope.then(|| OutOfScope {
+        id: scalar_text(&id),
+        title: scalar_text(&title),
+        reason: problem.reason,
+    })
+}
+
+/// Whether the top-level `key` was read before (a duplicate, which the full
+/// parse reports).
+fn seen(key: &str, id: &Option<Yaml>, title: &Option<Yaml>, logsource: &Option<Hash>) -> bool {
+    match key {
+        "id" => id.is_some(),
+        "title" => title.is_some(),
+        _ => logsource.is_some(),
+    }
+}
+
+/// Reads past a collection whose start was just read.
+fn skip_collection(parser: &mut Parser<std::str::Chars<'_>>) -> Option<()> {
+    let mut depth = 1usize;
+    while depth > 0 {
+        match parser.next_token().ok()?.0 {
+            Event::MappingStart(..) | Event::SequenceStart(..) => depth += 1,
+            Event::MappingEnd | Event::SequenceEnd => depth -= 1,
+            Event::StreamEnd | Event::DocumentEnd => return None,
+            _ => {}
+        }
+    }
+    Some(())
+}
+
+/// A flat mapping of scalars (the parser just past its start), or `None`
+/// for anything else.
+fn read_mapping(parser: &mut Parser<std::str::Chars<'_>>) -> Option<Hash> {
+    let mut map = Hash::new();
+    loop {
+        let k = match parser.next_token().ok()?.0 {
+            Event::MappingEnd => return Some(map),
+            Event::Scalar(text, style, _, None) => scalar(text, style, None),
+            _ => return None,
+        };
+        let v = match parser.next_token().ok()?.0 {
+            Event::Scalar(text, style, _, None) => scalar(text, style, None),
+            _ => return None,
+        };
+        if map.insert(k, v).is_some() {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse_str, parse_whole, SigmaLoad};
+    use super::*;
+
+    const OUT: &str = "title: Registry thing\nid: 1234-ab\nstatus: test\ntags:\n  - attack.t1\n\
+                       logsource:\n  category: registry_set\n  product: windows\n\
+                       detection:\n  sel:\n    TargetObject|contains: x\n  condition: sel\n";
+
+    fn whole(text: &str) -> SigmaLoad {
+        parse_whole(text, "r.yml", SigmaLoad::default())
+    }
+
+    #[test]
+    fn an_out_of_scope_rule_is_judged_before_its_detection() {
+        let out = out_of_scope(OUT).expect("a verdict");
+        assert_eq!(out.id.as_deref(), Some("1234-ab"));
+        assert_eq!(out.title.as_deref(), Some("Registry thing"));
+        assert!(out.reason.contains("registry_set"), "{}", out.reason);
+        // The same report as parsing the file whole.
+        assert_eq!(parse_str(OUT, "r.yml").unsupported, whole(OUT).unsupported);
+        // Even when what follows `detection` does not parse.
+        let broken = format!("{OUT}  bad: [unclosed\n");
+        assert!(out_of_scope(&broken).is_some());
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_the_whole_parse() {
+        let in_scope = OUT.replace("registry_set", "process_creation");
+        let cases = [
+            in_scope.clone(),
+            format!("{OUT}---\n{OUT}"),
+            format!("action: global\n{OUT}"),
+            OUT.replace("detection:", "filter:"),
+            OUT.replace("id: 1234-ab\n", "") + "id: later\n",
+            OUT.replace("status: test", "logsource:\n  product: linux"),
+            OUT.replace("  product: windows", "  product: *p"),
+            OUT.replace("  product: windows", "  product: [windows]"),
+            "- not a mapping\n".to_owned(),
+        ];
+        for text in &cases {
+            assert!(out_of_scope(text).is_none(), "{text}");
+            assert_eq!(
+                parse_str(text, "r.yml").unsupported,
+                whole(text).unsupported,
+                "{text}"
+            );
+        }
+        assert_eq!(parse_str(&in_scope, "r.yml").rules.len(), 1);
+    }
+}
