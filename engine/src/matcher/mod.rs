@@ -54,7 +54,10 @@ use crate::event::{Event, EventKind, NumBuf, Os, Value};
 use crate::rule::{FieldTarget, Rule, Test, Unsupported};
 
 mod compile;
+mod floor;
 mod text;
+
+pub use floor::LiteralFloor;
 
 use compile::{validate, AtomKind, CBody, LiteralScan, Node, View};
 use text::{glob_match, lit_match, term_bounded};
