@@ -48,18 +48,20 @@
 
 use std::net::IpAddr;
 
-use regex_automata::{Input, PatternSet};
+use regex_automata::{meta, Input};
 
 use crate::event::{Event, EventKind, NumBuf, Os, Value};
 use crate::rule::{FieldTarget, Rule, Test, Unsupported};
 
 mod compile;
 mod floor;
+mod regexes;
 mod text;
 
 pub use floor::LiteralFloor;
 
-use compile::{validate, AtomKind, CBody, LiteralScan, Node, View};
+use compile::{AtomKind, CBody, LiteralScan, Node, View};
+use regexes::RegexTable;
 use text::{glob_match, lit_match, term_bounded};
 
 /// One rule's verdict on one event.
@@ -93,10 +95,9 @@ pub struct Ruleset {
     views: Vec<View>,
     /// (kind, os) -> index into `views`.
     view_of: [[usize; 2]; 6],
+    regexes: RegexTable,
     max_atoms: usize,
     max_rules: usize,
-    max_groups: usize,
-    max_group_patterns: usize,
 }
 
 impl Ruleset {
@@ -106,8 +107,9 @@ impl Ruleset {
     pub fn compile(rules: Vec<Rule>) -> (Ruleset, Vec<Unsupported>) {
         let mut accepted = Vec::with_capacity(rules.len());
         let mut rejected = Vec::new();
+        let mut regexes = RegexTable::default();
         for rule in rules {
-            match validate(&rule) {
+            match regexes.add_rule(&rule) {
                 Ok(()) => accepted.push(rule),
                 Err(reason) => rejected.push(Unsupported {
                     path: rule.origin.clone(),
@@ -140,18 +142,12 @@ impl Ruleset {
         }
         // Views are independent: built on every core, kept in order.
         let views: Vec<View> =
-            crate::parallel::map_in_parallel(&member_sets, 1, |m| View::build(&accepted, m));
+            crate::parallel::map_in_parallel(&member_sets, 1, |m| {
+                View::build(&accepted, m, &regexes)
+            });
         let max = |f: &dyn Fn(&View) -> usize| views.iter().map(f).max().unwrap_or(0);
         let max_atoms = max(&|v| v.atoms.len());
         let max_rules = max(&|v| v.rules.len());
-        let max_groups = max(&|v| v.regex_groups.len());
-        let max_group_patterns = max(&|v| {
-            v.regex_groups
-                .iter()
-                .map(|g| g.atoms.len())
-                .max()
-                .unwrap_or(0)
-        });
         (
             Ruleset {
                 rules: accepted,
@@ -159,8 +155,7 @@ impl Ruleset {
                 view_of,
                 max_atoms,
                 max_rules,
-                max_groups,
-                max_group_patterns,
+                regexes,
             },
             rejected,
         )
@@ -210,6 +205,7 @@ impl Ruleset {
         }
         let mut ev = Eval {
             view,
+            regexes: &self.regexes.regexes,
             event,
             s: scratch,
         };
@@ -223,10 +219,10 @@ impl Ruleset {
         for &r in &candidates {
             let vr = &view.rules[r as usize];
             match &vr.body {
-                CBody::Expr(node) => {
-                    if ev.eval(node) {
+                CBody::Expr { written, ordered } => {
+                    if ev.eval(ordered) {
                         let mut matches = Vec::new();
-                        ev.collect_matches(node, true, &mut matches);
+                        ev.collect_matches(written, true, &mut matches);
                         out.push(Detection {
                             rule: vr.global,
                             matches,
@@ -286,9 +282,8 @@ pub struct Scratch {
     hit_field: Vec<u32>,
     rule_mark: Vec<bool>,
     candidates: Vec<u32>,
-    group_done: Vec<bool>,
-    group_dirty: Vec<u32>,
-    patterns: PatternSet,
+    /// Per regex id: this thread's search cache, made on first use.
+    regex_caches: Vec<Option<meta::Cache>>,
     num: NumBuf,
     /// Text derived from an event (a digest in lower case).
     derived: String,
@@ -306,9 +301,7 @@ impl Scratch {
             hit_field: Vec::new(),
             rule_mark: Vec::new(),
             candidates: Vec::new(),
-            group_done: Vec::new(),
-            group_dirty: Vec::new(),
-            patterns: PatternSet::new(0),
+            regex_caches: Vec::new(),
             num: NumBuf::new(),
             derived: String::new(),
         };
@@ -324,11 +317,8 @@ impl Scratch {
         if self.rule_mark.len() < rs.max_rules {
             self.rule_mark.resize(rs.max_rules, false);
         }
-        if self.group_done.len() < rs.max_groups {
-            self.group_done.resize(rs.max_groups, false);
-        }
-        if self.patterns.capacity() < rs.max_group_patterns {
-            self.patterns = PatternSet::new(rs.max_group_patterns);
+        if self.regex_caches.len() < rs.regexes.len() {
+            self.regex_caches.resize_with(rs.regexes.len(), || None);
         }
     }
 
@@ -358,16 +348,13 @@ impl Scratch {
             self.rule_mark[r as usize] = false;
         }
         self.candidates.clear();
-        for &g in &self.group_dirty {
-            self.group_done[g as usize] = false;
-        }
-        self.group_dirty.clear();
     }
 }
 
 /// One event's evaluation against one view.
 struct Eval<'a> {
     view: &'a View,
+    regexes: &'a [meta::Regex],
     event: &'a Event,
     s: &'a mut Scratch,
 }
@@ -463,10 +450,6 @@ impl Eval<'_> {
         if let AtomKind::Literal = atom.kind {
             return false;
         }
-        if let AtomKind::Regex { group } = atom.kind {
-            self.run_group(group);
-            return self.s.state[a as usize] == TRUE;
-        }
         let result = match &atom.target {
             FieldTarget::Field(key) => {
                 let value = self.event.get(key).map(Seen::Value);
@@ -518,9 +501,14 @@ impl Eval<'_> {
             (AtomKind::Glob(pat), Test::Glob { cased, .. }) => value
                 .and_then(|v| v.match_text(&mut s.num))
                 .is_some_and(|t| glob_match(pat, t, *cased)),
-            (AtomKind::Single(re), _) => value
-                .and_then(|v| v.match_text(&mut s.num))
-                .is_some_and(|t| re.is_match(t)),
+            (AtomKind::Regex(id), _) => {
+                let Some(t) = value.and_then(|v| v.match_text(&mut s.num)) else {
+                    return false;
+                };
+                let re = &self.regexes[*id as usize];
+                let cache = s.regex_caches[*id as usize].get_or_insert_with(|| re.create_cache());
+                re.is_match_with(cache, &Input::new(t))
+            }
             (
                 _,
                 Test::Str {
@@ -545,33 +533,6 @@ impl Eval<'_> {
             // Globs and regexes always carry their compiled form.
             (_, Test::Glob { .. } | Test::Regex { .. }) => false,
         }
-    }
-
-    /// Runs every regex of a group once and records each verdict.
-    fn run_group(&mut self, group: u32) {
-        if self.s.group_done[group as usize] {
-            return;
-        }
-        self.s.group_done[group as usize] = true;
-        self.s.group_dirty.push(group);
-        let g = &self.view.regex_groups[group as usize];
-        let mut num = std::mem::take(&mut self.s.num);
-        match self.event.get(&g.key).and_then(|v| v.match_text(&mut num)) {
-            Some(t) => {
-                self.s.patterns.clear();
-                g.re.which_overlapping_matches(&Input::new(t), &mut self.s.patterns);
-                for (i, &atom) in g.atoms.iter().enumerate() {
-                    let hit = self.s.patterns.contains(regex_automata::PatternID::must(i));
-                    self.s.set(atom, if hit { TRUE } else { FALSE });
-                }
-            }
-            None => {
-                for &atom in &g.atoms {
-                    self.s.set(atom, FALSE);
-                }
-            }
-        }
-        self.s.num = num;
     }
 
     /// The atoms that held in positive position of a firing rule (not the
