@@ -7,6 +7,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::regexes::{regex_flags, RegexTable};
 use super::text::{compile_glob, literal_variants, PatItem};
+use super::trie::AnchoredTrie;
 use crate::ioc::IocSet;
 use crate::rule::{Atom, Expr, FieldTarget, GlobToken, Rule, RuleBody, StrOp, Test};
 
@@ -34,7 +35,10 @@ pub(super) enum CBody {
     /// author's order), and the same condition with the children of every
     /// AND and OR sorted cheapest first (walked to decide: a regex only runs
     /// when the literals beside it have not already decided).
-    Expr { written: Node, ordered: Node },
+    Expr {
+        written: Node,
+        ordered: Node,
+    },
     Ioc(IocSet),
 }
 
@@ -75,7 +79,20 @@ pub(super) enum AtomKind {
 #[derive(Debug)]
 pub(super) struct FieldScan {
     pub(super) target: FieldTarget,
-    pub(super) scan: LiteralScan,
+    /// The `contains` (and KQL `has`) literals that wake rules.
+    pub(super) contains: Option<LiteralScan>,
+    /// Every `startswith` and equals literal.
+    pub(super) prefix: Option<AnchoredTrie>,
+    /// Every `endswith` literal.
+    pub(super) suffix: Option<AnchoredTrie>,
+}
+
+impl FieldScan {
+    /// How many anchored literal spellings the tries hold.
+    pub(super) fn anchored(&self) -> usize {
+        self.prefix.as_ref().map_or(0, AnchoredTrie::len)
+            + self.suffix.as_ref().map_or(0, AnchoredTrie::len)
+    }
 }
 
 /// One automaton over the distinct literals of one field.
@@ -152,10 +169,39 @@ impl ViewBuilder<'_> {
         id
     }
 
+    /// A regex gated on its required literals (`contains`, ignoring case):
+    /// it only costs work when one of them is in the text.
+    fn regex_gate(&mut self, target: &FieldTarget, re: u32, node: Node) -> Node {
+        let Some(lits) = &self.regexes.gates[re as usize] else {
+            return node;
+        };
+        let mut gates: Vec<Node> = Vec::with_capacity(lits.len());
+        for lit in lits {
+            let gate = Test::Str {
+                op: StrOp::Contains,
+                value: lit.clone(),
+                cased: false,
+            };
+            if !is_literal(&gate) {
+                return node;
+            }
+            gates.push(Node::Gate(self.intern(target, &gate)));
+        }
+        let gate = match gates.len() {
+            1 => gates.pop().expect("one gate"),
+            _ => Node::Or(gates),
+        };
+        Node::And(vec![gate, node])
+    }
+
     fn lower(&mut self, e: &Expr) -> Node {
         match e {
             Expr::Atom(Atom { target, test }) => {
-                let node = Node::Atom(self.intern(target, test));
+                let id = self.intern(target, test);
+                let node = Node::Atom(id);
+                if let AtomKind::Regex(re) = self.atoms[id as usize].kind {
+                    return self.regex_gate(target, re, node);
+                }
                 let Test::Glob { tokens, cased } = test else {
                     return node;
                 };
@@ -318,8 +364,11 @@ impl View {
         // The other literals are only tested when a woken rule asks for them,
         // directly on the field's text: the automata hold the wake literals
         // alone, fewer, longer and rarer.
+        // Anchored literals of named fields stay in the scan whether they
+        // wake a rule or not: a trie walk from the text's end finds them all
+        // for a few steps, so they are known before any rule is evaluated.
         for (a, rules) in atoms.iter_mut().zip(&atom_rules) {
-            if matches!(a.kind, AtomKind::Literal) && rules.is_empty() {
+            if matches!(a.kind, AtomKind::Literal) && rules.is_empty() && !is_anchored(a) {
                 a.kind = AtomKind::Lazy;
             }
         }
@@ -336,9 +385,26 @@ impl View {
     }
 }
 
-/// One automaton per field over its literal atoms, and one for keywords.
+/// Whether a literal atom is tested at a fixed end of a named field.
+fn is_anchored(a: &CAtom) -> bool {
+    matches!(
+        (&a.target, &a.test),
+        (
+            FieldTarget::Field(_) | FieldTarget::Derived(_),
+            Test::Str {
+                op: StrOp::Prefix | StrOp::Suffix | StrOp::Equals,
+                ..
+            }
+        )
+    )
+}
+
+/// Per field: an automaton over its `contains` literals and tries over its
+/// anchored ones; and one automaton for keywords.
 fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
-    let mut per_field: Vec<(FieldTarget, Vec<(String, LitUse)>)> = Vec::new();
+    type Lits = Vec<(String, LitUse)>;
+    // Per field: contains, prefix (and equals), suffix.
+    let mut per_field: Vec<(FieldTarget, [Lits; 3])> = Vec::new();
     let mut keyword_lits = Vec::new();
     for (i, a) in atoms.iter().enumerate() {
         let (AtomKind::Literal, Test::Str { op, value, cased }) = (&a.kind, &a.test) else {
@@ -351,13 +417,21 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
         };
         let lits = match &a.target {
             FieldTarget::AnyField => &mut keyword_lits,
-            target => match per_field.iter().position(|(t, _)| t == target) {
-                Some(p) => &mut per_field[p].1,
-                None => {
-                    per_field.push((target.clone(), Vec::new()));
-                    &mut per_field.last_mut().expect("just pushed").1
-                }
-            },
+            target => {
+                let p = match per_field.iter().position(|(t, _)| t == target) {
+                    Some(p) => p,
+                    None => {
+                        per_field.push((target.clone(), Default::default()));
+                        per_field.len() - 1
+                    }
+                };
+                let slot = match op {
+                    StrOp::Contains | StrOp::Term => 0,
+                    StrOp::Prefix | StrOp::Equals => 1,
+                    StrOp::Suffix => 2,
+                };
+                &mut per_field[p].1[slot]
+            }
         };
         for spelling in spellings {
             let u = LitUse {
@@ -370,14 +444,14 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
     }
     // One automaton per field, built on every core (the large ones, such as
     // `CommandLine`'s, are most of the time it takes to compile a rule set).
-    per_field.push((FieldTarget::AnyField, keyword_lits));
-    let mut built =
-        crate::parallel::map_owned_in_parallel(per_field, |(key, lits)| (key, build_scan(lits)));
-    let keyword = built.pop().and_then(|(_, scan)| scan);
-    let scans = built
-        .into_iter()
-        .filter_map(|(target, scan)| scan.map(|scan| FieldScan { target, scan }))
-        .collect();
+    let keyword = build_scan(keyword_lits);
+    let scans =
+        crate::parallel::map_owned_in_parallel(per_field, |(target, [c, p, s])| FieldScan {
+            target,
+            contains: build_scan(c),
+            prefix: (!p.is_empty()).then(|| AnchoredTrie::build(p, false)),
+            suffix: (!s.is_empty()).then(|| AnchoredTrie::build(s, true)),
+        });
     (scans, keyword)
 }
 
@@ -412,7 +486,10 @@ fn cheapest_first(node: &Node, atoms: &[CAtom]) -> (Node, u32) {
                 v.iter().map(|n| cheapest_first(n, atoms)).collect();
             // Stable: equal costs keep the author's order.
             children.sort_by_key(|(_, c)| *c);
-            let cost = children.iter().map(|(_, c)| *c).fold(0u32, u32::saturating_add);
+            let cost = children
+                .iter()
+                .map(|(_, c)| *c)
+                .fold(0u32, u32::saturating_add);
             let children = children.into_iter().map(|(n, _)| n).collect();
             let node = match node {
                 Node::And(_) => Node::And(children),

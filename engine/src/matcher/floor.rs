@@ -11,8 +11,10 @@
 //! let rules = trawl_engine::seed::load().rules;
 //! let floor = LiteralFloor::build(&rules);
 //! let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
-//! ev.set(fields::COMMAND_LINE, "paexec.exe \\\\host -s cmd".into());
-//! assert!(floor.scan(&ev) > 0);
+//! ev.set(fields::IMAGE, "C:\\Tools\\PAExec.exe".into());
+//! ev.set(fields::COMMAND_LINE, "paexec.exe -service".into());
+//! // `\paexec.exe` in Image, `-service` in CommandLine.
+//! assert_eq!(floor.scan(&ev), 2);
 //! ```
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -97,9 +99,11 @@ fn literals(e: &Expr, out: &mut Vec<(FieldKey, Vec<String>)>) {
                     out.len() - 1
                 }
             };
-            out[slot]
-                .1
-                .extend(lits.into_iter().filter(|l| !l.is_empty()).map(str::to_owned));
+            out[slot].1.extend(
+                lits.into_iter()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned),
+            );
         }
         Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| literals(e, out)),
         Expr::Not(e) => literals(e, out),

@@ -57,10 +57,11 @@ mod compile;
 mod floor;
 mod regexes;
 mod text;
+mod trie;
 
 pub use floor::LiteralFloor;
 
-use compile::{AtomKind, CBody, LiteralScan, Node, View};
+use compile::{AtomKind, CBody, FieldScan, LitUse, LiteralScan, Node, View};
 use regexes::RegexTable;
 use text::{glob_match, lit_match, term_bounded};
 
@@ -141,10 +142,9 @@ impl Ruleset {
             }
         }
         // Views are independent: built on every core, kept in order.
-        let views: Vec<View> =
-            crate::parallel::map_in_parallel(&member_sets, 1, |m| {
-                View::build(&accepted, m, &regexes)
-            });
+        let views: Vec<View> = crate::parallel::map_in_parallel(&member_sets, 1, |m| {
+            View::build(&accepted, m, &regexes)
+        });
         let max = |f: &dyn Fn(&View) -> usize| views.iter().map(f).max().unwrap_or(0);
         let max_atoms = max(&|v| v.atoms.len());
         let max_rules = max(&|v| v.rules.len());
@@ -189,7 +189,11 @@ impl Ruleset {
         ViewStats {
             rules: v.rules.len(),
             atoms: v.atoms.len(),
-            literals: v.scans.iter().map(|s| s.scan.uses.len()).sum::<usize>()
+            literals: v
+                .scans
+                .iter()
+                .map(|s| s.contains.as_ref().map_or(0, |c| c.uses.len()) + s.anchored())
+                .sum::<usize>()
                 + v.keyword_scan.as_ref().map_or(0, |s| s.uses.len()),
             always_evaluated: v.always.len(),
         }
@@ -360,8 +364,9 @@ struct Eval<'a> {
 }
 
 impl Eval<'_> {
-    /// The literal pass: one automaton run per field (and the keyword
-    /// automaton over every field), marking hit atoms and the rules they wake.
+    /// The literal pass: per field, a walk of its anchored tries and one
+    /// automaton run over its `contains` literals (and the keyword automaton
+    /// over every field), marking hit atoms and the rules they wake.
     fn scan(&mut self) {
         let view = self.view;
         for fs in &view.scans {
@@ -369,7 +374,7 @@ impl Eval<'_> {
                 FieldTarget::Derived(d) => {
                     let mut buf = std::mem::take(&mut self.s.derived);
                     if let Some(text) = d.text(self.event, &mut buf) {
-                        self.scan_text(&fs.scan, text, u32::MAX);
+                        self.scan_field(fs, text);
                     }
                     self.s.derived = buf;
                 }
@@ -379,7 +384,7 @@ impl Eval<'_> {
                     };
                     let mut num = std::mem::take(&mut self.s.num);
                     if let Some(text) = value.match_text(&mut num) {
-                        self.scan_text(&fs.scan, text, u32::MAX);
+                        self.scan_field(fs, text);
                     }
                     self.s.num = num;
                 }
@@ -398,35 +403,55 @@ impl Eval<'_> {
     }
 
     #[inline]
+    fn scan_field(&mut self, fs: &FieldScan, text: &str) {
+        let hay = text.as_bytes();
+        if let Some(t) = &fs.prefix {
+            t.walk(hay, |u, start, end| self.hit(u, hay, start, end, u32::MAX));
+        }
+        if let Some(t) = &fs.suffix {
+            t.walk(hay, |u, start, end| self.hit(u, hay, start, end, u32::MAX));
+        }
+        if let Some(c) = &fs.contains {
+            self.scan_text(c, text, u32::MAX);
+        }
+    }
+
+    #[inline]
     fn scan_text(&mut self, scan: &LiteralScan, text: &str, field_index: u32) {
         let hay = text.as_bytes();
         for m in scan.ac.find_overlapping_iter(hay) {
             for u in &scan.uses[m.pattern().as_usize()] {
-                if self.s.state[u.atom as usize] == TRUE {
-                    continue;
-                }
-                let (start, end) = (m.start(), m.end());
-                let placed = match u.op {
-                    crate::rule::StrOp::Contains => true,
-                    crate::rule::StrOp::Prefix => start == 0,
-                    crate::rule::StrOp::Suffix => end == hay.len(),
-                    crate::rule::StrOp::Equals => start == 0 && end == hay.len(),
-                    crate::rule::StrOp::Term => term_bounded(hay, start, end),
-                };
-                if !placed {
-                    continue;
-                }
-                if let Some(exact) = &u.cased {
-                    if &hay[start..end] != exact.as_bytes() {
-                        continue;
-                    }
-                }
-                self.s.set(u.atom, TRUE);
-                self.s.hit_field[u.atom as usize] = field_index;
-                for &r in &self.view.atom_rules[u.atom as usize] {
-                    self.s.mark(r);
-                }
+                self.hit(u, hay, m.start(), m.end(), field_index);
             }
+        }
+    }
+
+    /// A literal seen at `hay[start..end]` (ignoring ASCII case): if its
+    /// position and case hold, its atom is true and its rules wake.
+    #[inline]
+    fn hit(&mut self, u: &LitUse, hay: &[u8], start: usize, end: usize, field_index: u32) {
+        if self.s.state[u.atom as usize] == TRUE {
+            return;
+        }
+        let placed = match u.op {
+            crate::rule::StrOp::Contains => true,
+            crate::rule::StrOp::Prefix => start == 0,
+            crate::rule::StrOp::Suffix => end == hay.len(),
+            crate::rule::StrOp::Equals => start == 0 && end == hay.len(),
+            crate::rule::StrOp::Term => term_bounded(hay, start, end),
+        };
+        if !placed {
+            return;
+        }
+        if let Some(exact) = &u.cased {
+            if &hay[start..end] != exact.as_bytes() {
+                return;
+            }
+        }
+        self.s.set(u.atom, TRUE);
+        self.s.hit_field[u.atom as usize] = field_index;
+        for &r in &self.view.atom_rules[u.atom as usize] {
+            self.s.mark(r);
         }
     }
 

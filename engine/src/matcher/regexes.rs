@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use regex_automata::meta;
 use regex_automata::util::syntax;
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 use crate::rule::{Expr, Rule, RuleBody, Test};
 
@@ -51,6 +52,9 @@ pub(super) fn regex_flags(test: &Test) -> Option<(&str, RegexFlags)> {
 #[derive(Debug, Default)]
 pub(super) struct RegexTable {
     pub(super) regexes: Vec<meta::Regex>,
+    /// Per regex: literals one of which every match contains (see
+    /// [`required_literals`]), `None` when it has none worth gating on.
+    pub(super) gates: Vec<Option<Vec<String>>>,
     index: HashMap<(String, RegexFlags), u32>,
 }
 
@@ -65,6 +69,7 @@ impl RegexTable {
         self.collect(e, &mut new)?;
         for (key, re) in new {
             if !self.index.contains_key(&key) {
+                self.gates.push(required_literals(&key.0, key.1));
                 self.index.insert(key, self.regexes.len() as u32);
                 self.regexes.push(re);
             }
@@ -133,4 +138,69 @@ fn build(pattern: &str, f: RegexFlags) -> Result<meta::Regex, String> {
             (None, Some(syntax)) => format!("regex `{pattern}` does not compile: {syntax}"),
             (None, None) => format!("regex `{pattern}` does not compile: {e}"),
         })
+}
+
+/// At most this many literals gate one regex; more would cost the scan more
+/// than running the regex saves.
+const MAX_GATE_LITERALS: usize = 64;
+
+/// Literals one of which every match of the regex contains, ASCII-lower-cased
+/// and deduplicated, so a regex need only run when its rule's literal scan
+/// saw one: every match starts with one of the regex's prefix literals (or
+/// ends with one of its suffix literals), whichever set has the longer
+/// shortest literal. Compared ignoring ASCII case, a gate may let through
+/// text the regex then rejects, never the other way round. `None` when a
+/// match can start and end with anything (`\w+x\w+`), or when the set is
+/// too large or has an empty literal.
+pub(super) fn required_literals(pattern: &str, f: RegexFlags) -> Option<Vec<String>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(true)
+        .case_insensitive(f.case_insensitive)
+        .multi_line(f.multi_line)
+        .dot_matches_new_line(f.dot_all)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let mut best: Option<Vec<String>> = None;
+    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
+        let seq = Extractor::new()
+            .kind(kind.clone())
+            .limit_total(4096)
+            .extract(&hir);
+        let Some(lits) = seq.literals() else { continue };
+        let mut out: Vec<String> = Vec::with_capacity(lits.len());
+        for lit in lits {
+            let bytes = lit.as_bytes();
+            // A literal cut short by the extractor's limits may end (or, for
+            // a suffix, start) inside a character: keep its whole characters.
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t.to_owned(),
+                Err(e) if kind.is_prefix() => {
+                    String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned()
+                }
+                Err(_) => {
+                    let start = bytes
+                        .iter()
+                        .position(|b| (b & 0xC0) != 0x80)
+                        .unwrap_or(bytes.len());
+                    String::from_utf8_lossy(&bytes[start..]).into_owned()
+                }
+            };
+            if text.is_empty() {
+                out.clear();
+                break;
+            }
+            out.push(text.to_ascii_lowercase());
+        }
+        out.sort_unstable();
+        out.dedup();
+        if out.is_empty() || out.len() > MAX_GATE_LITERALS {
+            continue;
+        }
+        let shortest = |v: &[String]| v.iter().map(String::len).min().unwrap_or(0);
+        if best.as_ref().is_none_or(|b| shortest(&out) > shortest(b)) {
+            best = Some(out);
+        }
+    }
+    best
 }
