@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
+use super::needle::Needle;
 use super::regexes::{regex_flags, RegexTable};
 use super::text::{compile_glob, literal_variants, PatItem};
 use super::trie::AnchoredTrie;
@@ -72,6 +73,9 @@ pub(super) enum AtomKind {
     Lazy,
     /// A regex (index into the rule set's [`RegexTable`]).
     Regex(u32),
+    /// A `contains` literal of a named field that wakes no rule, searched
+    /// for directly when a rule asks.
+    Needle(Box<Needle>),
 }
 
 /// The automaton of one named field or derived value (never `AnyField`,
@@ -371,6 +375,11 @@ impl View {
             if matches!(a.kind, AtomKind::Literal) && rules.is_empty() && !is_anchored(a) {
                 a.kind = AtomKind::Lazy;
             }
+            if matches!(a.kind, AtomKind::Lazy) && matches!(a.target, FieldTarget::Field(_)) {
+                if let Some(n) = Needle::for_test(&a.test) {
+                    a.kind = AtomKind::Needle(Box::new(n));
+                }
+            }
         }
 
         let (scans, keyword_scan) = literal_scans(&atoms);
@@ -468,6 +477,7 @@ fn cheapest_first(node: &Node, atoms: &[CAtom]) -> (Node, u32) {
                 (AtomKind::Regex(_), _) => 64,
                 (_, FieldTarget::AnyField) => 32,
                 (AtomKind::Glob(_), _) => 8,
+                (AtomKind::Needle(_), _) => 2,
                 (AtomKind::Lazy, _) => match atom.test {
                     Test::Str { .. } => 2,
                     Test::FieldRef { .. } | Test::Cidr(_) => 8,

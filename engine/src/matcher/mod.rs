@@ -55,6 +55,7 @@ use crate::rule::{FieldTarget, Rule, Test, Unsupported};
 
 mod compile;
 mod floor;
+mod needle;
 mod regexes;
 mod text;
 mod trie;
@@ -62,6 +63,7 @@ mod trie;
 pub use floor::LiteralFloor;
 
 use compile::{AtomKind, CBody, FieldScan, LitUse, LiteralScan, Node, View};
+use needle::{LoweredFields, Needle};
 use regexes::RegexTable;
 use text::{glob_match, lit_match, term_bounded};
 
@@ -288,6 +290,8 @@ pub struct Scratch {
     candidates: Vec<u32>,
     /// Per regex id: this thread's search cache, made on first use.
     regex_caches: Vec<Option<meta::Cache>>,
+    /// This event's fields, lower-cased for needles.
+    lowered: LoweredFields,
     num: NumBuf,
     /// Text derived from an event (a digest in lower case).
     derived: String,
@@ -306,6 +310,7 @@ impl Scratch {
             rule_mark: Vec::new(),
             candidates: Vec::new(),
             regex_caches: Vec::new(),
+            lowered: LoweredFields::default(),
             num: NumBuf::new(),
             derived: String::new(),
         };
@@ -352,6 +357,7 @@ impl Scratch {
             self.rule_mark[r as usize] = false;
         }
         self.candidates.clear();
+        self.lowered.reset();
     }
 }
 
@@ -472,10 +478,38 @@ impl Eval<'_> {
             _ => {}
         }
         let atom = &self.view.atoms[a as usize];
-        if let AtomKind::Literal = atom.kind {
+        let result = match (&atom.kind, &atom.target) {
+            (AtomKind::Literal, _) => return false,
+            (AtomKind::Needle(n), FieldTarget::Field(key)) => self.needle(key, n),
+            (_, target) => self.read_and_test(a, target),
+        };
+        self.s.set(a, if result { TRUE } else { FALSE });
+        result
+    }
+
+    /// A needle's verdict on its field.
+    fn needle(&mut self, key: &crate::event::FieldKey, n: &Needle) -> bool {
+        let Some((i, (_, value))) = self
+            .event
+            .fields()
+            .enumerate()
+            .find(|(_, (k, _))| *k == key)
+        else {
             return false;
+        };
+        let s = &mut *self.s;
+        let Some(text) = value.match_text(&mut s.num) else {
+            return false;
+        };
+        if n.cased {
+            return n.is_in(text.as_bytes());
         }
-        let result = match &atom.target {
+        n.is_in(s.lowered.get(i, text.as_bytes()))
+    }
+
+    /// Reads the atom's target and runs its test.
+    fn read_and_test(&mut self, a: u32, target: &FieldTarget) -> bool {
+        match target {
             FieldTarget::Field(key) => {
                 let value = self.event.get(key).map(Seen::Value);
                 self.test(a, value)
@@ -499,9 +533,7 @@ impl Eval<'_> {
                 }
                 hit.is_some()
             }
-        };
-        self.s.set(a, if result { TRUE } else { FALSE });
-        result
+        }
     }
 
     /// A non-literal test on one value (`None`: the field is absent).

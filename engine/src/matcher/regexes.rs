@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use regex_automata::meta;
 use regex_automata::util::syntax;
-use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Class, Hir, HirKind};
 
 use crate::rule::{Expr, Rule, RuleBody, Test};
 
@@ -140,18 +140,22 @@ fn build(pattern: &str, f: RegexFlags) -> Result<meta::Regex, String> {
         })
 }
 
-/// At most this many literals gate one regex; more would cost the scan more
-/// than running the regex saves.
+/// At most this many spellings gate one regex; more would cost the scan
+/// more than running the regex saves.
 const MAX_GATE_LITERALS: usize = 64;
+
+/// A class of at most this many characters counts as a set of literals.
+const MAX_CLASS_CHARS: u32 = 4;
+
+/// Alternative strings, ASCII-lower-cased: what a piece of a regex matches.
+type Alternatives = Vec<Vec<u8>>;
 
 /// Literals one of which every match of the regex contains, ASCII-lower-cased
 /// and deduplicated, so a regex need only run when its rule's literal scan
-/// saw one: every match starts with one of the regex's prefix literals (or
-/// ends with one of its suffix literals), whichever set has the longer
-/// shortest literal. Compared ignoring ASCII case, a gate may let through
-/// text the regex then rejects, never the other way round. `None` when a
-/// match can start and end with anything (`\w+x\w+`), or when the set is
-/// too large or has an empty literal.
+/// saw one of them (`\$PSHome\[\s*\d` needs `$pshome[`, ``\w+`\w+`` needs
+/// `` ` ``). Compared ignoring ASCII case, a gate may let through text the
+/// regex then rejects, never the other way round. `None` when no piece of
+/// every match is a short list of literals.
 pub(super) fn required_literals(pattern: &str, f: RegexFlags) -> Option<Vec<String>> {
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(true)
@@ -161,46 +165,145 @@ pub(super) fn required_literals(pattern: &str, f: RegexFlags) -> Option<Vec<Stri
         .build()
         .parse(pattern)
         .ok()?;
-    let mut best: Option<Vec<String>> = None;
-    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
-        let seq = Extractor::new()
-            .kind(kind.clone())
-            .limit_total(4096)
-            .extract(&hir);
-        let Some(lits) = seq.literals() else { continue };
-        let mut out: Vec<String> = Vec::with_capacity(lits.len());
-        for lit in lits {
-            let bytes = lit.as_bytes();
-            // A literal cut short by the extractor's limits may end (or, for
-            // a suffix, start) inside a character: keep its whole characters.
-            let text = match std::str::from_utf8(bytes) {
-                Ok(t) => t.to_owned(),
-                Err(e) if kind.is_prefix() => {
-                    String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned()
-                }
-                Err(_) => {
-                    let start = bytes
-                        .iter()
-                        .position(|b| (b & 0xC0) != 0x80)
-                        .unwrap_or(bytes.len());
-                    String::from_utf8_lossy(&bytes[start..]).into_owned()
-                }
-            };
-            if text.is_empty() {
-                out.clear();
-                break;
+    required(&hir)?
+        .into_iter()
+        .map(|b| String::from_utf8(b).ok())
+        .collect()
+}
+
+/// Every string `h` can match, when that is a short list (zero-width
+/// assertions count as the empty string: a gate may be looser, never
+/// stricter, than the regex).
+fn exact(h: &Hir) -> Option<Alternatives> {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Some(vec![Vec::new()]),
+        HirKind::Literal(lit) => Some(vec![lit.0.to_ascii_lowercase()]),
+        HirKind::Class(Class::Unicode(c)) => {
+            let size: u32 = c
+                .ranges()
+                .iter()
+                .map(|r| r.end() as u32 - r.start() as u32 + 1)
+                .sum();
+            if size > MAX_CLASS_CHARS {
+                return None;
             }
-            out.push(text.to_ascii_lowercase());
+            let mut set: Alternatives = c
+                .ranges()
+                .iter()
+                .flat_map(|r| r.start()..=r.end())
+                .map(|ch| ch.to_string().into_bytes().to_ascii_lowercase())
+                .collect();
+            set.sort_unstable();
+            set.dedup();
+            Some(set)
         }
-        out.sort_unstable();
-        out.dedup();
-        if out.is_empty() || out.len() > MAX_GATE_LITERALS {
-            continue;
+        HirKind::Class(Class::Bytes(c)) => {
+            let size: u32 = c
+                .ranges()
+                .iter()
+                .map(|r| r.end() as u32 - r.start() as u32 + 1)
+                .sum();
+            // A lone non-ASCII byte is not text a literal can hold.
+            if size > MAX_CLASS_CHARS || c.ranges().iter().any(|r| r.end() >= 0x80) {
+                return None;
+            }
+            let mut set: Alternatives = c
+                .ranges()
+                .iter()
+                .flat_map(|r| r.start()..=r.end())
+                .map(|b| vec![b.to_ascii_lowercase()])
+                .collect();
+            set.sort_unstable();
+            set.dedup();
+            Some(set)
         }
-        let shortest = |v: &[String]| v.iter().map(String::len).min().unwrap_or(0);
-        if best.as_ref().is_none_or(|b| shortest(&out) > shortest(b)) {
-            best = Some(out);
+        HirKind::Capture(c) => exact(&c.sub),
+        HirKind::Repetition(r) if Some(r.min) == r.max && r.min <= 8 => {
+            let sub = exact(&r.sub)?;
+            let mut out = vec![Vec::new()];
+            for _ in 0..r.min {
+                out = cross(&out, &sub)?;
+            }
+            Some(out)
+        }
+        HirKind::Repetition(_) => None,
+        HirKind::Concat(v) => v
+            .iter()
+            .try_fold(vec![Vec::new()], |acc, h| cross(&acc, &exact(h)?)),
+        HirKind::Alternation(v) => {
+            let mut out = Vec::new();
+            for h in v {
+                out.extend(exact(h)?);
+                if out.len() > MAX_GATE_LITERALS {
+                    return None;
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            Some(out)
         }
     }
-    best
+}
+
+/// Every `a` followed by every `b`, unless that is too many.
+fn cross(a: &Alternatives, b: &Alternatives) -> Option<Alternatives> {
+    if a.len() * b.len() > MAX_GATE_LITERALS {
+        return None;
+    }
+    let mut out: Alternatives = a
+        .iter()
+        .flat_map(|x| b.iter().map(move |y| [x.as_slice(), y].concat()))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+/// Non-empty strings one of which every match of `h` contains: `h`'s own
+/// strings when few; for a concatenation, the best run of adjacent exact
+/// pieces or the best required set of one piece; for an alternation, the
+/// union of every branch's.
+fn required(h: &Hir) -> Option<Alternatives> {
+    let usable = |s: &Alternatives| !s.is_empty() && s.iter().all(|x| !x.is_empty());
+    if let Some(s) = exact(h).filter(usable) {
+        return Some(s);
+    }
+    match h.kind() {
+        HirKind::Capture(c) => required(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => required(&r.sub),
+        HirKind::Alternation(v) => {
+            let mut out = Vec::new();
+            for h in v {
+                out.extend(required(h)?);
+                if out.len() > MAX_GATE_LITERALS {
+                    return None;
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            Some(out)
+        }
+        HirKind::Concat(v) => {
+            let mut candidates: Vec<Alternatives> = Vec::new();
+            let mut run: Alternatives = vec![Vec::new()];
+            for h in v {
+                match exact(h) {
+                    Some(s) => match cross(&run, &s) {
+                        Some(longer) => run = longer,
+                        None => candidates.push(std::mem::replace(&mut run, s)),
+                    },
+                    None => {
+                        candidates.push(std::mem::replace(&mut run, vec![Vec::new()]));
+                        candidates.extend(required(h));
+                    }
+                }
+            }
+            candidates.push(run);
+            candidates.into_iter().filter(usable).max_by_key(|s| {
+                let shortest = s.iter().map(Vec::len).min().unwrap_or(0);
+                (shortest.min(16), std::cmp::Reverse(s.len()))
+            })
+        }
+        _ => None,
+    }
 }
