@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
+use super::gram::GramScan;
 use super::needle::Needle;
 use super::regexes::{regex_flags, RegexTable};
 use super::text::{compile_glob, literal_variants, PatItem};
@@ -84,7 +85,7 @@ pub(super) enum AtomKind {
 pub(super) struct FieldScan {
     pub(super) target: FieldTarget,
     /// The `contains` (and KQL `has`) literals that wake rules.
-    pub(super) contains: Option<LiteralScan>,
+    pub(super) contains: Option<GramScan>,
     /// Every `startswith` and equals literal.
     pub(super) prefix: Option<AnchoredTrie>,
     /// Every `endswith` literal.
@@ -457,7 +458,7 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
     let scans =
         crate::parallel::map_owned_in_parallel(per_field, |(target, [c, p, s])| FieldScan {
             target,
-            contains: build_scan(c),
+            contains: (!c.is_empty()).then(|| GramScan::build(c)),
             prefix: (!p.is_empty()).then(|| AnchoredTrie::build(p, false)),
             suffix: (!s.is_empty()).then(|| AnchoredTrie::build(s, true)),
         });

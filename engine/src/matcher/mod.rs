@@ -55,6 +55,7 @@ use crate::rule::{FieldTarget, Rule, Test, Unsupported};
 
 mod compile;
 mod floor;
+mod gram;
 mod needle;
 mod regexes;
 mod text;
@@ -194,7 +195,7 @@ impl Ruleset {
             literals: v
                 .scans
                 .iter()
-                .map(|s| s.contains.as_ref().map_or(0, |c| c.uses.len()) + s.anchored())
+                .map(|s| s.contains.as_ref().map_or(0, |c| c.len()) + s.anchored())
                 .sum::<usize>()
                 + v.keyword_scan.as_ref().map_or(0, |s| s.uses.len()),
             always_evaluated: v.always.len(),
@@ -380,17 +381,22 @@ impl Eval<'_> {
                 FieldTarget::Derived(d) => {
                     let mut buf = std::mem::take(&mut self.s.derived);
                     if let Some(text) = d.text(self.event, &mut buf) {
-                        self.scan_field(fs, text);
+                        self.scan_field(fs, text, None);
                     }
                     self.s.derived = buf;
                 }
                 FieldTarget::Field(key) => {
-                    let Some(value) = self.event.get(key) else {
+                    let Some((i, (_, value))) = self
+                        .event
+                        .fields()
+                        .enumerate()
+                        .find(|(_, (k, _))| *k == key)
+                    else {
                         continue;
                     };
                     let mut num = std::mem::take(&mut self.s.num);
                     if let Some(text) = value.match_text(&mut num) {
-                        self.scan_field(fs, text);
+                        self.scan_field(fs, text, Some(i));
                     }
                     self.s.num = num;
                 }
@@ -408,8 +414,11 @@ impl Eval<'_> {
         }
     }
 
+    /// One field's literals: its tries walked from either end, its `contains`
+    /// filter run over its lower-cased text (kept for the needles when the
+    /// text is the event's field at `position`).
     #[inline]
-    fn scan_field(&mut self, fs: &FieldScan, text: &str) {
+    fn scan_field(&mut self, fs: &FieldScan, text: &str, position: Option<usize>) {
         let hay = text.as_bytes();
         if let Some(t) = &fs.prefix {
             t.walk(hay, |u, start, end| self.hit(u, hay, start, end, u32::MAX));
@@ -417,9 +426,18 @@ impl Eval<'_> {
         if let Some(t) = &fs.suffix {
             t.walk(hay, |u, start, end| self.hit(u, hay, start, end, u32::MAX));
         }
-        if let Some(c) = &fs.contains {
-            self.scan_text(c, text, u32::MAX);
-        }
+        let Some(c) = &fs.contains else {
+            return;
+        };
+        let mut lowered = std::mem::take(&mut self.s.lowered);
+        let lower = match position {
+            Some(i) => lowered.get(i, hay),
+            None => lowered.scratch(hay),
+        };
+        c.scan(lower, |u, start, end| {
+            self.hit(u, hay, start, end, u32::MAX)
+        });
+        self.s.lowered = lowered;
     }
 
     #[inline]

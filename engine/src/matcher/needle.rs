@@ -68,6 +68,8 @@ impl Needle {
 #[derive(Debug, Default)]
 pub(super) struct LoweredFields {
     buf: Vec<u8>,
+    /// For text that is not an event field (a derived value).
+    other: Vec<u8>,
     /// Per field position in the event: its span in `buf`, if made.
     spans: Vec<Option<(u32, u32)>>,
 }
@@ -77,6 +79,14 @@ impl LoweredFields {
     pub(super) fn reset(&mut self) {
         self.buf.clear();
         self.spans.clear();
+    }
+
+    /// `text` lower-cased, not kept past the next call.
+    pub(super) fn scratch(&mut self, text: &[u8]) -> &[u8] {
+        self.other.clear();
+        self.other
+            .extend(text.iter().map(|b| b.to_ascii_lowercase()));
+        &self.other
     }
 
     /// The lower-cased `text` of the field at `position`.

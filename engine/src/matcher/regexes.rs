@@ -307,3 +307,85 @@ fn required(h: &Hir) -> Option<Alternatives> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gates(pattern: &str, case_insensitive: bool) -> Option<Vec<String>> {
+        required_literals(
+            pattern,
+            RegexFlags {
+                case_insensitive,
+                multi_line: false,
+                dot_all: false,
+            },
+        )
+    }
+
+    #[test]
+    fn required_pieces_are_found_inside_the_pattern() {
+        assert_eq!(
+            gates(r"\$PSHome\[\s*\d{1,3}\s*\]", false).unwrap(),
+            ["$pshome["]
+        );
+        // Neither a prefix nor a suffix: the backtick in the middle.
+        assert_eq!(gates(r"\w+`(?:\w+|-|.)`[\w+|\s]", false).unwrap(), ["`"]);
+        assert_eq!(gates(r"ipconfig\s+/all", false).unwrap(), ["ipconfig"]);
+        assert_eq!(gates("net(1)?\\s+stop", false).unwrap(), ["stop"]);
+        let mut alts = gates("(?:foo|barx)\\d+", false).unwrap();
+        alts.sort();
+        assert_eq!(alts, ["barx", "foo"]);
+        // Case-insensitive: one spelling, plus the Kelvin sign's.
+        assert_eq!(gates("(?i)kill", true).unwrap(), ["kill", "\u{212a}ill"]);
+        assert!(gates(r"\w+", false).is_none());
+        assert!(gates("(?:abc)?x*", false).is_none());
+        assert!(gates("a|\\d", false).is_none(), "a branch with no literal");
+    }
+
+    #[test]
+    fn gates_never_reject_a_match() {
+        let patterns = [
+            r"\$PSHome\[\s*\d{1,3}\s*\]\s*\+\s*\$PSHome\[",
+            r"\w+`(?:\w+|-|.)`[\w+|\s]",
+            r#""(?:\{\d\})+"\s*-f"#,
+            r"(?i)\$\{`?e`?n`?v`?:`?p`?a`?t`?h`?\}",
+            r#"(?i)\.exe["']?\s+[^"]{0,64}werfaultsecure\.exe"#,
+            r"ping\s+-n.{6,64}echo EEEE\s?>\s?",
+            r"[a-z]{3}\.(?:dll|exe)$",
+        ];
+        let texts = [
+            "x $PSHome[ 4 ]+$PSHome[30]",
+            "IN`V`o`Ke-eXp",
+            r#"&("{2}{3}{0}"-f 'e')"#,
+            "${E`NV:PaTh}",
+            "wsass.EXE \"C:\\x\\WerFaultSecure.exe\" 1234",
+            "ping -n 1 127.0.0.1 & echo EEEE > x",
+            "C:\\abc.DLL",
+            "abc.dll",
+            "nothing here",
+        ];
+        for p in patterns {
+            for ci in [false, true] {
+                let f = RegexFlags {
+                    case_insensitive: ci,
+                    multi_line: false,
+                    dot_all: false,
+                };
+                let re = build(p, f).unwrap();
+                let Some(lits) = required_literals(p, f) else {
+                    continue;
+                };
+                for t in texts {
+                    if re.is_match(t) {
+                        let lower = t.to_ascii_lowercase();
+                        assert!(
+                            lits.iter().any(|l| lower.contains(l.as_str())),
+                            "{p} (ci={ci}) matches {t:?} but no gate {lits:?} is in it"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

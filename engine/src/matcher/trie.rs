@@ -107,7 +107,9 @@ impl AnchoredTrie {
                 self.edge_start[node] as usize,
                 self.edge_start[node + 1] as usize,
             );
-            match memchr::memchr(b, &self.edge_bytes[s..e]) {
+            // Edge lists are short past the first few levels: a plain loop
+            // beats a vectorised search's setup.
+            match self.edge_bytes[s..e].iter().position(|&x| x == b) {
                 Some(k) => node = self.edge_next[s + k] as usize,
                 None => return,
             }
@@ -124,6 +126,76 @@ impl AnchoredTrie {
                 for u in &self.uses[us..ue] {
                     hit(u, start, end);
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::StrOp;
+
+    fn uses(lits: &[&str], op: StrOp) -> Vec<(String, LitUse)> {
+        lits.iter()
+            .enumerate()
+            .map(|(i, l)| {
+                (
+                    l.to_string(),
+                    LitUse {
+                        atom: i as u32,
+                        op,
+                        cased: None,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn walks_find_every_literal_at_their_end() {
+        let lits = [
+            "\\cmd.exe",
+            ".exe",
+            "e",
+            "c:\\windows\\",
+            "c:\\",
+            "\\CMD.EXE.bak",
+        ];
+        let texts = [
+            "C:\\Windows\\System32\\cmd.EXE",
+            "c:\\x.exe",
+            "",
+            "e",
+            "x.exe.bak",
+        ];
+        for backward in [false, true] {
+            let op = if backward {
+                StrOp::Suffix
+            } else {
+                StrOp::Prefix
+            };
+            let t = AnchoredTrie::build(uses(&lits, op), backward);
+            assert_eq!(t.len(), lits.len());
+            for text in texts {
+                let lower = text.to_ascii_lowercase();
+                let mut got: Vec<u32> = Vec::new();
+                t.walk(text.as_bytes(), |u, start, end| {
+                    assert!(lower[start..end].eq_ignore_ascii_case(lits[u.atom as usize]));
+                    got.push(u.atom);
+                });
+                got.sort_unstable();
+                let want: Vec<u32> = (0..lits.len() as u32)
+                    .filter(|&i| {
+                        let l = lits[i as usize].to_ascii_lowercase();
+                        if backward {
+                            lower.ends_with(&l)
+                        } else {
+                            lower.starts_with(&l)
+                        }
+                    })
+                    .collect();
+                assert_eq!(got, want, "{text:?} backward={backward}");
             }
         }
     }
