@@ -65,6 +65,14 @@ fn main() {
         rs.len(),
         loaded.elapsed
     );
+    // Compile alone (the load above also parses YAML): the same rules again.
+    let again = rs.rules().to_vec();
+    let start = Instant::now();
+    let (_compiled, _) = trawl_engine::matcher::Ruleset::compile(again);
+    println!(
+        "compile alone: {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
     for kind in [EventKind::ProcessStart, EventKind::FileCreate] {
         println!("{kind:?}: {:?}", rs.view_stats(kind, Os::Windows));
     }
