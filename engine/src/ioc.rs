@@ -64,6 +64,11 @@ impl HashAlgo {
     /// (`IMPHASH`, …) are hashes of something else, not of the file, so they
     /// name no algorithm here and their values must not be matched.
     pub fn from_label(label: &str) -> Option<HashAlgo> {
+        // Most field names are none of these: reject them on length and
+        // first letter before comparing (the matcher asks for every field).
+        if !(3..=7).contains(&label.len()) || !matches!(label.as_bytes()[0] | 0x20, b'm' | b's') {
+            return None;
+        }
         let is = |name: &str| label.eq_ignore_ascii_case(name);
         if is("MD5") {
             Some(HashAlgo::Md5)

@@ -46,6 +46,32 @@ detection:
   condition: 1 of them
 "#;
 
+/// SigmaHQ's usual forms: `contains|all`, `endswith` lists, `windash`,
+/// `base64offset`, case-insensitive regexes gated on their literals, a
+/// negated filter. None of the events below fires them, but they wake them.
+const SIGMA_FORMS: &str = r#"
+title: encoded powershell download
+id: 00000000-0000-0000-0000-0000000000b1
+logsource: {category: process_creation, product: windows}
+detection:
+  img: {Image|endswith: ['\powershell.exe', '\pwsh.exe']}
+  cli: {CommandLine|contains|all: ['-nop', 'DownloadString', 'http']}
+  flag: {CommandLine|windash|contains: ' -enc '}
+  b64: {CommandLine|base64offset|contains: 'IEX (New-Object'}
+  filter: {ParentImage|endswith: '\services.exe'}
+  condition: img and (cli or flag or b64) and not filter
+---
+title: regex after literals
+id: 00000000-0000-0000-0000-0000000000b2
+logsource: {category: process_creation, product: windows}
+detection:
+  sel:
+    CommandLine|re|i: 'net\s+(user|group)\s+/add'
+    Image|endswith: '\net.exe'
+  sel2: {CommandLine|re: '\$PSHome\[\s*\d{1,3}\s*\]'}
+  condition: sel or sel2
+"#;
+
 /// KQL's derived columns: a digest lower-cased from `Hashes`, a file name, an
 /// account part; a `has` whose literal is hit but not on term boundaries.
 const KQL_RULE: &str = r#"DeviceProcessEvents
@@ -60,9 +86,12 @@ fn no_allocation_when_nothing_fires() {
         .extend(sigma::parse_str(EXTRA_RULES, "extra.yml").rules);
     load.rules
         .extend(trawl_engine::kql::parse_str(KQL_RULE, "derived.kql").rules);
+    let sigma = sigma::parse_str(SIGMA_FORMS, "forms.yml");
+    assert!(sigma.unsupported.is_empty(), "{:?}", sigma.unsupported);
+    load.rules.extend(sigma.rules);
     let (rs, rejected) = Ruleset::compile(load.rules);
     assert!(rejected.is_empty());
-    assert_eq!(rs.len(), 9);
+    assert_eq!(rs.len(), 11);
 
     let mut events = Vec::new();
     for i in 0..200i64 {
@@ -79,10 +108,24 @@ fn no_allocation_when_nothing_fires() {
             fields::PARENT_IMAGE,
             "C:\\Windows\\System32\\services.exe".into(),
         );
-        ev.set(
-            fields::COMMAND_LINE,
-            format!("svchost.exe -k netsvcs -p -s Schedule {i} -nop color").into(),
-        );
+        // Every literal of the Sigma forms above is met by some event, in
+        // varying case, so their rules wake, run their regexes and fail.
+        let cmd = match i % 5 {
+            0 => format!("svchost.exe -k netsvcs -p -s Schedule {i} -nop color"),
+            1 => format!("powershell.exe -NOP -w hidden DownloadString {i}"),
+            2 => format!("NET user guest{i} /active:yes"),
+            3 => format!("x $PSHome[ x{i} ]"),
+            _ => format!("pwsh \u{2013}enc {i} http://a/"),
+        };
+        ev.set(fields::COMMAND_LINE, cmd.into());
+        match i % 5 {
+            1 => ev.set(
+                fields::IMAGE,
+                "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe".into(),
+            ),
+            2 => ev.set(fields::IMAGE, "C:\\Windows\\System32\\NET.exe".into()),
+            _ => {}
+        }
         ev.set(fields::HASHES, "SHA256=00AA,MD5=11BB".into());
         ev.set(FieldKey::from_name("Extra"), Value::Float(0.5));
         ev.set(fields::USER, "LAWFIRM\\jdoe".into());

@@ -4,17 +4,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use regex::{Regex, RegexBuilder};
-use regex_automata::meta;
 
+use super::gram::GramScan;
+use super::needle::Needle;
+use super::regexes::{regex_flags, RegexTable};
 use super::text::{compile_glob, literal_variants, PatItem};
-use crate::event::FieldKey;
+use super::trie::AnchoredTrie;
 use crate::ioc::IocSet;
 use crate::rule::{Atom, Expr, FieldTarget, GlobToken, Rule, RuleBody, StrOp, Test};
-
-/// Generous limits: SigmaHQ has a few large alternations, and a rule set is
-/// compiled once.
-const REGEX_SIZE_LIMIT: usize = 64 << 20;
 
 #[derive(Debug)]
 pub(super) struct View {
@@ -24,7 +21,6 @@ pub(super) struct View {
     pub(super) atom_rules: Vec<Vec<u32>>,
     pub(super) scans: Vec<FieldScan>,
     pub(super) keyword_scan: Option<LiteralScan>,
-    pub(super) regex_groups: Vec<RegexGroup>,
     /// Rules that can fire with no literal hit: evaluated on every event.
     pub(super) always: Vec<u32>,
 }
@@ -37,11 +33,18 @@ pub(super) struct ViewRule {
 
 #[derive(Debug)]
 pub(super) enum CBody {
-    Expr(Node),
+    /// The condition as written (walked for an alert's `matches`, in the
+    /// author's order), and the same condition with the children of every
+    /// AND and OR sorted cheapest first (walked to decide: a regex only runs
+    /// when the literals beside it have not already decided).
+    Expr {
+        written: Node,
+        ordered: Node,
+    },
     Ioc(IocSet),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Node {
     Atom(u32),
     /// An atom the compiler added (a glob's literal gate): evaluated like any
@@ -69,12 +72,11 @@ pub(super) enum AtomKind {
     Glob(Vec<PatItem>),
     /// Any other test, evaluated on demand.
     Lazy,
-    /// A regex on a named field, answered with every regex of its group at
-    /// once (index into `View::regex_groups`).
-    Regex { group: u32 },
-    /// A regex run on its own: a keyword (any-field) regex, or one whose
-    /// group was too large to build as one automaton.
-    Single(Box<Regex>),
+    /// A regex (index into the rule set's [`RegexTable`]).
+    Regex(u32),
+    /// A `contains` literal of a named field that wakes no rule, searched
+    /// for directly when a rule asks.
+    Needle(Box<Needle>),
 }
 
 /// The automaton of one named field or derived value (never `AnyField`,
@@ -82,7 +84,20 @@ pub(super) enum AtomKind {
 #[derive(Debug)]
 pub(super) struct FieldScan {
     pub(super) target: FieldTarget,
-    pub(super) scan: LiteralScan,
+    /// The `contains` (and KQL `has`) literals that wake rules.
+    pub(super) contains: Option<GramScan>,
+    /// Every `startswith` and equals literal.
+    pub(super) prefix: Option<AnchoredTrie>,
+    /// Every `endswith` literal.
+    pub(super) suffix: Option<AnchoredTrie>,
+}
+
+impl FieldScan {
+    /// How many anchored literal spellings the tries hold.
+    pub(super) fn anchored(&self) -> usize {
+        self.prefix.as_ref().map_or(0, AnchoredTrie::len)
+            + self.suffix.as_ref().map_or(0, AnchoredTrie::len)
+    }
 }
 
 /// One automaton over the distinct literals of one field.
@@ -99,102 +114,6 @@ pub(super) struct LitUse {
     pub(super) op: StrOp,
     /// For case-sensitive literals: the exact bytes to verify.
     pub(super) cased: Option<Arc<str>>,
-}
-
-/// The regexes of one field that share flags, as one multi-pattern automaton.
-#[derive(Debug)]
-pub(super) struct RegexGroup {
-    pub(super) key: FieldKey,
-    pub(super) re: meta::Regex,
-    /// Pattern index -> atom.
-    pub(super) atoms: Vec<u32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct RegexFlags {
-    case_insensitive: bool,
-    multi_line: bool,
-    dot_all: bool,
-}
-
-fn build_regex(pattern: &str, f: RegexFlags) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern)
-        .case_insensitive(f.case_insensitive)
-        .multi_line(f.multi_line)
-        .dot_matches_new_line(f.dot_all)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-}
-
-fn build_group(
-    patterns: &[&str],
-    f: RegexFlags,
-) -> Result<meta::Regex, Box<dyn std::error::Error>> {
-    // Flags are set for the whole group (never by wrapping a pattern in a
-    // flag group, which a `(?x)` comment in the pattern could break).
-    let re = meta::Regex::builder()
-        .configure(
-            meta::Config::new()
-                .match_kind(regex_automata::MatchKind::All)
-                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
-                // The lazy DFA is what makes a large group fast; with the
-                // default 2 MB cache it is switched off for SigmaHQ-sized
-                // groups and the slow PikeVM runs instead.
-                .hybrid_cache_capacity(REGEX_SIZE_LIMIT),
-        )
-        .syntax(
-            regex_automata::util::syntax::Config::new()
-                .case_insensitive(f.case_insensitive)
-                .multi_line(f.multi_line)
-                .dot_matches_new_line(f.dot_all),
-        )
-        .build_many(patterns)?;
-    Ok(re)
-}
-
-fn regex_flags(test: &Test) -> Option<(&str, RegexFlags)> {
-    match test {
-        Test::Regex {
-            pattern,
-            case_insensitive,
-            multi_line,
-            dot_all,
-        } => Some((
-            pattern,
-            RegexFlags {
-                case_insensitive: *case_insensitive,
-                multi_line: *multi_line,
-                dot_all: *dot_all,
-            },
-        )),
-        _ => None,
-    }
-}
-
-/// Checks what only compilation can check: every regex builds.
-pub(super) fn validate(rule: &Rule) -> Result<(), String> {
-    fn walk(e: &Expr) -> Result<(), String> {
-        match e {
-            Expr::Atom(a) => match regex_flags(&a.test) {
-                Some((pattern, f)) => build_regex(pattern, f).map(|_| ()).map_err(|e| match e {
-                    regex::Error::CompiledTooBig(limit) => format!(
-                        "regex `{pattern}` compiles to more than {limit} bytes; simplify it \
-                         (bounded repetitions of large classes such as `\\w{{1000}}` are the \
-                         usual cause)"
-                    ),
-                    other => format!("regex `{pattern}` does not compile: {other}"),
-                }),
-                None => Ok(()),
-            },
-            Expr::Const(_) => Ok(()),
-            Expr::And(v) | Expr::Or(v) => v.iter().try_for_each(walk),
-            Expr::Not(e) => walk(e),
-        }
-    }
-    match &rule.body {
-        RuleBody::Expr(e) => walk(e),
-        RuleBody::Ioc(_) => Ok(()),
-    }
 }
 
 /// Whether a Str test can be served by the automaton.
@@ -225,12 +144,13 @@ impl TestKey {
     }
 }
 
-struct ViewBuilder {
+struct ViewBuilder<'a> {
+    regexes: &'a RegexTable,
     atoms: Vec<CAtom>,
     index: HashMap<(FieldTarget, TestKey), u32>,
 }
 
-impl ViewBuilder {
+impl ViewBuilder<'_> {
     fn intern(&mut self, target: &FieldTarget, test: &Test) -> u32 {
         let key = (target.clone(), TestKey::of(test));
         if let Some(&i) = self.index.get(&key) {
@@ -239,7 +159,10 @@ impl ViewBuilder {
         let kind = match test {
             Test::Glob { tokens, .. } => AtomKind::Glob(compile_glob(tokens)),
             t if is_literal(t) => AtomKind::Literal,
-            _ => AtomKind::Lazy,
+            t => match regex_flags(t) {
+                Some((pattern, flags)) => AtomKind::Regex(self.regexes.id(pattern, flags)),
+                None => AtomKind::Lazy,
+            },
         };
         let id = self.atoms.len() as u32;
         self.atoms.push(CAtom {
@@ -251,10 +174,39 @@ impl ViewBuilder {
         id
     }
 
+    /// A regex gated on its required literals (`contains`, ignoring case):
+    /// it only costs work when one of them is in the text.
+    fn regex_gate(&mut self, target: &FieldTarget, re: u32, node: Node) -> Node {
+        let Some(lits) = &self.regexes.gates[re as usize] else {
+            return node;
+        };
+        let mut gates: Vec<Node> = Vec::with_capacity(lits.len());
+        for lit in lits {
+            let gate = Test::Str {
+                op: StrOp::Contains,
+                value: lit.clone(),
+                cased: false,
+            };
+            if !is_literal(&gate) {
+                return node;
+            }
+            gates.push(Node::Gate(self.intern(target, &gate)));
+        }
+        let gate = match gates.len() {
+            1 => gates.pop().expect("one gate"),
+            _ => Node::Or(gates),
+        };
+        Node::And(vec![gate, node])
+    }
+
     fn lower(&mut self, e: &Expr) -> Node {
         match e {
             Expr::Atom(Atom { target, test }) => {
-                let node = Node::Atom(self.intern(target, test));
+                let id = self.intern(target, test);
+                let node = Node::Atom(id);
+                if let AtomKind::Regex(re) = self.atoms[id as usize].kind {
+                    return self.regex_gate(target, re, node);
+                }
                 let Test::Glob { tokens, cased } = test else {
                     return node;
                 };
@@ -375,15 +327,20 @@ fn build_scan(lits: Vec<(String, LitUse)>) -> Option<LiteralScan> {
 }
 
 impl View {
-    pub(super) fn build(rules: &[Rule], members: &[usize]) -> View {
+    pub(super) fn build(rules: &[Rule], members: &[usize], regexes: &RegexTable) -> View {
         let mut b = ViewBuilder {
+            regexes,
             atoms: Vec::new(),
             index: HashMap::new(),
         };
         let mut vrules = Vec::with_capacity(members.len());
         for &g in members {
             let body = match &rules[g].body {
-                RuleBody::Expr(e) => CBody::Expr(b.lower(e)),
+                RuleBody::Expr(e) => {
+                    let written = b.lower(e);
+                    let ordered = cheapest_first(&written, &b.atoms).0;
+                    CBody::Expr { written, ordered }
+                }
                 RuleBody::Ioc(set) => CBody::Ioc(set.clone()),
             };
             vrules.push(ViewRule { global: g, body });
@@ -399,7 +356,7 @@ impl View {
         for (ri, vr) in vrules.iter().enumerate() {
             match &vr.body {
                 CBody::Ioc(_) => always.push(ri as u32),
-                CBody::Expr(node) => match necessary(node, &atoms, true) {
+                CBody::Expr { written, .. } => match necessary(written, &atoms, true) {
                     Some((_, set)) => {
                         for a in set {
                             atom_rules[a as usize].push(ri as u32);
@@ -412,29 +369,52 @@ impl View {
         // The other literals are only tested when a woken rule asks for them,
         // directly on the field's text: the automata hold the wake literals
         // alone, fewer, longer and rarer.
+        // Anchored literals of named fields stay in the scan whether they
+        // wake a rule or not: a trie walk from the text's end finds them all
+        // for a few steps, so they are known before any rule is evaluated.
         for (a, rules) in atoms.iter_mut().zip(&atom_rules) {
-            if matches!(a.kind, AtomKind::Literal) && rules.is_empty() {
+            if matches!(a.kind, AtomKind::Literal) && rules.is_empty() && !is_anchored(a) {
                 a.kind = AtomKind::Lazy;
+            }
+            if matches!(a.kind, AtomKind::Lazy) && matches!(a.target, FieldTarget::Field(_)) {
+                if let Some(n) = Needle::for_test(&a.test) {
+                    a.kind = AtomKind::Needle(Box::new(n));
+                }
             }
         }
 
         let (scans, keyword_scan) = literal_scans(&atoms);
-        let regex_groups = regex_groups(&mut atoms);
         View {
             rules: vrules,
             atoms,
             atom_rules,
             scans,
             keyword_scan,
-            regex_groups,
             always,
         }
     }
 }
 
-/// One automaton per field over its literal atoms, and one for keywords.
+/// Whether a literal atom is tested at a fixed end of a named field.
+fn is_anchored(a: &CAtom) -> bool {
+    matches!(
+        (&a.target, &a.test),
+        (
+            FieldTarget::Field(_) | FieldTarget::Derived(_),
+            Test::Str {
+                op: StrOp::Prefix | StrOp::Suffix | StrOp::Equals,
+                ..
+            }
+        )
+    )
+}
+
+/// Per field: an automaton over its `contains` literals and tries over its
+/// anchored ones; and one automaton for keywords.
 fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
-    let mut per_field: Vec<(FieldTarget, Vec<(String, LitUse)>)> = Vec::new();
+    type Lits = Vec<(String, LitUse)>;
+    // Per field: contains, prefix (and equals), suffix.
+    let mut per_field: Vec<(FieldTarget, [Lits; 3])> = Vec::new();
     let mut keyword_lits = Vec::new();
     for (i, a) in atoms.iter().enumerate() {
         let (AtomKind::Literal, Test::Str { op, value, cased }) = (&a.kind, &a.test) else {
@@ -447,13 +427,21 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
         };
         let lits = match &a.target {
             FieldTarget::AnyField => &mut keyword_lits,
-            target => match per_field.iter().position(|(t, _)| t == target) {
-                Some(p) => &mut per_field[p].1,
-                None => {
-                    per_field.push((target.clone(), Vec::new()));
-                    &mut per_field.last_mut().expect("just pushed").1
-                }
-            },
+            target => {
+                let p = match per_field.iter().position(|(t, _)| t == target) {
+                    Some(p) => p,
+                    None => {
+                        per_field.push((target.clone(), Default::default()));
+                        per_field.len() - 1
+                    }
+                };
+                let slot = match op {
+                    StrOp::Contains | StrOp::Term => 0,
+                    StrOp::Prefix | StrOp::Equals => 1,
+                    StrOp::Suffix => 2,
+                };
+                &mut per_field[p].1[slot]
+            }
         };
         for spelling in spellings {
             let u = LitUse {
@@ -466,67 +454,59 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
     }
     // One automaton per field, built on every core (the large ones, such as
     // `CommandLine`'s, are most of the time it takes to compile a rule set).
-    per_field.push((FieldTarget::AnyField, keyword_lits));
-    let mut built =
-        crate::parallel::map_owned_in_parallel(per_field, |(key, lits)| (key, build_scan(lits)));
-    let keyword = built.pop().and_then(|(_, scan)| scan);
-    let scans = built
-        .into_iter()
-        .filter_map(|(target, scan)| scan.map(|scan| FieldScan { target, scan }))
-        .collect();
+    let keyword = build_scan(keyword_lits);
+    let scans =
+        crate::parallel::map_owned_in_parallel(per_field, |(target, [c, p, s])| FieldScan {
+            target,
+            contains: (!c.is_empty()).then(|| GramScan::build(c)),
+            prefix: (!p.is_empty()).then(|| AnchoredTrie::build(p, false)),
+            suffix: (!s.is_empty()).then(|| AnchoredTrie::build(s, true)),
+        });
     (scans, keyword)
 }
 
-/// Groups the regexes of each named field by flags into one automaton each;
-/// keyword regexes, regexes on derived values, and groups too large to build,
-/// run one regex at a time.
-fn regex_groups(atoms: &mut [CAtom]) -> Vec<RegexGroup> {
-    let mut pending: Vec<((FieldKey, RegexFlags), Vec<u32>)> = Vec::new();
-    for (i, a) in atoms.iter_mut().enumerate() {
-        let Some((pattern, flags)) = regex_flags(&a.test) else {
-            continue;
-        };
-        match &a.target {
-            FieldTarget::AnyField | FieldTarget::Derived(_) => {
-                let re = build_regex(pattern, flags).expect("validated at compile");
-                a.kind = AtomKind::Single(Box::new(re));
-            }
-            FieldTarget::Field(k) => {
-                let key = (k.clone(), flags);
-                match pending.iter_mut().find(|(pk, _)| *pk == key) {
-                    Some((_, v)) => v.push(i as u32),
-                    None => pending.push((key, vec![i as u32])),
-                }
-            }
+/// A copy of `node` whose AND and OR children are sorted by expected cost,
+/// cheapest first, and that cost. Known-after-the-scan literals cost nothing,
+/// direct text tests a little, regexes the most. Reordering never changes a
+/// verdict (tests have no side effects), only how soon it is reached.
+fn cheapest_first(node: &Node, atoms: &[CAtom]) -> (Node, u32) {
+    match node {
+        Node::Atom(a) | Node::Gate(a) => {
+            let atom = &atoms[*a as usize];
+            let cost = match (&atom.kind, &atom.target) {
+                (AtomKind::Literal, _) => 0,
+                (AtomKind::Regex(_), _) => 64,
+                (_, FieldTarget::AnyField) => 32,
+                (AtomKind::Glob(_), _) => 8,
+                (AtomKind::Needle(_), _) => 2,
+                (AtomKind::Lazy, _) => match atom.test {
+                    Test::Str { .. } => 2,
+                    Test::FieldRef { .. } | Test::Cidr(_) => 8,
+                    _ => 1,
+                },
+            };
+            (node.clone(), cost)
+        }
+        Node::Const(_) => (node.clone(), 0),
+        Node::Not(n) => {
+            let (n, cost) = cheapest_first(n, atoms);
+            (Node::Not(Box::new(n)), cost)
+        }
+        Node::And(v) | Node::Or(v) => {
+            let mut children: Vec<(Node, u32)> =
+                v.iter().map(|n| cheapest_first(n, atoms)).collect();
+            // Stable: equal costs keep the author's order.
+            children.sort_by_key(|(_, c)| *c);
+            let cost = children
+                .iter()
+                .map(|(_, c)| *c)
+                .fold(0u32, u32::saturating_add);
+            let children = children.into_iter().map(|(n, _)| n).collect();
+            let node = match node {
+                Node::And(_) => Node::And(children),
+                _ => Node::Or(children),
+            };
+            (node, cost)
         }
     }
-    let mut groups = Vec::new();
-    for ((key, flags), members) in pending {
-        let patterns: Vec<&str> = members
-            .iter()
-            .filter_map(|&a| regex_flags(&atoms[a as usize].test).map(|(p, _)| p))
-            .collect();
-        match build_group(&patterns, flags) {
-            Ok(re) => {
-                let group = groups.len() as u32;
-                for &a in &members {
-                    atoms[a as usize].kind = AtomKind::Regex { group };
-                }
-                groups.push(RegexGroup {
-                    key,
-                    re,
-                    atoms: members,
-                });
-            }
-            Err(e) => {
-                tracing::debug!("regexes of field {key} run one by one: {e}");
-                for &a in &members {
-                    let (p, f) = regex_flags(&atoms[a as usize].test).expect("a regex atom");
-                    let re = build_regex(p, f).expect("validated at compile");
-                    atoms[a as usize].kind = AtomKind::Single(Box::new(re));
-                }
-            }
-        }
-    }
-    groups
 }

@@ -48,15 +48,24 @@
 
 use std::net::IpAddr;
 
-use regex_automata::{Input, PatternSet};
+use regex_automata::{meta, Input};
 
 use crate::event::{Event, EventKind, NumBuf, Os, Value};
 use crate::rule::{FieldTarget, Rule, Test, Unsupported};
 
 mod compile;
+mod floor;
+mod gram;
+mod needle;
+mod regexes;
 mod text;
+mod trie;
 
-use compile::{validate, AtomKind, CBody, LiteralScan, Node, View};
+pub use floor::LiteralFloor;
+
+use compile::{AtomKind, CBody, FieldScan, LitUse, LiteralScan, Node, View};
+use needle::{LoweredFields, Needle};
+use regexes::RegexTable;
 use text::{glob_match, lit_match, term_bounded};
 
 /// One rule's verdict on one event.
@@ -90,10 +99,9 @@ pub struct Ruleset {
     views: Vec<View>,
     /// (kind, os) -> index into `views`.
     view_of: [[usize; 2]; 6],
+    regexes: RegexTable,
     max_atoms: usize,
     max_rules: usize,
-    max_groups: usize,
-    max_group_patterns: usize,
 }
 
 impl Ruleset {
@@ -103,8 +111,9 @@ impl Ruleset {
     pub fn compile(rules: Vec<Rule>) -> (Ruleset, Vec<Unsupported>) {
         let mut accepted = Vec::with_capacity(rules.len());
         let mut rejected = Vec::new();
+        let mut regexes = RegexTable::default();
         for rule in rules {
-            match validate(&rule) {
+            match regexes.add_rule(&rule) {
                 Ok(()) => accepted.push(rule),
                 Err(reason) => rejected.push(Unsupported {
                     path: rule.origin.clone(),
@@ -136,19 +145,12 @@ impl Ruleset {
             }
         }
         // Views are independent: built on every core, kept in order.
-        let views: Vec<View> =
-            crate::parallel::map_in_parallel(&member_sets, 1, |m| View::build(&accepted, m));
+        let views: Vec<View> = crate::parallel::map_in_parallel(&member_sets, 1, |m| {
+            View::build(&accepted, m, &regexes)
+        });
         let max = |f: &dyn Fn(&View) -> usize| views.iter().map(f).max().unwrap_or(0);
         let max_atoms = max(&|v| v.atoms.len());
         let max_rules = max(&|v| v.rules.len());
-        let max_groups = max(&|v| v.regex_groups.len());
-        let max_group_patterns = max(&|v| {
-            v.regex_groups
-                .iter()
-                .map(|g| g.atoms.len())
-                .max()
-                .unwrap_or(0)
-        });
         (
             Ruleset {
                 rules: accepted,
@@ -156,8 +158,7 @@ impl Ruleset {
                 view_of,
                 max_atoms,
                 max_rules,
-                max_groups,
-                max_group_patterns,
+                regexes,
             },
             rejected,
         )
@@ -191,7 +192,11 @@ impl Ruleset {
         ViewStats {
             rules: v.rules.len(),
             atoms: v.atoms.len(),
-            literals: v.scans.iter().map(|s| s.scan.uses.len()).sum::<usize>()
+            literals: v
+                .scans
+                .iter()
+                .map(|s| s.contains.as_ref().map_or(0, |c| c.len()) + s.anchored())
+                .sum::<usize>()
                 + v.keyword_scan.as_ref().map_or(0, |s| s.uses.len()),
             always_evaluated: v.always.len(),
         }
@@ -207,6 +212,7 @@ impl Ruleset {
         }
         let mut ev = Eval {
             view,
+            regexes: &self.regexes.regexes,
             event,
             s: scratch,
         };
@@ -220,10 +226,10 @@ impl Ruleset {
         for &r in &candidates {
             let vr = &view.rules[r as usize];
             match &vr.body {
-                CBody::Expr(node) => {
-                    if ev.eval(node) {
+                CBody::Expr { written, ordered } => {
+                    if ev.eval(ordered) {
                         let mut matches = Vec::new();
-                        ev.collect_matches(node, true, &mut matches);
+                        ev.collect_matches(written, true, &mut matches);
                         out.push(Detection {
                             rule: vr.global,
                             matches,
@@ -283,9 +289,10 @@ pub struct Scratch {
     hit_field: Vec<u32>,
     rule_mark: Vec<bool>,
     candidates: Vec<u32>,
-    group_done: Vec<bool>,
-    group_dirty: Vec<u32>,
-    patterns: PatternSet,
+    /// Per regex id: this thread's search cache, made on first use.
+    regex_caches: Vec<Option<meta::Cache>>,
+    /// This event's fields, lower-cased for needles.
+    lowered: LoweredFields,
     num: NumBuf,
     /// Text derived from an event (a digest in lower case).
     derived: String,
@@ -303,9 +310,8 @@ impl Scratch {
             hit_field: Vec::new(),
             rule_mark: Vec::new(),
             candidates: Vec::new(),
-            group_done: Vec::new(),
-            group_dirty: Vec::new(),
-            patterns: PatternSet::new(0),
+            regex_caches: Vec::new(),
+            lowered: LoweredFields::default(),
             num: NumBuf::new(),
             derived: String::new(),
         };
@@ -321,11 +327,8 @@ impl Scratch {
         if self.rule_mark.len() < rs.max_rules {
             self.rule_mark.resize(rs.max_rules, false);
         }
-        if self.group_done.len() < rs.max_groups {
-            self.group_done.resize(rs.max_groups, false);
-        }
-        if self.patterns.capacity() < rs.max_group_patterns {
-            self.patterns = PatternSet::new(rs.max_group_patterns);
+        if self.regex_caches.len() < rs.regexes.len() {
+            self.regex_caches.resize_with(rs.regexes.len(), || None);
         }
     }
 
@@ -355,23 +358,22 @@ impl Scratch {
             self.rule_mark[r as usize] = false;
         }
         self.candidates.clear();
-        for &g in &self.group_dirty {
-            self.group_done[g as usize] = false;
-        }
-        self.group_dirty.clear();
+        self.lowered.reset();
     }
 }
 
 /// One event's evaluation against one view.
 struct Eval<'a> {
     view: &'a View,
+    regexes: &'a [meta::Regex],
     event: &'a Event,
     s: &'a mut Scratch,
 }
 
 impl Eval<'_> {
-    /// The literal pass: one automaton run per field (and the keyword
-    /// automaton over every field), marking hit atoms and the rules they wake.
+    /// The literal pass: per field, a walk of its anchored tries and one
+    /// automaton run over its `contains` literals (and the keyword automaton
+    /// over every field), marking hit atoms and the rules they wake.
     fn scan(&mut self) {
         let view = self.view;
         for fs in &view.scans {
@@ -379,17 +381,22 @@ impl Eval<'_> {
                 FieldTarget::Derived(d) => {
                     let mut buf = std::mem::take(&mut self.s.derived);
                     if let Some(text) = d.text(self.event, &mut buf) {
-                        self.scan_text(&fs.scan, text, u32::MAX);
+                        self.scan_field(fs, text, None);
                     }
                     self.s.derived = buf;
                 }
                 FieldTarget::Field(key) => {
-                    let Some(value) = self.event.get(key) else {
+                    let Some((i, (_, value))) = self
+                        .event
+                        .fields()
+                        .enumerate()
+                        .find(|(_, (k, _))| *k == key)
+                    else {
                         continue;
                     };
                     let mut num = std::mem::take(&mut self.s.num);
                     if let Some(text) = value.match_text(&mut num) {
-                        self.scan_text(&fs.scan, text, u32::MAX);
+                        self.scan_field(fs, text, Some(i));
                     }
                     self.s.num = num;
                 }
@@ -407,36 +414,68 @@ impl Eval<'_> {
         }
     }
 
+    /// One field's literals: its tries walked from either end, its `contains`
+    /// filter run over its lower-cased text (kept for the needles when the
+    /// text is the event's field at `position`).
+    #[inline]
+    fn scan_field(&mut self, fs: &FieldScan, text: &str, position: Option<usize>) {
+        let hay = text.as_bytes();
+        if let Some(t) = &fs.prefix {
+            t.walk(hay, |u, start, end| self.hit(u, hay, start, end, u32::MAX));
+        }
+        if let Some(t) = &fs.suffix {
+            t.walk(hay, |u, start, end| self.hit(u, hay, start, end, u32::MAX));
+        }
+        let Some(c) = &fs.contains else {
+            return;
+        };
+        let mut lowered = std::mem::take(&mut self.s.lowered);
+        let lower = match position {
+            Some(i) => lowered.get(i, hay),
+            None => lowered.scratch(hay),
+        };
+        c.scan(lower, |u, start, end| {
+            self.hit(u, hay, start, end, u32::MAX)
+        });
+        self.s.lowered = lowered;
+    }
+
     #[inline]
     fn scan_text(&mut self, scan: &LiteralScan, text: &str, field_index: u32) {
         let hay = text.as_bytes();
         for m in scan.ac.find_overlapping_iter(hay) {
             for u in &scan.uses[m.pattern().as_usize()] {
-                if self.s.state[u.atom as usize] == TRUE {
-                    continue;
-                }
-                let (start, end) = (m.start(), m.end());
-                let placed = match u.op {
-                    crate::rule::StrOp::Contains => true,
-                    crate::rule::StrOp::Prefix => start == 0,
-                    crate::rule::StrOp::Suffix => end == hay.len(),
-                    crate::rule::StrOp::Equals => start == 0 && end == hay.len(),
-                    crate::rule::StrOp::Term => term_bounded(hay, start, end),
-                };
-                if !placed {
-                    continue;
-                }
-                if let Some(exact) = &u.cased {
-                    if &hay[start..end] != exact.as_bytes() {
-                        continue;
-                    }
-                }
-                self.s.set(u.atom, TRUE);
-                self.s.hit_field[u.atom as usize] = field_index;
-                for &r in &self.view.atom_rules[u.atom as usize] {
-                    self.s.mark(r);
-                }
+                self.hit(u, hay, m.start(), m.end(), field_index);
             }
+        }
+    }
+
+    /// A literal seen at `hay[start..end]` (ignoring ASCII case): if its
+    /// position and case hold, its atom is true and its rules wake.
+    #[inline]
+    fn hit(&mut self, u: &LitUse, hay: &[u8], start: usize, end: usize, field_index: u32) {
+        if self.s.state[u.atom as usize] == TRUE {
+            return;
+        }
+        let placed = match u.op {
+            crate::rule::StrOp::Contains => true,
+            crate::rule::StrOp::Prefix => start == 0,
+            crate::rule::StrOp::Suffix => end == hay.len(),
+            crate::rule::StrOp::Equals => start == 0 && end == hay.len(),
+            crate::rule::StrOp::Term => term_bounded(hay, start, end),
+        };
+        if !placed {
+            return;
+        }
+        if let Some(exact) = &u.cased {
+            if &hay[start..end] != exact.as_bytes() {
+                return;
+            }
+        }
+        self.s.set(u.atom, TRUE);
+        self.s.hit_field[u.atom as usize] = field_index;
+        for &r in &self.view.atom_rules[u.atom as usize] {
+            self.s.mark(r);
         }
     }
 
@@ -457,14 +496,38 @@ impl Eval<'_> {
             _ => {}
         }
         let atom = &self.view.atoms[a as usize];
-        if let AtomKind::Literal = atom.kind {
+        let result = match (&atom.kind, &atom.target) {
+            (AtomKind::Literal, _) => return false,
+            (AtomKind::Needle(n), FieldTarget::Field(key)) => self.needle(key, n),
+            (_, target) => self.read_and_test(a, target),
+        };
+        self.s.set(a, if result { TRUE } else { FALSE });
+        result
+    }
+
+    /// A needle's verdict on its field.
+    fn needle(&mut self, key: &crate::event::FieldKey, n: &Needle) -> bool {
+        let Some((i, (_, value))) = self
+            .event
+            .fields()
+            .enumerate()
+            .find(|(_, (k, _))| *k == key)
+        else {
             return false;
+        };
+        let s = &mut *self.s;
+        let Some(text) = value.match_text(&mut s.num) else {
+            return false;
+        };
+        if n.cased {
+            return n.is_in(text.as_bytes());
         }
-        if let AtomKind::Regex { group } = atom.kind {
-            self.run_group(group);
-            return self.s.state[a as usize] == TRUE;
-        }
-        let result = match &atom.target {
+        n.is_in(s.lowered.get(i, text.as_bytes()))
+    }
+
+    /// Reads the atom's target and runs its test.
+    fn read_and_test(&mut self, a: u32, target: &FieldTarget) -> bool {
+        match target {
             FieldTarget::Field(key) => {
                 let value = self.event.get(key).map(Seen::Value);
                 self.test(a, value)
@@ -488,9 +551,7 @@ impl Eval<'_> {
                 }
                 hit.is_some()
             }
-        };
-        self.s.set(a, if result { TRUE } else { FALSE });
-        result
+        }
     }
 
     /// A non-literal test on one value (`None`: the field is absent).
@@ -515,9 +576,14 @@ impl Eval<'_> {
             (AtomKind::Glob(pat), Test::Glob { cased, .. }) => value
                 .and_then(|v| v.match_text(&mut s.num))
                 .is_some_and(|t| glob_match(pat, t, *cased)),
-            (AtomKind::Single(re), _) => value
-                .and_then(|v| v.match_text(&mut s.num))
-                .is_some_and(|t| re.is_match(t)),
+            (AtomKind::Regex(id), _) => {
+                let Some(t) = value.and_then(|v| v.match_text(&mut s.num)) else {
+                    return false;
+                };
+                let re = &self.regexes[*id as usize];
+                let cache = s.regex_caches[*id as usize].get_or_insert_with(|| re.create_cache());
+                re.is_match_with(cache, &Input::new(t))
+            }
             (
                 _,
                 Test::Str {
@@ -542,33 +608,6 @@ impl Eval<'_> {
             // Globs and regexes always carry their compiled form.
             (_, Test::Glob { .. } | Test::Regex { .. }) => false,
         }
-    }
-
-    /// Runs every regex of a group once and records each verdict.
-    fn run_group(&mut self, group: u32) {
-        if self.s.group_done[group as usize] {
-            return;
-        }
-        self.s.group_done[group as usize] = true;
-        self.s.group_dirty.push(group);
-        let g = &self.view.regex_groups[group as usize];
-        let mut num = std::mem::take(&mut self.s.num);
-        match self.event.get(&g.key).and_then(|v| v.match_text(&mut num)) {
-            Some(t) => {
-                self.s.patterns.clear();
-                g.re.which_overlapping_matches(&Input::new(t), &mut self.s.patterns);
-                for (i, &atom) in g.atoms.iter().enumerate() {
-                    let hit = self.s.patterns.contains(regex_automata::PatternID::must(i));
-                    self.s.set(atom, if hit { TRUE } else { FALSE });
-                }
-            }
-            None => {
-                for &atom in &g.atoms {
-                    self.s.set(atom, FALSE);
-                }
-            }
-        }
-        self.s.num = num;
     }
 
     /// The atoms that held in positive position of a firing rule (not the

@@ -129,7 +129,7 @@ pub(crate) fn lit_match(op: StrOp, text: &str, lit: &str, cased: bool) -> bool {
 /// Whether [`fold_eq`] lets `c` match only itself or an ASCII case twin: true
 /// for ASCII and for caseless characters such as the dashes `windash`
 /// writes, whose lower- and upper-case forms are themselves.
-fn folds_as_bytes(c: char) -> bool {
+pub(crate) fn folds_as_bytes(c: char) -> bool {
     c.is_ascii()
         || (single(c.to_lowercase()).is_none_or(|l| l == c)
             && single(c.to_uppercase()).is_none_or(|u| u == c))

@@ -1,0 +1,297 @@
+//! The `contains` literals that wake rules, found with a small filter over
+//! the field's lower-cased text instead of an Aho-Corasick automaton.
+//!
+//! An automaton over thousands of literals (SigmaHQ has some 6,000 for
+//! `CommandLine`) is megabytes of states: each byte of text is a likely cache
+//! miss, on a busy endpoint most of all. Here each literal is represented by
+//! its rarest four bytes (by a byte-frequency table), or by its first two or
+//! one when shorter. One pass over the text reads every 4-byte window, tests
+//! one bit of a 16 KiB bitmap (the hash of every literal's window), and only
+//! on a set bit looks the window up and verifies whole literals there. The
+//! hot data fits in the first-level cache; a window that starts no literal,
+//! nearly all of them, costs a few instructions.
+
+use super::compile::LitUse;
+
+/// log2 of the 4-byte-window bitmap's size in bits (16 KiB).
+const BITS: u32 = 17;
+
+/// One literal spelling: lower-cased bytes, and the offset of its filter
+/// window.
+#[derive(Debug)]
+struct Entry {
+    /// Range in `bytes`.
+    start: u32,
+    len: u32,
+    /// Where the filter window sits in the literal.
+    offset: u32,
+    /// Range in `uses`.
+    uses: (u32, u32),
+}
+
+/// The wake literals of one field.
+#[derive(Debug)]
+pub(super) struct GramScan {
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+    uses: Vec<LitUse>,
+    /// Bit per hash of a 4-byte window some literal holds.
+    bitmap: Vec<u64>,
+    /// Open-addressing table: window -> range in `by_window`.
+    table: Vec<(u32, u32, u32)>,
+    by_window: Vec<u32>,
+    /// Literals of two or three bytes, by their first two bytes; of one
+    /// byte, by it (the two-byte key `b << 8 | 0`, flagged in `one_byte`).
+    short_bitmap: Vec<u64>,
+    short: Vec<(u16, u32)>,
+    one_byte: [bool; 256],
+}
+
+fn hash(w: u32) -> u32 {
+    w.wrapping_mul(0x9E37_79B1) >> (32 - BITS)
+}
+
+/// How common a byte is in text (higher: more common). Letters and the
+/// separators of command lines rank high; digits and punctuation lower.
+fn commonness(b: u8) -> u32 {
+    regex_syntax::hir::literal::rank(b) as u32
+}
+
+impl GramScan {
+    /// Builds the filter over `(spelling, use)` pairs.
+    pub(super) fn build(lits: Vec<(String, LitUse)>) -> GramScan {
+        let mut g = GramScan {
+            bytes: Vec::new(),
+            entries: Vec::new(),
+            uses: Vec::new(),
+            bitmap: vec![0; 1 << (BITS - 6)],
+            table: Vec::new(),
+            by_window: Vec::new(),
+            short_bitmap: vec![0; 1 << (16 - 6)],
+            short: Vec::new(),
+            one_byte: [false; 256],
+        };
+        // One entry per distinct lower-cased spelling.
+        let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+        let mut grouped: Vec<(Vec<u8>, Vec<LitUse>)> = Vec::new();
+        for (spelling, u) in lits {
+            let key = spelling.into_bytes().to_ascii_lowercase();
+            let i = *index.entry(key.clone()).or_insert_with(|| {
+                grouped.push((key, Vec::new()));
+                grouped.len() - 1
+            });
+            grouped[i].1.push(u);
+        }
+        let mut windows: Vec<(u32, u32)> = Vec::new();
+        for (key, uses) in grouped {
+            let id = g.entries.len() as u32;
+            let offset = if key.len() >= 4 {
+                // The rarest window: lowest summed commonness, first on ties.
+                let best = (0..=key.len() - 4)
+                    .min_by_key(|&o| key[o..o + 4].iter().map(|&b| commonness(b)).sum::<u32>())
+                    .expect("a literal of four bytes or more has a window");
+                let w = u32::from_le_bytes(key[best..best + 4].try_into().expect("4 bytes"));
+                windows.push((w, id));
+                let h = hash(w);
+                g.bitmap[(h >> 6) as usize] |= 1 << (h & 63);
+                best
+            } else {
+                let k = match key.len() {
+                    1 => {
+                        g.one_byte[key[0] as usize] = true;
+                        u16::from(key[0]) << 8
+                    }
+                    _ => u16::from_le_bytes([key[0], key[1]]),
+                };
+                g.short_bitmap[(k >> 6) as usize] |= 1 << (k & 63);
+                g.short.push((k, id));
+                0
+            };
+            let start = g.bytes.len() as u32;
+            g.bytes.extend_from_slice(&key);
+            let us = g.uses.len() as u32;
+            g.uses.extend(uses);
+            g.entries.push(Entry {
+                start,
+                len: key.len() as u32,
+                offset: offset as u32,
+                uses: (us, g.uses.len() as u32),
+            });
+        }
+        g.short.sort_unstable();
+        windows.sort_unstable();
+        // The table: power of two at least twice the distinct windows.
+        let distinct = windows.windows(2).filter(|w| w[0].0 != w[1].0).count() + 1;
+        let size = (distinct * 2).next_power_of_two().max(2);
+        g.table = vec![(0, 0, 0); size];
+        g.by_window = windows.iter().map(|&(_, id)| id).collect();
+        let mut i = 0;
+        while i < windows.len() {
+            let w = windows[i].0;
+            let j = i + windows[i..].iter().take_while(|x| x.0 == w).count();
+            let mut slot = (hash(w) as usize) & (size - 1);
+            while g.table[slot].2 != 0 {
+                slot = (slot + 1) & (size - 1);
+            }
+            // (window, start, end) with end > start marks an occupied slot.
+            g.table[slot] = (w, i as u32, j as u32);
+            i = j;
+        }
+        g
+    }
+
+    /// How many literal spellings it holds.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Calls `hit(use, start, end)` for every occurrence of every literal in
+    /// `lower` (the field's text, ASCII-lower-cased).
+    #[inline]
+    pub(super) fn scan(&self, lower: &[u8], mut hit: impl FnMut(&LitUse, usize, usize)) {
+        let n = lower.len();
+        let has_short = !self.short.is_empty();
+        for i in 0..n {
+            if i + 4 <= n {
+                let w = u32::from_le_bytes(lower[i..i + 4].try_into().expect("4 bytes"));
+                let h = hash(w);
+                if self.bitmap[(h >> 6) as usize] & (1 << (h & 63)) != 0 {
+                    self.window_hits(lower, i, w, &mut hit);
+                }
+            }
+            if has_short {
+                let b = lower[i];
+                if self.one_byte[b as usize] {
+                    self.short_hits(lower, i, u16::from(b) << 8, &mut hit);
+                }
+                if i + 1 < n {
+                    let k = u16::from_le_bytes([b, lower[i + 1]]);
+                    if self.short_bitmap[(k >> 6) as usize] & (1 << (k & 63)) != 0 {
+                        self.short_hits(lower, i, k, &mut hit);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn window_hits(
+        &self,
+        lower: &[u8],
+        at: usize,
+        w: u32,
+        hit: &mut impl FnMut(&LitUse, usize, usize),
+    ) {
+        let mask = self.table.len() - 1;
+        let mut slot = hash(w) as usize & mask;
+        loop {
+            let (tw, s, e) = self.table[slot];
+            if e == 0 {
+                return;
+            }
+            if tw == w {
+                for &id in &self.by_window[s as usize..e as usize] {
+                    let entry = &self.entries[id as usize];
+                    let Some(start) = at.checked_sub(entry.offset as usize) else {
+                        continue;
+                    };
+                    self.verify(lower, start, entry, hit);
+                }
+                return;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    #[inline(never)]
+    fn short_hits(
+        &self,
+        lower: &[u8],
+        at: usize,
+        k: u16,
+        hit: &mut impl FnMut(&LitUse, usize, usize),
+    ) {
+        let from = self.short.partition_point(|x| x.0 < k);
+        for &(key, id) in &self.short[from..] {
+            if key != k {
+                break;
+            }
+            self.verify(lower, at, &self.entries[id as usize], hit);
+        }
+    }
+
+    #[inline]
+    fn verify(
+        &self,
+        lower: &[u8],
+        start: usize,
+        entry: &Entry,
+        hit: &mut impl FnMut(&LitUse, usize, usize),
+    ) {
+        let len = entry.len as usize;
+        let lit = &self.bytes[entry.start as usize..entry.start as usize + len];
+        if lower.get(start..start + len) == Some(lit) {
+            for u in &self.uses[entry.uses.0 as usize..entry.uses.1 as usize] {
+                hit(u, start, start + len);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::StrOp;
+
+    #[test]
+    fn finds_every_occurrence_of_every_literal() {
+        let lits = [
+            "a", "-e", " /c", "abcd", "bcde", "cd", "xx-enc", "zzzzzzzz", "ДЖ",
+        ];
+        let g = GramScan::build(
+            lits.iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    (
+                        l.to_string(),
+                        LitUse {
+                            atom: i as u32,
+                            op: StrOp::Contains,
+                            cased: None,
+                        },
+                    )
+                })
+                .collect(),
+        );
+        let texts = [
+            "",
+            "a",
+            "abcde abcd",
+            "cmd /c xx-enc -e",
+            "zzzzzzzzz",
+            "дж ДЖ",
+            "-",
+            "bcdebcde",
+        ];
+        for t in texts {
+            let lower = t.as_bytes().to_ascii_lowercase();
+            let mut got: Vec<(u32, usize)> = Vec::new();
+            g.scan(&lower, |u, start, end| {
+                assert_eq!(end - start, lits[u.atom as usize].len());
+                got.push((u.atom, start));
+            });
+            got.sort_unstable();
+            let mut want: Vec<(u32, usize)> = Vec::new();
+            for (i, l) in lits.iter().enumerate() {
+                let l = l.as_bytes().to_ascii_lowercase();
+                for s in 0..lower.len() {
+                    if lower[s..].starts_with(&l) {
+                        want.push((i as u32, s));
+                    }
+                }
+            }
+            want.sort_unstable();
+            assert_eq!(got, want, "in {t:?}");
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Every distinct regex of a rule set, compiled once and run one at a time.
+//!
+//! A rule's regex is asked for only when the rest of its rule has not
+//! already decided the verdict (cheap tests come first), so on a typical
+//! event one or two regexes run, each with its own literal prefilter. Running
+//! a whole field's regexes as one multi-pattern automaton on every candidate
+//! cost far more: it cannot stop early and its lazy DFA kept rebuilding states.
+//! Each worker thread keeps its own search caches (in [`super::Scratch`]), so
+//! threads never share a lock.
+
+use std::collections::HashMap;
+
+use regex_automata::meta;
+use regex_automata::util::syntax;
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+use crate::rule::{Expr, Rule, RuleBody, Test};
+
+/// Generous limit: SigmaHQ has a few large alternations, and a rule set is
+/// compiled once.
+const REGEX_SIZE_LIMIT: usize = 64 << 20;
+
+/// The flags a Sigma regex carries besides its pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct RegexFlags {
+    case_insensitive: bool,
+    multi_line: bool,
+    dot_all: bool,
+}
+
+/// The pattern and flags of a regex test.
+pub(super) fn regex_flags(test: &Test) -> Option<(&str, RegexFlags)> {
+    match test {
+        Test::Regex {
+            pattern,
+            case_insensitive,
+            multi_line,
+            dot_all,
+        } => Some((
+            pattern,
+            RegexFlags {
+                case_insensitive: *case_insensitive,
+                multi_line: *multi_line,
+                dot_all: *dot_all,
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// The compiled regexes, by id.
+#[derive(Debug, Default)]
+pub(super) struct RegexTable {
+    pub(super) regexes: Vec<meta::Regex>,
+    /// Per regex: literals one of which every match contains (see
+    /// [`required_literals`]), `None` when it has none worth gating on.
+    pub(super) gates: Vec<Option<Vec<String>>>,
+    index: HashMap<(String, RegexFlags), u32>,
+}
+
+impl RegexTable {
+    /// Compiles every regex of `rule` not seen before. On error nothing of
+    /// the rule is kept, and the reason says what to change.
+    pub(super) fn add_rule(&mut self, rule: &Rule) -> Result<(), String> {
+        let RuleBody::Expr(e) = &rule.body else {
+            return Ok(());
+        };
+        let mut new = Vec::new();
+        self.collect(e, &mut new)?;
+        for (key, re) in new {
+            if !self.index.contains_key(&key) {
+                self.gates.push(required_literals(&key.0, key.1));
+                self.index.insert(key, self.regexes.len() as u32);
+                self.regexes.push(re);
+            }
+        }
+        Ok(())
+    }
+
+    fn collect(
+        &self,
+        e: &Expr,
+        new: &mut Vec<((String, RegexFlags), meta::Regex)>,
+    ) -> Result<(), String> {
+        match e {
+            Expr::Atom(a) => {
+                let Some((pattern, flags)) = regex_flags(&a.test) else {
+                    return Ok(());
+                };
+                let key = (pattern.to_owned(), flags);
+                if self.index.contains_key(&key) || new.iter().any(|(k, _)| *k == key) {
+                    return Ok(());
+                }
+                new.push((key, build(pattern, flags)?));
+                Ok(())
+            }
+            Expr::Const(_) => Ok(()),
+            Expr::And(v) | Expr::Or(v) => v.iter().try_for_each(|e| self.collect(e, new)),
+            Expr::Not(e) => self.collect(e, new),
+        }
+    }
+
+    /// The id of a regex of an accepted rule.
+    pub(super) fn id(&self, pattern: &str, flags: RegexFlags) -> u32 {
+        self.index[&(pattern.to_owned(), flags)]
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.regexes.len()
+    }
+}
+
+/// Builds one regex exactly as `regex::RegexBuilder` would (leftmost-first,
+/// UTF-8), so verdicts are those of the `regex` crate.
+fn build(pattern: &str, f: RegexFlags) -> Result<meta::Regex, String> {
+    meta::Regex::builder()
+        .configure(
+            meta::Config::new()
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+                .hybrid_cache_capacity(2 << 20)
+                .match_kind(regex_automata::MatchKind::LeftmostFirst)
+                .utf8_empty(true),
+        )
+        .syntax(
+            syntax::Config::new()
+                .utf8(true)
+                .case_insensitive(f.case_insensitive)
+                .multi_line(f.multi_line)
+                .dot_matches_new_line(f.dot_all),
+        )
+        .build(pattern)
+        .map_err(|e| match (e.size_limit(), e.syntax_error()) {
+            (Some(limit), _) => format!(
+                "regex `{pattern}` compiles to more than {limit} bytes; simplify it \
+                 (bounded repetitions of large classes such as `\\w{{1000}}` are the \
+                 usual cause)"
+            ),
+            (None, Some(syntax)) => format!("regex `{pattern}` does not compile: {syntax}"),
+            (None, None) => format!("regex `{pattern}` does not compile: {e}"),
+        })
+}
+
+/// At most this many spellings gate one regex; more would cost the scan
+/// more than running the regex saves.
+const MAX_GATE_LITERALS: usize = 64;
+
+/// A class of at most this many characters counts as a set of literals.
+const MAX_CLASS_CHARS: u32 = 4;
+
+/// Alternative strings, ASCII-lower-cased: what a piece of a regex matches.
+type Alternatives = Vec<Vec<u8>>;
+
+/// Literals one of which every match of the regex contains, ASCII-lower-cased
+/// and deduplicated, so a regex need only run when its rule's literal scan
+/// saw one of them (`\$PSHome\[\s*\d` needs `$pshome[`, ``\w+`\w+`` needs
+/// `` ` ``). Compared ignoring ASCII case, a gate may let through text the
+/// regex then rejects, never the other way round. `None` when no piece of
+/// every match is a short list of literals.
+pub(super) fn required_literals(pattern: &str, f: RegexFlags) -> Option<Vec<String>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(true)
+        .case_insensitive(f.case_insensitive)
+        .multi_line(f.multi_line)
+        .dot_matches_new_line(f.dot_all)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    required(&hir)?
+        .into_iter()
+        .map(|b| String::from_utf8(b).ok())
+        .collect()
+}
+
+/// Every string `h` can match, when that is a short list (zero-width
+/// assertions count as the empty string: a gate may be looser, never
+/// stricter, than the regex).
+fn exact(h: &Hir) -> Option<Alternatives> {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Some(vec![Vec::new()]),
+        HirKind::Literal(lit) => Some(vec![lit.0.to_ascii_lowercase()]),
+        HirKind::Class(Class::Unicode(c)) => {
+            let size: u32 = c
+                .ranges()
+                .iter()
+                .map(|r| r.end() as u32 - r.start() as u32 + 1)
+                .sum();
+            if size > MAX_CLASS_CHARS {
+                return None;
+            }
+            let mut set: Alternatives = c
+                .ranges()
+                .iter()
+                .flat_map(|r| r.start()..=r.end())
+                .map(|ch| ch.to_string().into_bytes().to_ascii_lowercase())
+                .collect();
+            set.sort_unstable();
+            set.dedup();
+            Some(set)
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            let size: u32 = c
+                .ranges()
+                .iter()
+                .map(|r| r.end() as u32 - r.start() as u32 + 1)
+                .sum();
+            // A lone non-ASCII byte is not text a literal can hold.
+            if size > MAX_CLASS_CHARS || c.ranges().iter().any(|r| r.end() >= 0x80) {
+                return None;
+            }
+            let mut set: Alternatives = c
+                .ranges()
+                .iter()
+                .flat_map(|r| r.start()..=r.end())
+                .map(|b| vec![b.to_ascii_lowercase()])
+                .collect();
+            set.sort_unstable();
+            set.dedup();
+            Some(set)
+        }
+        HirKind::Capture(c) => exact(&c.sub),
+        HirKind::Repetition(r) if Some(r.min) == r.max && r.min <= 8 => {
+            let sub = exact(&r.sub)?;
+            let mut out = vec![Vec::new()];
+            for _ in 0..r.min {
+                out = cross(&out, &sub)?;
+            }
+            Some(out)
+        }
+        HirKind::Repetition(_) => None,
+        HirKind::Concat(v) => v
+            .iter()
+            .try_fold(vec![Vec::new()], |acc, h| cross(&acc, &exact(h)?)),
+        HirKind::Alternation(v) => {
+            let mut out = Vec::new();
+            for h in v {
+                out.extend(exact(h)?);
+                if out.len() > MAX_GATE_LITERALS {
+                    return None;
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            Some(out)
+        }
+    }
+}
+
+/// Every `a` followed by every `b`, unless that is too many.
+fn cross(a: &Alternatives, b: &Alternatives) -> Option<Alternatives> {
+    if a.len() * b.len() > MAX_GATE_LITERALS {
+        return None;
+    }
+    let mut out: Alternatives = a
+        .iter()
+        .flat_map(|x| b.iter().map(move |y| [x.as_slice(), y].concat()))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+/// Non-empty strings one of which every match of `h` contains: `h`'s own
+/// strings when few; for a concatenation, the best run of adjacent exact
+/// pieces or the best required set of one piece; for an alternation, the
+/// union of every branch's.
+fn required(h: &Hir) -> Option<Alternatives> {
+    let usable = |s: &Alternatives| !s.is_empty() && s.iter().all(|x| !x.is_empty());
+    if let Some(s) = exact(h).filter(usable) {
+        return Some(s);
+    }
+    match h.kind() {
+        HirKind::Capture(c) => required(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => required(&r.sub),
+        HirKind::Alternation(v) => {
+            let mut out = Vec::new();
+            for h in v {
+                out.extend(required(h)?);
+                if out.len() > MAX_GATE_LITERALS {
+                    return None;
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            Some(out)
+        }
+        HirKind::Concat(v) => {
+            let mut candidates: Vec<Alternatives> = Vec::new();
+            let mut run: Alternatives = vec![Vec::new()];
+            for h in v {
+                match exact(h) {
+                    Some(s) => match cross(&run, &s) {
+                        Some(longer) => run = longer,
+                        None => candidates.push(std::mem::replace(&mut run, s)),
+                    },
+                    None => {
+                        candidates.push(std::mem::replace(&mut run, vec![Vec::new()]));
+                        candidates.extend(required(h));
+                    }
+                }
+            }
+            candidates.push(run);
+            candidates.into_iter().filter(usable).max_by_key(|s| {
+                let shortest = s.iter().map(Vec::len).min().unwrap_or(0);
+                (shortest.min(16), std::cmp::Reverse(s.len()))
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gates(pattern: &str, case_insensitive: bool) -> Option<Vec<String>> {
+        required_literals(
+            pattern,
+            RegexFlags {
+                case_insensitive,
+                multi_line: false,
+                dot_all: false,
+            },
+        )
+    }
+
+    #[test]
+    fn required_pieces_are_found_inside_the_pattern() {
+        assert_eq!(
+            gates(r"\$PSHome\[\s*\d{1,3}\s*\]", false).unwrap(),
+            ["$pshome["]
+        );
+        // Neither a prefix nor a suffix: the backtick in the middle.
+        assert_eq!(gates(r"\w+`(?:\w+|-|.)`[\w+|\s]", false).unwrap(), ["`"]);
+        assert_eq!(gates(r"ipconfig\s+/all", false).unwrap(), ["ipconfig"]);
+        assert_eq!(gates("net(1)?\\s+stop", false).unwrap(), ["stop"]);
+        let mut alts = gates("(?:foo|barx)\\d+", false).unwrap();
+        alts.sort();
+        assert_eq!(alts, ["barx", "foo"]);
+        // Case-insensitive: one spelling, plus the Kelvin sign's.
+        assert_eq!(gates("(?i)kill", true).unwrap(), ["kill", "\u{212a}ill"]);
+        assert!(gates(r"\w+", false).is_none());
+        assert!(gates("(?:abc)?x*", false).is_none());
+        assert!(gates("a|\\d", false).is_none(), "a branch with no literal");
+    }
+
+    #[test]
+    fn gates_never_reject_a_match() {
+        let patterns = [
+            r"\$PSHome\[\s*\d{1,3}\s*\]\s*\+\s*\$PSHome\[",
+            r"\w+`(?:\w+|-|.)`[\w+|\s]",
+            r#""(?:\{\d\})+"\s*-f"#,
+            r"(?i)\$\{`?e`?n`?v`?:`?p`?a`?t`?h`?\}",
+            r#"(?i)\.exe["']?\s+[^"]{0,64}werfaultsecure\.exe"#,
+            r"ping\s+-n.{6,64}echo EEEE\s?>\s?",
+            r"[a-z]{3}\.(?:dll|exe)$",
+        ];
+        let texts = [
+            "x $PSHome[ 4 ]+$PSHome[30]",
+            "IN`V`o`Ke-eXp",
+            r#"&("{2}{3}{0}"-f 'e')"#,
+            "${E`NV:PaTh}",
+            "wsass.EXE \"C:\\x\\WerFaultSecure.exe\" 1234",
+            "ping -n 1 127.0.0.1 & echo EEEE > x",
+            "C:\\abc.DLL",
+            "abc.dll",
+            "nothing here",
+        ];
+        for p in patterns {
+            for ci in [false, true] {
+                let f = RegexFlags {
+                    case_insensitive: ci,
+                    multi_line: false,
+                    dot_all: false,
+                };
+                let re = build(p, f).unwrap();
+                let Some(lits) = required_literals(p, f) else {
+                    continue;
+                };
+                for t in texts {
+                    if re.is_match(t) {
+                        let lower = t.to_ascii_lowercase();
+                        assert!(
+                            lits.iter().any(|l| lower.contains(l.as_str())),
+                            "{p} (ci={ci}) matches {t:?} but no gate {lits:?} is in it"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
