@@ -5,8 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use support::shown;
 use trawl_replay::evtx_file::{chunks, read_chunk_with, settings, ChunkReader};
 use trawl_replay::unit::UnitOutput;
+
+mod support;
 
 fn shared_samples() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/evtx-attack-samples");
@@ -16,23 +19,6 @@ fn shared_samples() -> Option<PathBuf> {
         eprintln!("skipped: {} is absent (it is there in CI)", dir.display());
         None
     }
-}
-
-/// What a unit gave, as comparable text.
-fn shown(out: &UnitOutput) -> Vec<String> {
-    let mut lines: Vec<String> = out
-        .events
-        .iter()
-        .map(|e| format!("{} {:?}", e.seq, e.event))
-        .collect();
-    lines.extend(out.problems.iter().map(|p| format!("problem {p:?}")));
-    lines.push(format!("records {} skipped {}", out.records, out.skipped));
-    lines.extend(
-        out.channels
-            .channels()
-            .map(|(c, ids)| format!("channel {c} {ids:?}")),
-    );
-    lines
 }
 
 #[test]

@@ -18,7 +18,7 @@ use evtx::{EvtxChunk, EvtxChunkData, EvtxRecordHeader, ParserSettings};
 
 use super::bytes::Cursor;
 use super::template::{self, DataSlot, EventData, NoPlan, Plan, Root, Slot, Src};
-use super::values::{is_empty, is_known_type, render, Val};
+use super::values::{is_empty, is_known_type, reads_alone, render, Val, BINXML};
 use crate::unit::UnitOutput;
 use crate::winlog::mapping::{is_mapped, map_record, Mapped};
 use crate::winlog::record::{DataValue, WinRecord};
@@ -153,7 +153,11 @@ fn instance<'a>(
     }
     for d in descriptors.chunks_exact(4) {
         let size = usize::from(u16::from_le_bytes([d[0], d[1]]));
-        values.push((d[2], c.take(size).ok_or(fail)?));
+        let bytes = c.take(size).ok_or(fail)?;
+        if !reads_alone(d[2], bytes) {
+            return Err("a value its size does not hold");
+        }
+        values.push((d[2], bytes));
     }
     match c.rest() {
         [] | [0, ..] => Ok(def),
@@ -258,11 +262,17 @@ fn read_record<'a>(
         .and_then(|v| u32::try_from(v).ok());
     counts.add(channel, provider, event_id);
     // Embedded data is checked in every record, mapped or not, so a damaged
-    // one goes to the crate, which reports it.
-    let inner = match plan.embedded.and_then(|id| values.get(usize::from(id))) {
-        Some(&(0x21, bytes)) if !bytes.is_empty() => {
+    // one goes to the crate, which reports it. The crate parses every
+    // embedded value, so the ones the plan does not read are checked too.
+    let embedded_id = plan.embedded.map(usize::from);
+    check_other_binxml(values, embedded_id, chunk, embedded_plans, embedded)?;
+    let inner = match embedded_id.and_then(|id| values.get(id)) {
+        Some(&(BINXML, bytes)) if !bytes.is_empty() => {
             let start = bytes.as_ptr() as usize - chunk.as_ptr() as usize;
             let def = instance(bytes, start, embedded)?;
+            if embedded.iter().any(|v| v.0 == BINXML && !v.1.is_empty()) {
+                return Err("embedded BinXML within embedded data");
+            }
             Some(compiled(&mut embedded_plans.0, chunk, def, Root::Embedded)?)
         }
         _ => None,
@@ -295,6 +305,30 @@ fn read_record<'a>(
         Ok(Mapped::Event { seq, event }) => out.event(seq.unwrap_or(header_id), event),
         Ok(Mapped::Other) => {}
         Err(reason) => out.bad(Location::Record(header_id), reason, 1),
+    }
+    Ok(())
+}
+
+/// Checks the embedded BinXML values other than number `read` (which the
+/// plan reads) as the crate would parse them: each one template instance
+/// whose definition compiles, no deeper embedding. `scratch` is overwritten.
+fn check_other_binxml<'a>(
+    values: &[Value<'a>],
+    read: Option<usize>,
+    chunk: &'a [u8],
+    plans: &mut EmbeddedPlans,
+    scratch: &mut Vec<Value<'a>>,
+) -> Result<(), Fallback> {
+    for (i, &(t, bytes)) in values.iter().enumerate() {
+        if t != BINXML || bytes.is_empty() || Some(i) == read {
+            continue;
+        }
+        let start = bytes.as_ptr() as usize - chunk.as_ptr() as usize;
+        let def = instance(bytes, start, scratch)?;
+        if scratch.iter().any(|v| v.0 == BINXML && !v.1.is_empty()) {
+            return Err("embedded BinXML within embedded data");
+        }
+        compiled(&mut plans.0, chunk, def, Root::Embedded)?;
     }
     Ok(())
 }

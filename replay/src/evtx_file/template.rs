@@ -134,6 +134,11 @@ pub(super) fn compile(chunk: &[u8], def_offset: u32, root: Root) -> Result<Plan,
     let mut system = false;
     while c.pos() < end {
         let token = c.u8().ok_or("truncated token")?;
+        // Text, a substitution or an attribute outside every element is an
+        // error to the crate (embedded data stands in an `Event` only here).
+        if stack.len() == floor && matches!(token, 0x05 | 0x45 | 0x06 | 0x46 | 0x0d | 0x0e) {
+            return Err("a value outside an element");
+        }
         match token {
             0x00 => break,
             0x0f => {
@@ -178,7 +183,7 @@ pub(super) fn compile(chunk: &[u8], def_offset: u32, root: Root) -> Result<Plan,
                 let n = c.u16().ok_or("truncated text")? as usize;
                 let units = c.take(n * 2).ok_or("truncated text")?;
                 let mut text = String::new();
-                super::values::push_utf16(units, &mut text);
+                super::values::push_utf16(super::values::until_nul(units), &mut text);
                 push_piece(&mut stack, in_attr, Piece::Text(text))?;
             }
             0x06 | 0x46 => {
@@ -227,7 +232,7 @@ fn name_ref(chunk: &[u8], c: &mut Cursor<'_>) -> Result<String, NoPlan> {
         c.skip(8 + n * 2 + 2).ok_or("truncated inline name")?;
     }
     let mut name = String::new();
-    super::values::push_utf16(units, &mut name);
+    super::values::push_utf16(super::values::until_nul(units), &mut name);
     Ok(name)
 }
 

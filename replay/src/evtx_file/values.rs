@@ -49,6 +49,41 @@ pub(super) fn is_known_type(t: u8) -> bool {
     matches!(t, 0x00..=0x15 | 0x20 | 0x21 | 0x23 | 0x81..=0x95)
 }
 
+/// Whether the crate reads a value of type `t` declared as these bytes
+/// from them alone and without an error. The crate reads a fixed-size type
+/// (or a SID) by its own size whatever the descriptor says, so a shorter
+/// declared size shifts every value after it; sized arrays must be whole
+/// elements; ANSI text must decode. A record with any other value goes to
+/// the crate, which reads, or reports, it as it does.
+pub(super) fn reads_alone(t: u8, b: &[u8]) -> bool {
+    let whole = |n: usize| b.len().is_multiple_of(n);
+    match t {
+        ty::NULL | ty::BINARY | BINXML | 0x83 | 0x84 => true,
+        ty::STRING => whole(2),
+        0x02 | 0x82 => b.is_ascii(),
+        ty::INT8 | ty::UINT8 => !b.is_empty(),
+        ty::INT16 | ty::UINT16 => b.len() >= 2,
+        ty::INT32 | ty::UINT32 | REAL32 | ty::BOOL | ty::HEX_INT32 => b.len() >= 4,
+        ty::INT64 | ty::UINT64 | REAL64 | ty::FILETIME | ty::HEX_INT64 => b.len() >= 8,
+        ty::GUID | ty::SYSTIME => b.len() >= 16,
+        ty::SIZE_T => matches!(b.len(), 4 | 8),
+        ty::SID => b.len() >= 8 && b.len() >= 8 + 4 * usize::from(b[1]),
+        // Strings one after the other, the last one ended.
+        0x81 => whole(2) && (b.is_empty() || b.ends_with(&[0, 0])),
+        0x85 | 0x86 => whole(2),
+        0x87 | 0x88 | 0x8b | 0x8d | 0x94 => whole(4),
+        0x89 | 0x8a | 0x8c | 0x91 | 0x95 => whole(8),
+        0x8f | 0x92 => whole(16),
+        // SID arrays, handles, EvtXml, binary and size_t arrays.
+        _ => false,
+    }
+}
+
+/// Embedded BinXML, and the floating-point types (read only by the crate).
+pub(super) const BINXML: u8 = 0x21;
+const REAL32: u8 = 0x0b;
+const REAL64: u8 = 0x0c;
+
 /// Whether a value of type `ty` and these bytes is empty in the sense of an
 /// optional substitution (left out of its element).
 pub(super) fn is_empty(ty: u8, bytes: &[u8]) -> bool {
@@ -76,11 +111,7 @@ pub(super) fn render(t: u8, b: &[u8], buf: &mut String) -> Option<Val> {
             if !b.len().is_multiple_of(2) {
                 return None;
             }
-            let end = b
-                .chunks_exact(2)
-                .position(|u| u == [0, 0])
-                .map_or(b.len(), |i| i * 2);
-            push_utf16(&b[..end], buf);
+            push_utf16(until_nul(b), buf);
             Val::Text
         }
         ty::INT8 => Val::Int(i64::from(int(1)?[0] as i8)),
@@ -182,6 +213,16 @@ pub(super) fn render(t: u8, b: &[u8], buf: &mut String) -> Option<Val> {
         }
         _ => return None,
     })
+}
+
+/// UTF-16LE text up to its first NUL code unit: the text the crate reads
+/// from a value, a literal or a name, whatever length it was given.
+pub(super) fn until_nul(units: &[u8]) -> &[u8] {
+    let end = units
+        .chunks_exact(2)
+        .position(|u| u == [0, 0])
+        .map_or(units.len(), |i| i * 2);
+    &units[..end]
 }
 
 /// Appends UTF-16LE text to `out`, unpaired surrogates as U+FFFD. Most
