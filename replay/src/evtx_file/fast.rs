@@ -85,11 +85,13 @@ pub(super) fn read_chunk(
             out,
         )?;
         if id == data.header.last_event_record_id {
-            break;
+            return Ok(());
         }
         offset += header.data_size as usize;
     }
-    Ok(())
+    // The walk ended short of the last record the header names: the
+    // renderer's walk says how many are missing.
+    Err("the walk ended before the chunk's last record")
 }
 
 /// The plans of a chunk's templates, by definition offset: records', and

@@ -178,8 +178,16 @@ fn render_chunk(
         }
     };
     let mut host = None;
+    let before = out.records;
+    let mut last_seen: Option<u64> = None;
     for record in chunk.iter() {
         out.records += 1;
+        let seen = match &record {
+            Ok(r) => Some(r.event_record_id),
+            Err(EvtxError::FailedToParseRecord { record_id, .. }) => Some(*record_id),
+            Err(_) => None,
+        };
+        last_seen = last_seen.max(seen);
         let record = match record {
             Ok(r) => r,
             Err(e) => {
@@ -198,6 +206,24 @@ fn render_chunk(
             }
         };
         read_record(&json, id, Location::Record(id), &mut host, out);
+    }
+    // A record whose size runs past the others ends the crate's walk early:
+    // the records after the last one it reached, up to the last the header
+    // names, are lost, and said so (no more than the header promised and the
+    // walk did not count, so a damaged header id alone reports nothing).
+    let promised = last.checked_sub(first).map_or(0, |n| n + 1);
+    let after = last.saturating_sub(last_seen.unwrap_or(first.saturating_sub(1)));
+    let missing = after.min(promised.saturating_sub(out.records - before));
+    if missing > 0 {
+        out.records += missing;
+        out.bad(
+            Location::Chunk(number),
+            format!(
+                "{missing} of its {promised} records ({first} to {last}) were not found (a \
+                 damaged record size ends the walk early); they are skipped"
+            ),
+            missing,
+        );
     }
 }
 
