@@ -1,7 +1,7 @@
 //! Per-event matching cost, and the floor it is measured against.
 //!
 //! - `engine`: [`Ruleset::evaluate`] on one thread over the generated corpus
-//!   (`trawl_bench::corpus`, 20,000 events, seed 42), with (a) the embedded
+//!   (`trawl_bench::corpus`, 10,000 events, seed 42), with (a) the embedded
 //!   seed pack and (b) the full SigmaHQ Windows + Linux `process_creation`
 //!   and `file_event` scope from `../shared/corpus/sigma` (skipped with a
 //!   message when absent).
@@ -16,7 +16,7 @@ use trawl_bench::sources::{load_rules, sigma_scope, skipped};
 use trawl_engine::event::Event;
 use trawl_engine::matcher::{Ruleset, Scratch};
 
-const EVENTS: usize = 20_000;
+const EVENTS: usize = 10_000;
 const SEED: u64 = 42;
 
 /// The rule sets benched: the seed pack, and the SigmaHQ scope when present.
@@ -38,6 +38,16 @@ fn rule_sets() -> Vec<(&'static str, Ruleset)> {
         None => skipped("engine/sigma_full and floor/sigma_full"),
     }
     sets
+}
+
+/// Criterion's minimum of samples for large rule sets, whose passes over
+/// the corpus take seconds; its default for small ones.
+fn samples(rs: &Ruleset) -> usize {
+    if rs.len() > 100 {
+        10
+    } else {
+        100
+    }
 }
 
 fn evaluate_all(
@@ -63,6 +73,7 @@ fn engine_and_floor(c: &mut Criterion) {
     for (name, rs) in &sets {
         let mut scratch = Scratch::new(rs);
         let mut out = Vec::new();
+        g.sample_size(samples(rs));
         g.bench_function(*name, |b| {
             b.iter(|| evaluate_all(rs, &events, &mut scratch, &mut out))
         });
@@ -79,6 +90,7 @@ fn engine_and_floor(c: &mut Criterion) {
             stats.literals, stats.fields
         );
         let mut scratch = FloorScratch::default();
+        g.sample_size(samples(rs));
         g.bench_function(*name, |b| {
             b.iter(|| {
                 events

@@ -18,11 +18,11 @@ fn pipeline(c: &mut Criterion) {
         }
     };
     let ruleset = Arc::new(load_rules(&paths).expect("rules load").ruleset);
-    let events = trawl_bench::corpus(20_000, 42);
+    let events = trawl_bench::corpus(10_000, 42);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(events.len() as u64));
-    g.sample_size(20);
+    g.sample_size(10);
     let mut counts = vec![1];
     if cores > 1 {
         counts.push(cores);

@@ -127,7 +127,7 @@ fn throughput(args: &ThroughputArgs) -> Result<()> {
         pct(99)
     );
     println!(
-        "# each figure: the median of {} passes over all events (after a warm-up), {threads} thread(s) unless the line says otherwise",
+        "# each figure: the median of {} timed pass(es) over all events (after a warm-up), {threads} thread(s) unless the line says otherwise",
         args.passes
     );
 
