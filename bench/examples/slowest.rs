@@ -34,6 +34,32 @@ fn main() {
         "{n} events, {:.1} µs per event on average",
         total / n as f64
     );
+    // Cost by command-line length: where a matcher's time goes.
+    for (lo, hi) in [(0, 128), (128, 512), (512, 2048), (2048, usize::MAX)] {
+        let in_bucket: Vec<f64> = timed
+            .iter()
+            .filter(|(_, i, _)| {
+                let len = events[*i]
+                    .get(&fields::COMMAND_LINE)
+                    .and_then(|v| v.as_str())
+                    .map_or(0, str::len);
+                (lo..hi).contains(&len)
+            })
+            .map(|t| t.0)
+            .collect();
+        let sum: f64 = in_bucket.iter().sum();
+        let upper = if hi == usize::MAX {
+            String::new()
+        } else {
+            hi.to_string()
+        };
+        println!(
+            "  command line {lo}..{upper} bytes: {} events, {:.1} µs each, {:.0}% of the time",
+            in_bucket.len(),
+            sum / in_bucket.len().max(1) as f64,
+            100.0 * sum / total
+        );
+    }
     timed.sort_by(|a, b| b.0.total_cmp(&a.0));
     for &(us, i, fired) in timed.iter().take(top) {
         let ev = &events[i];
