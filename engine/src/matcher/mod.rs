@@ -54,14 +54,12 @@ use crate::event::{Event, EventKind, NumBuf, Os, Value};
 use crate::rule::{FieldTarget, Rule, Test, Unsupported};
 
 mod compile;
-mod floor;
 mod gram;
 mod needle;
 mod regexes;
 mod text;
 mod trie;
 
-pub use floor::LiteralFloor;
 
 use compile::{AtomKind, CBody, FieldScan, LitUse, LiteralScan, Node, View};
 use needle::{LoweredFields, Needle};

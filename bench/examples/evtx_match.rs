@@ -11,7 +11,7 @@
 //! printed beside.
 //!
 //! ```sh
-//! cargo run --release -p trawl-replay --example evtx_match -- ../shared/corpus/evtx-attack-samples \
+//! cargo run --release -p trawl-bench --example evtx_match -- ../shared/corpus/evtx-attack-samples \
 //!     ../shared/corpus/sigma/rules ../shared/corpus/sigma/rules-emerging-threats \
 //!     ../shared/corpus/sigma/rules-threat-hunting 20
 //! ```
@@ -21,7 +21,8 @@ use std::time::Instant;
 
 use trawl_engine::event::{EventKind, Os};
 use trawl_engine::load::RuleSources;
-use trawl_engine::matcher::{LiteralFloor, Scratch};
+use trawl_bench::floor::{Floor, FloorScratch};
+use trawl_engine::matcher::Scratch;
 use trawl_replay::evtx_file::{chunks, read_chunk, settings};
 use trawl_replay::unit::UnitOutput;
 
@@ -100,12 +101,13 @@ fn main() {
     if engine_only {
         return;
     }
-    let floor = LiteralFloor::build(rs.rules());
-    let mut hits = 0usize;
+    let floor = Floor::build(rs.rules());
+    let mut floor_scratch = FloorScratch::default();
+    let mut hits = 0u64;
     let (start, cpu0) = (Instant::now(), cpu_secs());
     for _ in 0..reps {
         for e in &events {
-            hits += floor.scan(e);
+            hits += floor.scan(e, &mut floor_scratch);
         }
     }
     let (floor_secs, wall) = elapsed(start, cpu0);
