@@ -19,9 +19,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use trawl_bench::floor::{Floor, FloorScratch};
 use trawl_engine::event::{EventKind, Os};
 use trawl_engine::load::RuleSources;
-use trawl_bench::floor::{Floor, FloorScratch};
 use trawl_engine::matcher::Scratch;
 use trawl_replay::evtx_file::{chunks, read_chunk, settings};
 use trawl_replay::unit::UnitOutput;

@@ -60,7 +60,6 @@ mod regexes;
 mod text;
 mod trie;
 
-
 use compile::{AtomKind, CBody, FieldScan, LitUse, LiteralScan, Node, View};
 use needle::{LoweredFields, Needle};
 use regexes::RegexTable;
