@@ -430,6 +430,16 @@ impl Event {
         self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    /// A field's position among the event's fields and its value: the
+    /// position names the field in what a keyword matched.
+    #[inline]
+    pub fn get_indexed(&self, key: &FieldKey) -> Option<(usize, &Value)> {
+        self.fields
+            .iter()
+            .position(|(k, _)| k == key)
+            .map(|i| (i, &self.fields[i].1))
+    }
+
     /// A field's value by name, if it is a string.
     pub fn get_str(&self, name: &str) -> Option<&str> {
         self.fields

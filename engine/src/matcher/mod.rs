@@ -383,12 +383,7 @@ impl Eval<'_> {
                     self.s.derived = buf;
                 }
                 FieldTarget::Field(key) => {
-                    let Some((i, (_, value))) = self
-                        .event
-                        .fields()
-                        .enumerate()
-                        .find(|(_, (k, _))| *k == key)
-                    else {
+                    let Some((i, value)) = self.event.get_indexed(key) else {
                         continue;
                     };
                     let mut num = std::mem::take(&mut self.s.num);
@@ -504,12 +499,7 @@ impl Eval<'_> {
 
     /// A needle's verdict on its field.
     fn needle(&mut self, key: &crate::event::FieldKey, n: &Needle) -> bool {
-        let Some((i, (_, value))) = self
-            .event
-            .fields()
-            .enumerate()
-            .find(|(_, (k, _))| *k == key)
-        else {
+        let Some((i, value)) = self.event.get_indexed(key) else {
             return false;
         };
         let s = &mut *self.s;
