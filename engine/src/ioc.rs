@@ -81,6 +81,15 @@ impl HashAlgo {
         }
     }
 
+    /// A small number per algorithm, for tables.
+    fn index(self) -> usize {
+        match self {
+            HashAlgo::Md5 => 0,
+            HashAlgo::Sha1 => 1,
+            HashAlgo::Sha256 => 2,
+        }
+    }
+
     fn from_hex_len(len: usize) -> Option<HashAlgo> {
         match len {
             32 => Some(HashAlgo::Md5),
@@ -92,12 +101,45 @@ impl HashAlgo {
 }
 
 /// A digest, stored as bytes so lookups neither allocate nor care about case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Digest {
     algo: HashAlgo,
     len: u8,
     bytes: [u8; 32],
 }
+
+/// A digest's bytes are already uniformly spread, so its first eight are
+/// its hash: no hash function runs per lookup (every process start with
+/// `Hashes` is looked up).
+impl std::hash::Hash for Digest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&self.bytes[..8]);
+        state.write_u64(u64::from_le_bytes(head) ^ u64::from(self.len));
+    }
+}
+
+/// The hasher of [`Digest`] keys: it keeps the one `u64` a digest writes.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached by `Digest`; any other input still hashes.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+}
+
+/// Indicators by digest.
+type Entries = HashMap<Digest, IocEntry, std::hash::BuildHasherDefault<DigestHasher>>;
 
 impl Digest {
     /// Parses hex (either case) of an MD5, SHA-1 or SHA-256 digest.
@@ -178,7 +220,10 @@ pub struct IocProblem {
 /// A parsed indicator list, ready for lookups.
 #[derive(Debug, Clone, Default)]
 pub struct IocSet {
-    entries: Arc<HashMap<Digest, IocEntry>>,
+    entries: Arc<Entries>,
+    /// Which algorithms the list holds (by [`HashAlgo::index`]): an event's
+    /// digest of another is not even decoded.
+    algos: [bool; 3],
 }
 
 impl IocSet {
@@ -187,7 +232,7 @@ impl IocSet {
     /// never stop the parse.
     pub fn parse(text: &str) -> (IocSet, Vec<IocProblem>) {
         let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-        let mut entries: HashMap<Digest, IocEntry> = HashMap::new();
+        let mut entries = Entries::default();
         let mut problems = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
@@ -240,9 +285,14 @@ impl IocSet {
                 Entry::Occupied(_) => {}
             }
         }
+        let mut algos = [false; 3];
+        for digest in entries.keys() {
+            algos[digest.algo().index()] = true;
+        }
         (
             IocSet {
                 entries: Arc::new(entries),
+                algos,
             },
             problems,
         )
@@ -298,6 +348,9 @@ impl IocSet {
 
     /// Looks up `hex` if `label` (when there is one) names its algorithm.
     fn lookup_labelled(&self, label: Option<&str>, hex: &str) -> Option<&IocEntry> {
+        if !self.algos[HashAlgo::from_hex_len(hex.len())?.index()] {
+            return None;
+        }
         let digest = Digest::from_hex(hex)?;
         match label {
             Some(label) if HashAlgo::from_label(label)? != digest.algo() => None,
@@ -533,6 +586,29 @@ mod tests {
         assert_eq!(hit_names(&set, &[("MD5", SHA)]), none);
         assert_eq!(hit_names(&set, &[("SHA1", MD5)]), none);
         assert_eq!(hit_names(&set, &[("IMPHASH", MD5)]), none);
+    }
+
+    #[test]
+    fn digests_alike_in_their_first_bytes_stay_apart() {
+        // The lookup hashes a digest by its first eight bytes only; equality
+        // still compares all of them.
+        let a = format!("{}{}", "ab".repeat(8), "01".repeat(24));
+        let b = format!("{}{}", "ab".repeat(8), "02".repeat(24));
+        let (set, problems) = IocSet::parse(&format!("{a} first\n{b} second\n"));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.lookup_hex(&a).map(|e| e.name.as_str()), Some("first"));
+        assert_eq!(set.lookup_hex(&b).map(|e| e.name.as_str()), Some("second"));
+        let c = format!("{}{}", "ab".repeat(8), "03".repeat(24));
+        assert!(set.lookup_hex(&c).is_none());
+        // A SHA-256-only list still finds its digest among Sysmon's others.
+        let hashes = format!(
+            "SHA1={},MD5={},SHA256={b},IMPHASH={}",
+            "1".repeat(40),
+            MD5,
+            MD5
+        );
+        assert_eq!(hit_names(&set, &[("Hashes", &hashes)]), ["second"]);
     }
 
     #[test]
