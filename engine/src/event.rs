@@ -210,6 +210,15 @@ impl FieldKey {
         FieldKey(Repr::Known(index))
     }
 
+    /// The number of a well-known name (its place in [`KNOWN_FIELDS`]), for
+    /// tables indexed by field; `None` for other names.
+    pub fn known_id(&self) -> Option<u16> {
+        match &self.0 {
+            Repr::Known(i) => Some(*i),
+            Repr::Other(_) => None,
+        }
+    }
+
     /// The field's name, as written in traces and rules.
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -438,6 +447,12 @@ impl Event {
             .iter()
             .position(|(k, _)| k == key)
             .map(|i| (i, &self.fields[i].1))
+    }
+
+    /// The field at `position` (in the order fields were set).
+    #[inline]
+    pub fn field_at(&self, position: usize) -> Option<(&FieldKey, &Value)> {
+        self.fields.get(position).map(|(k, v)| (k, v))
     }
 
     /// A field's value by name, if it is a string.

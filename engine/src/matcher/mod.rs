@@ -207,6 +207,15 @@ impl Ruleset {
         if view.rules.is_empty() {
             return;
         }
+        for (i, (key, _)) in event.fields().enumerate() {
+            if let Some(id) = key.known_id() {
+                let slot = &mut scratch.known_slot[usize::from(id)];
+                // The first of a repeated name, as `Event::get` finds it.
+                if *slot == 0 {
+                    *slot = i as u32 + 1;
+                }
+            }
+        }
         let mut ev = Eval {
             view,
             regexes: &self.regexes.regexes,
@@ -254,6 +263,11 @@ impl Ruleset {
         }
         ev.s.candidates = candidates;
         ev.s.reset();
+        for (key, _) in event.fields() {
+            if let Some(id) = key.known_id() {
+                scratch.known_slot[usize::from(id)] = 0;
+            }
+        }
     }
 
     /// The ids of the rules that fire on `event`: a convenience for tests and
@@ -290,6 +304,10 @@ pub struct Scratch {
     regex_caches: Vec<Option<meta::Cache>>,
     /// This event's fields, lower-cased for needles.
     lowered: LoweredFields,
+    /// Per well-known field name: 1 + its position in this event, 0 when
+    /// absent. Filled once per event, so a test finds its field at once
+    /// rather than by a walk over the event's fields.
+    known_slot: Vec<u32>,
     num: NumBuf,
     /// Text derived from an event (a digest in lower case).
     derived: String,
@@ -309,6 +327,7 @@ impl Scratch {
             candidates: Vec::new(),
             regex_caches: Vec::new(),
             lowered: LoweredFields::default(),
+            known_slot: vec![0; crate::event::KNOWN_FIELDS.len()],
             num: NumBuf::new(),
             derived: String::new(),
         };
@@ -367,7 +386,20 @@ struct Eval<'a> {
     s: &'a mut Scratch,
 }
 
-impl Eval<'_> {
+impl<'a> Eval<'a> {
+    /// A field of the event and its position: through the per-event table
+    /// for well-known names, by a walk for others.
+    #[inline]
+    fn field(&self, key: &crate::event::FieldKey) -> Option<(usize, &'a Value)> {
+        match key.known_id() {
+            Some(id) => {
+                let at = (self.s.known_slot[usize::from(id)] as usize).checked_sub(1)?;
+                self.event.field_at(at).map(|(_, v)| (at, v))
+            }
+            None => self.event.get_indexed(key),
+        }
+    }
+
     /// The literal pass: per field, a walk of its anchored tries and one
     /// automaton run over its `contains` literals (and the keyword automaton
     /// over every field), marking hit atoms and the rules they wake.
@@ -383,7 +415,7 @@ impl Eval<'_> {
                     self.s.derived = buf;
                 }
                 FieldTarget::Field(key) => {
-                    let Some((i, value)) = self.event.get_indexed(key) else {
+                    let Some((i, value)) = self.field(key) else {
                         continue;
                     };
                     let mut num = std::mem::take(&mut self.s.num);
@@ -499,7 +531,7 @@ impl Eval<'_> {
 
     /// A needle's verdict on its field.
     fn needle(&mut self, key: &crate::event::FieldKey, n: &Needle) -> bool {
-        let Some((i, value)) = self.event.get_indexed(key) else {
+        let Some((i, value)) = self.field(key) else {
             return false;
         };
         let s = &mut *self.s;
@@ -516,7 +548,7 @@ impl Eval<'_> {
     fn read_and_test(&mut self, a: u32, target: &FieldTarget) -> bool {
         match target {
             FieldTarget::Field(key) => {
-                let value = self.event.get(key).map(Seen::Value);
+                let value = self.field(key).map(|(_, v)| Seen::Value(v));
                 self.test(a, value)
             }
             FieldTarget::Derived(d) => {
