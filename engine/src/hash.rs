@@ -166,7 +166,11 @@ impl HashCache {
             return Ok(d);
         }
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
+        // Sized to the file (4 KiB to 256 KiB): a fixed 256 KiB buffer is
+        // above malloc's mmap threshold, so every small file paid a map and
+        // an unmap of it.
+        let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+        let mut buf = vec![0u8; size.clamp(4 * 1024, 256 * 1024)];
         let mut total = 0u64;
         // One byte past the cap tells a file that grew after `stat`.
         let mut limited = file.take(self.max_size.saturating_add(1));
