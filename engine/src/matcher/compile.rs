@@ -116,6 +116,27 @@ pub(super) struct LitUse {
     pub(super) cased: Option<Arc<str>>,
 }
 
+impl LitUse {
+    /// Each literal used once, by atoms numbered in order: what the scans'
+    /// tests build their tables from.
+    #[cfg(test)]
+    pub(super) fn numbered(lits: &[&str], op: StrOp) -> Vec<(String, LitUse)> {
+        (lits.iter().enumerate())
+            .map(|(i, l)| {
+                let cased = None;
+                (
+                    l.to_string(),
+                    LitUse {
+                        atom: i as u32,
+                        op,
+                        cased,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
 /// Whether a Str test can be served by the automaton.
 fn is_literal(test: &Test) -> bool {
     match test {

@@ -248,21 +248,7 @@ mod tests {
         let lits = [
             "a", "-e", " /c", "abcd", "bcde", "cd", "xx-enc", "zzzzzzzz", "ДЖ",
         ];
-        let g = GramScan::build(
-            lits.iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    (
-                        l.to_string(),
-                        LitUse {
-                            atom: i as u32,
-                            op: StrOp::Contains,
-                            cased: None,
-                        },
-                    )
-                })
-                .collect(),
-        );
+        let g = GramScan::build(LitUse::numbered(&lits, StrOp::Contains));
         let texts = [
             "",
             "a",

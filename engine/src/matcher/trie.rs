@@ -136,22 +136,6 @@ mod tests {
     use super::*;
     use crate::rule::StrOp;
 
-    fn uses(lits: &[&str], op: StrOp) -> Vec<(String, LitUse)> {
-        lits.iter()
-            .enumerate()
-            .map(|(i, l)| {
-                (
-                    l.to_string(),
-                    LitUse {
-                        atom: i as u32,
-                        op,
-                        cased: None,
-                    },
-                )
-            })
-            .collect()
-    }
-
     #[test]
     fn walks_find_every_literal_at_their_end() {
         let lits = [
@@ -175,7 +159,7 @@ mod tests {
             } else {
                 StrOp::Prefix
             };
-            let t = AnchoredTrie::build(uses(&lits, op), backward);
+            let t = AnchoredTrie::build(LitUse::numbered(&lits, op), backward);
             assert_eq!(t.len(), lits.len());
             for text in texts {
                 let lower = text.to_ascii_lowercase();
