@@ -7,9 +7,11 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::gram::GramScan;
 use super::needle::Needle;
+use super::needle_set::NeedleSet;
 use super::regexes::{regex_flags, RegexTable};
 use super::text::{compile_glob, literal_variants, PatItem};
 use super::trie::AnchoredTrie;
+use crate::event::FieldKey;
 use crate::ioc::IocSet;
 use crate::rule::{Atom, Expr, FieldTarget, GlobToken, Rule, RuleBody, StrOp, Test};
 
@@ -23,6 +25,8 @@ pub(super) struct View {
     pub(super) keyword_scan: Option<LiteralScan>,
     /// Rules that can fire with no literal hit: evaluated on every event.
     pub(super) always: Vec<u32>,
+    /// The needle lists conditions OR together ([`Node::AnyOf`]).
+    pub(super) needle_sets: Vec<NeedleSet>,
 }
 
 #[derive(Debug)]
@@ -55,6 +59,10 @@ pub(super) enum Node {
     Or(Vec<Node>),
     Not(Box<Node>),
     Const(bool),
+    /// Whether any needle of one [`NeedleSet`] holds: an OR's needles on
+    /// one field, searched for together (only in a decision's tree; an
+    /// alert's `matches` still come from the atoms as written).
+    AnyOf(u32),
 }
 
 #[derive(Debug)]
@@ -179,6 +187,13 @@ impl ViewBuilder<'_> {
         }
         let kind = match test {
             Test::Glob { tokens, .. } => AtomKind::Glob(compile_glob(tokens)),
+            // Keywords are scanned over the fields joined by NULs: one
+            // holding a NUL is tested field by field instead.
+            Test::Str { value, .. }
+                if matches!(target, FieldTarget::AnyField) && value.contains('\0') =>
+            {
+                AtomKind::Lazy
+            }
             t if is_literal(t) => AtomKind::Literal,
             t => match regex_flags(t) {
                 Some((pattern, flags)) => AtomKind::Regex(self.regexes.id(pattern, flags)),
@@ -298,6 +313,8 @@ fn necessary(node: &Node, atoms: &[CAtom], positive: bool) -> Option<(f64, Vec<u
             }
         }
         Node::Const(b) => return (*b != positive).then(|| (0.0, Vec::new())),
+        // Needles wake nothing.
+        Node::AnyOf(_) => return None,
         Node::Not(n) => return necessary(n, atoms, !positive),
         // not (a and b) = (not a) or (not b), and the other way round.
         Node::And(v) if positive => (v, false),
@@ -404,6 +421,15 @@ impl View {
             }
         }
 
+        // Each OR's plain needles on one field, searched for together.
+        let mut needle_sets = Vec::new();
+        let mut set_index = HashMap::new();
+        for vr in &mut vrules {
+            if let CBody::Expr { ordered, .. } = &mut vr.body {
+                group_needles(ordered, &atoms, &mut needle_sets, &mut set_index);
+            }
+        }
+
         let (scans, keyword_scan) = literal_scans(&atoms);
         View {
             rules: vrules,
@@ -412,7 +438,78 @@ impl View {
             scans,
             keyword_scan,
             always,
+            needle_sets,
         }
+    }
+}
+
+/// A plain needle (a case-insensitive `contains` searched for directly):
+/// its field, atom and lower-cased literal.
+fn plain_needle(node: &Node, atoms: &[CAtom]) -> Option<(FieldKey, u32, Vec<u8>)> {
+    let Node::Atom(a) = node else { return None };
+    let atom = &atoms[*a as usize];
+    match (&atom.kind, &atom.target, &atom.test) {
+        (
+            AtomKind::Needle(_),
+            FieldTarget::Field(key),
+            Test::Str {
+                op: StrOp::Contains,
+                value,
+                cased: false,
+            },
+        ) => Some((key.clone(), *a, value.as_bytes().to_ascii_lowercase())),
+        _ => None,
+    }
+}
+
+/// Replaces, in every OR of `node`, the plain needles (case-insensitive
+/// `contains`) of one field by one [`Node::AnyOf`] at the first one's place,
+/// when there are two or more. Identical lists share one set.
+fn group_needles(
+    node: &mut Node,
+    atoms: &[CAtom],
+    sets: &mut Vec<NeedleSet>,
+    index: &mut HashMap<(FieldKey, Vec<u32>), u32>,
+) {
+    match node {
+        Node::And(v) => v
+            .iter_mut()
+            .for_each(|n| group_needles(n, atoms, sets, index)),
+        Node::Not(n) => group_needles(n, atoms, sets, index),
+        Node::Or(v) => {
+            v.iter_mut()
+                .for_each(|n| group_needles(n, atoms, sets, index));
+            let needles: Vec<Option<(FieldKey, u32, Vec<u8>)>> =
+                v.iter().map(|n| plain_needle(n, atoms)).collect();
+            let mut grouped: Vec<&FieldKey> = Vec::new();
+            let mut kept = Vec::with_capacity(v.len());
+            for (n, needle) in v.drain(..).zip(&needles) {
+                let Some((key, ..)) = needle else {
+                    kept.push(n);
+                    continue;
+                };
+                if grouped.contains(&key) {
+                    continue;
+                }
+                let members: Vec<(u32, Vec<u8>)> = (needles.iter().flatten())
+                    .filter(|m| &m.0 == key)
+                    .map(|m| (m.1, m.2.clone()))
+                    .collect();
+                if members.len() < 2 {
+                    kept.push(n);
+                    continue;
+                }
+                grouped.push(key);
+                let ids = members.iter().map(|m| m.0).collect();
+                let set = *index.entry((key.clone(), ids)).or_insert_with(|| {
+                    sets.push(NeedleSet::new(key.clone(), members));
+                    sets.len() as u32 - 1
+                });
+                kept.push(Node::AnyOf(set));
+            }
+            *v = kept;
+        }
+        Node::Atom(_) | Node::Gate(_) | Node::Const(_) | Node::AnyOf(_) => {}
     }
 }
 
@@ -509,6 +606,7 @@ fn cheapest_first(node: &Node, atoms: &[CAtom]) -> (Node, u32) {
             (node.clone(), cost)
         }
         Node::Const(_) => (node.clone(), 0),
+        Node::AnyOf(_) => (node.clone(), 2),
         Node::Not(n) => {
             let (n, cost) = cheapest_first(n, atoms);
             (Node::Not(Box::new(n)), cost)

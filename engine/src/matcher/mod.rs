@@ -2,21 +2,22 @@
 //!
 //! [`Ruleset::compile`] takes the [`Rule`]s of every front end and, for each
 //! (event kind, OS) pair, builds a *view*: the rules in scope there, their atoms
-//! deduplicated, and for every field one ASCII-case-insensitive Aho-Corasick
-//! automaton holding every literal any of those rules tests on that field.
-//! Evaluating an event then costs:
+//! deduplicated, and per field the scans below. Evaluating an event then costs:
 //!
-//! 1. one overlapping automaton pass per field that has literals (hits are
-//!    checked for position: prefix = starts at 0, suffix = ends at the end,
-//!    equals = both, term = alphanumeric ends on term boundaries; and, for
-//!    case-sensitive literals, exact bytes);
-//! 2. the rules touched by a hit, plus the few rules that can match without any
-//!    literal (found at compile time by evaluating each condition in three-valued
-//!    logic with every literal false), are evaluated over the hit bitset;
-//! 3. other tests (globs, regexes, numbers, `exists`, `null`, field references,
-//!    CIDR) run lazily, only for those candidate rules, once per event; a
-//!    field's regexes (of the same flags) run together as one multi-pattern
-//!    automaton.
+//! 1. per field, a walk of its anchored tries from either end (every
+//!    `startswith`, `endswith` and equals literal) and one pass of a small
+//!    window filter over the rules' *wake* literals (for each rule, the
+//!    cheapest set of literals one of which must be in the text for it to
+//!    fire); keyword literals are looked for in one pass over all fields;
+//! 2. only the rules a wake literal touched, plus the few that can match
+//!    without any literal (found at compile time by evaluating each
+//!    condition in three-valued logic with every literal false), are
+//!    evaluated, cheapest test first;
+//! 3. their other tests run lazily, once per event: `contains` literals as
+//!    vectorised substring searches over the lower-cased field (an OR's
+//!    literals on one field as one packed search), then globs, regexes
+//!    (gated on the literals every match must hold), numbers, `exists`,
+//!    `null`, field references, CIDR.
 //!
 //! A glob with a literal piece is compiled as "contains the longest piece AND
 //! the glob", so it, too, only costs work when its literal is seen.
@@ -56,6 +57,7 @@ use crate::rule::{FieldTarget, Rule, Test, Unsupported};
 mod compile;
 mod gram;
 mod needle;
+mod needle_set;
 mod regexes;
 mod text;
 mod trie;
@@ -309,6 +311,10 @@ pub struct Scratch {
     /// rather than by a walk over the event's fields.
     known_slot: Vec<u32>,
     num: NumBuf,
+    /// For keywords: every field's text, each followed by a NUL, and where
+    /// each starts.
+    joined: Vec<u8>,
+    joined_starts: Vec<u32>,
     /// Text derived from an event (a digest in lower case).
     derived: String,
 }
@@ -329,6 +335,8 @@ impl Scratch {
             lowered: LoweredFields::default(),
             known_slot: vec![0; crate::event::KNOWN_FIELDS.len()],
             num: NumBuf::new(),
+            joined: Vec::new(),
+            joined_starts: Vec::new(),
             derived: String::new(),
         };
         s.fit(ruleset);
@@ -428,14 +436,40 @@ impl<'a> Eval<'a> {
             }
         }
         if let Some(ks) = &view.keyword_scan {
-            for (i, (_, value)) in self.event.fields().enumerate() {
-                let mut num = std::mem::take(&mut self.s.num);
-                if let Some(text) = value.match_text(&mut num) {
-                    self.scan_text(ks, text, i as u32);
-                }
-                self.s.num = num;
+            self.scan_keywords(ks);
+        }
+    }
+
+    /// The keyword literals, looked for in every field: one automaton run
+    /// over the event's field texts joined by NULs (a literal holds no NUL,
+    /// so no hit spans two fields) rather than one run per field, whose
+    /// fixed cost, times some twenty fields, was most of the work.
+    fn scan_keywords(&mut self, scan: &LiteralScan) {
+        let mut joined = std::mem::take(&mut self.s.joined);
+        let mut starts = std::mem::take(&mut self.s.joined_starts);
+        let mut num = std::mem::take(&mut self.s.num);
+        joined.clear();
+        starts.clear();
+        for (_, value) in self.event.fields() {
+            starts.push(joined.len() as u32);
+            if let Some(text) = value.match_text(&mut num) {
+                joined.extend_from_slice(text.as_bytes());
+            }
+            joined.push(0);
+        }
+        self.s.num = num;
+        for m in scan.ac.find_overlapping_iter(&joined[..]) {
+            // The field the hit is in, and the hit within that field's text.
+            let field = starts.partition_point(|&s| s as usize <= m.start()) - 1;
+            let from = starts[field] as usize;
+            let to = starts.get(field + 1).map_or(joined.len(), |&s| s as usize) - 1;
+            let hay = &joined[from..to];
+            for u in &scan.uses[m.pattern().as_usize()] {
+                self.hit(u, hay, m.start() - from, m.end() - from, field as u32);
             }
         }
+        self.s.joined = joined;
+        self.s.joined_starts = starts;
     }
 
     /// One field's literals: its tries walked from either end, its `contains`
@@ -462,16 +496,6 @@ impl<'a> Eval<'a> {
             self.hit(u, hay, start, end, u32::MAX)
         });
         self.s.lowered = lowered;
-    }
-
-    #[inline]
-    fn scan_text(&mut self, scan: &LiteralScan, text: &str, field_index: u32) {
-        let hay = text.as_bytes();
-        for m in scan.ac.find_overlapping_iter(hay) {
-            for u in &scan.uses[m.pattern().as_usize()] {
-                self.hit(u, hay, m.start(), m.end(), field_index);
-            }
-        }
     }
 
     /// A literal seen at `hay[start..end]` (ignoring ASCII case): if its
@@ -510,6 +534,46 @@ impl<'a> Eval<'a> {
             Node::Or(v) => v.iter().any(|n| self.eval(n)),
             Node::Not(n) => !self.eval(n),
             Node::Const(b) => *b,
+            Node::AnyOf(set) => self.any_of(*set),
+        }
+    }
+
+    /// Whether any needle of a set holds. A miss settles every one of them
+    /// (false); a hit settles the one found.
+    fn any_of(&mut self, set: u32) -> bool {
+        let set = &self.view.needle_sets[set as usize];
+        let mut unknown = false;
+        for &a in &set.atoms {
+            match self.s.state[a as usize] {
+                TRUE => return true,
+                FALSE => {}
+                _ => unknown = true,
+            }
+        }
+        if !unknown {
+            return false;
+        }
+        let found = match self.field(&set.key) {
+            Some((i, value)) => {
+                let s = &mut *self.s;
+                match value.match_text(&mut s.num) {
+                    Some(text) => set.find(s.lowered.get(i, text.as_bytes())),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        match found {
+            Some(k) => {
+                self.s.set(set.atoms[k], TRUE);
+                true
+            }
+            None => {
+                for &a in &set.atoms {
+                    self.s.set(a, FALSE);
+                }
+                false
+            }
         }
     }
 
@@ -641,7 +705,7 @@ impl<'a> Eval<'a> {
                     }
                 }
             }
-            Node::Gate(_) | Node::Const(_) => {}
+            Node::Gate(_) | Node::Const(_) | Node::AnyOf(_) => {}
             Node::And(v) | Node::Or(v) => {
                 for n in v {
                     self.collect_matches(n, positive, out);
@@ -759,6 +823,14 @@ mod tests {
             value: v.into(),
             cased: false,
         }
+    }
+
+    /// A keyword: `contains` on any field.
+    fn keyword(v: &str) -> Expr {
+        Expr::Atom(Atom {
+            target: FieldTarget::AnyField,
+            test: s(StrOp::Contains, v),
+        })
     }
 
     fn proc(image: &str, cmd: &str) -> Event {
@@ -1215,15 +1287,9 @@ mod tests {
 
     #[test]
     fn keywords_see_numbers_and_json_values() {
-        let kw = |v: &str| {
-            Expr::Atom(Atom {
-                target: FieldTarget::AnyField,
-                test: s(StrOp::Contains, v),
-            })
-        };
         let (rs, _) = Ruleset::compile(vec![
-            rule("pid", proc_win(), kw("4312")),
-            rule("json", proc_win(), kw("\"inner\"")),
+            rule("pid", proc_win(), keyword("4312")),
+            rule("json", proc_win(), keyword("\"inner\"")),
         ]);
         let mut ev = proc("", "");
         ev.set(fields::PROCESS_ID, Value::Int(4312));
@@ -1233,6 +1299,51 @@ mod tests {
             Value::Json(serde_json::json!({"k": "inner"})),
         );
         assert_eq!(rs.matching_ids(&ev), ["pid", "json"]);
+    }
+
+    #[test]
+    fn keywords_are_found_within_one_field_and_named_by_it() {
+        let (rs, _) = Ruleset::compile(vec![
+            rule("across", proc_win(), keyword("exe\u{0}run")),
+            rule("joined", proc_win(), keyword("exerun")),
+            rule("cmd", proc_win(), keyword("RUN me")),
+        ]);
+        // "a.exe" and "run me" are neighbours in the event, never one text.
+        let ev = proc("C:\\a.exe", "run me");
+        let mut scratch = Scratch::new(&rs);
+        let mut out = Vec::new();
+        rs.evaluate(&ev, &mut scratch, &mut out);
+        let fired: Vec<&str> = out.iter().map(|d| rs.rule(d.rule).id.as_str()).collect();
+        assert_eq!(fired, ["cmd"]);
+        assert_eq!(out[0].matches[0].field, "CommandLine");
+        // A keyword holding a NUL is still tested, field by field.
+        assert_eq!(rs.matching_ids(&proc("", "exe\u{0}run")), ["across"]);
+    }
+
+    #[test]
+    fn an_or_of_needles_is_decided_in_one_search_and_reports_what_held() {
+        let cl = |v: &str| Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)));
+        let image = Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, "\\x.exe")));
+        let list = || Expr::Or(vec![cl("-aa"), cl("-bb"), cl("-cc")]);
+        let (rs, _) = Ruleset::compile(vec![
+            rule("any", proc_win(), Expr::And(vec![image.clone(), list()])),
+            rule(
+                "none",
+                proc_win(),
+                Expr::And(vec![image.clone(), Expr::Not(Box::new(list()))]),
+            ),
+        ]);
+        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        assert_eq!(v.needle_sets.len(), 1, "both rules share one set");
+        let mut scratch = Scratch::new(&rs);
+        let mut out = Vec::new();
+        rs.evaluate(&proc("C:\\X.EXE", "x -BB -CC"), &mut scratch, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(rs.rule(out[0].rule).id, "any");
+        let values: Vec<&str> = out[0].matches.iter().map(|m| m.value.as_str()).collect();
+        assert_eq!(values, ["\\x.exe", "-bb", "-cc"]);
+        assert_eq!(rs.matching_ids(&proc("C:\\x.exe", "x -dd")), ["none"]);
+        assert!(rs.matching_ids(&proc("C:\\y.exe", "x -aa")).is_empty());
     }
 
     #[test]

@@ -9,22 +9,43 @@
 //! (`\cmd.exe` is seven steps from the end of `C:\Windows\System32\cmd.exe`).
 //! So every anchored literal of every rule is known after the scan at almost
 //! no cost, and only `contains` literals need an automaton over the text.
+//!
+//! A step is one read of a packed node and, for the few nodes with many
+//! children (the root, the byte after `\` in a path), one read of a 256-way
+//! table; other nodes have a handful of edges, searched in place.
 
 use super::compile::LitUse;
 
-/// One trie, built once; nodes in breadth-first order are not needed, only
-/// compact edge lists.
+/// Nodes with more children than this get a 256-way table: a list that long
+/// costs a mispredicted branch per step.
+const DENSE_FROM: usize = 6;
+
+/// One node, packed so that a step reads one cache line.
+#[derive(Debug, Clone, Copy)]
+struct TNode {
+    /// Its edges: `edge_bytes[edges..edges + n_edges]`, leading to
+    /// `edge_next[..]` at the same positions; or, when `dense` is set, the
+    /// table `dense[edges]`.
+    edges: u32,
+    n_edges: u16,
+    dense: bool,
+    /// Its literals: `uses[uses..uses + n_uses]`.
+    n_uses: u16,
+    uses: u32,
+}
+
+/// One trie, built once.
 #[derive(Debug)]
 pub(super) struct AnchoredTrie {
     /// Walk from the end of the text (the keys are reversed).
     backward: bool,
-    /// Node `n`'s edges are `edge_bytes[edge_start[n]..edge_start[n + 1]]`,
-    /// leading to `edge_next[..]` at the same positions.
-    edge_start: Vec<u32>,
+    /// Node 0 is the root.
+    nodes: Vec<TNode>,
     edge_bytes: Vec<u8>,
     edge_next: Vec<u32>,
-    /// Node `n`'s literals are `uses[use_start[n]..use_start[n + 1]]`.
-    use_start: Vec<u32>,
+    /// Child per byte for nodes with many children (0: none; the root is
+    /// never a child).
+    dense: Vec<[u32; 256]>,
     uses: Vec<LitUse>,
 }
 
@@ -64,23 +85,38 @@ impl AnchoredTrie {
         }
         let mut t = AnchoredTrie {
             backward,
-            edge_start: Vec::with_capacity(nodes.len() + 1),
+            nodes: Vec::with_capacity(nodes.len()),
             edge_bytes: Vec::new(),
             edge_next: Vec::new(),
-            use_start: Vec::with_capacity(nodes.len() + 1),
+            dense: Vec::new(),
             uses: Vec::new(),
         };
         for node in nodes {
-            t.edge_start.push(t.edge_bytes.len() as u32);
-            t.use_start.push(t.uses.len() as u32);
-            for (b, next) in node.children {
-                t.edge_bytes.push(b);
-                t.edge_next.push(next);
-            }
+            let dense = node.children.len() > DENSE_FROM;
+            let edges = if dense {
+                let mut table = [0u32; 256];
+                for &(b, next) in &node.children {
+                    table[b as usize] = next;
+                }
+                t.dense.push(table);
+                t.dense.len() - 1
+            } else {
+                let at = t.edge_bytes.len();
+                for &(b, next) in &node.children {
+                    t.edge_bytes.push(b);
+                    t.edge_next.push(next);
+                }
+                at
+            };
+            t.nodes.push(TNode {
+                edges: edges as u32,
+                n_edges: node.children.len() as u16,
+                dense,
+                n_uses: node.uses.len() as u16,
+                uses: t.uses.len() as u32,
+            });
             t.uses.extend(node.uses);
         }
-        t.edge_start.push(t.edge_bytes.len() as u32);
-        t.use_start.push(t.uses.len() as u32);
         t
     }
 
@@ -95,7 +131,7 @@ impl AnchoredTrie {
     #[inline]
     pub(super) fn walk(&self, hay: &[u8], mut hit: impl FnMut(&LitUse, usize, usize)) {
         let n = hay.len();
-        let mut node = 0usize;
+        let mut node = self.nodes[0];
         for depth in 1..=n {
             let b = if self.backward {
                 hay[n - depth]
@@ -103,34 +139,37 @@ impl AnchoredTrie {
                 hay[depth - 1]
             }
             .to_ascii_lowercase();
-            let (s, e) = (
-                self.edge_start[node] as usize,
-                self.edge_start[node + 1] as usize,
-            );
-            // Edge lists are short past the first few levels: a plain loop
-            // beats a vectorised search's setup.
-            match self.edge_bytes[s..e].iter().position(|&x| x == b) {
-                Some(k) => node = self.edge_next[s + k] as usize,
-                None => return,
+            let next = if node.dense {
+                self.dense[node.edges as usize][b as usize]
+            } else {
+                let s = node.edges as usize;
+                let e = s + node.n_edges as usize;
+                match self.edge_bytes[s..e].iter().position(|&x| x == b) {
+                    Some(k) => self.edge_next[s + k],
+                    None => 0,
+                }
+            };
+            if next == 0 {
+                return;
             }
-            let (us, ue) = (
-                self.use_start[node] as usize,
-                self.use_start[node + 1] as usize,
-            );
-            if us < ue {
+            node = self.nodes[next as usize];
+            if node.n_uses > 0 {
                 let (start, end) = if self.backward {
                     (n - depth, n)
                 } else {
                     (0, depth)
                 };
-                for u in &self.uses[us..ue] {
+                let us = node.uses as usize;
+                for u in &self.uses[us..us + node.n_uses as usize] {
                     hit(u, start, end);
                 }
+            }
+            if node.n_edges == 0 {
+                return;
             }
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
