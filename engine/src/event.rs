@@ -288,7 +288,9 @@ pub enum Value {
     Bool(bool),
     Null,
     /// An array or object some source carried: kept, shown, not matched.
-    Json(serde_json::Value),
+    /// Boxed: rare, and large, it would otherwise triple the size of every
+    /// field of every event.
+    Json(Box<serde_json::Value>),
 }
 
 impl Value {
@@ -543,7 +545,7 @@ mod tests {
         assert_eq!(Value::Null.match_text(&mut buf), None);
         assert_eq!(Value::Float(1.5).match_text(&mut buf), Some("1.5"));
         assert_eq!(
-            Value::Json(serde_json::json!(["a", 1])).match_text(&mut buf),
+            Value::Json(Box::new(serde_json::json!(["a", 1]))).match_text(&mut buf),
             Some(r#"["a",1]"#)
         );
         assert_eq!(Value::from("0x10E8").as_f64(), Some(4328.0));

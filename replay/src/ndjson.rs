@@ -248,7 +248,7 @@ fn convert(name: &str, value: Json) -> Result<Value, String> {
         },
         Json::Bool(b) => Value::Bool(b),
         Json::Null => Value::Null,
-        other => Value::Json(other),
+        other => Value::Json(Box::new(other)),
     })
 }
 

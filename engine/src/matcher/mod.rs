@@ -1324,7 +1324,7 @@ mod tests {
         assert_eq!(rs.matching_ids(&ev), ["pid"]);
         ev.set(
             FieldKey::from_name("Extra"),
-            Value::Json(serde_json::json!({"k": "inner"})),
+            Value::Json(Box::new(serde_json::json!({"k": "inner"}))),
         );
         assert_eq!(rs.matching_ids(&ev), ["pid", "json"]);
     }

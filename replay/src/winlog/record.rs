@@ -387,7 +387,7 @@ fn data_value(v: serde_json::Value) -> DataValue {
         },
         J::Bool(b) => DataValue::Bool(b),
         J::Null => DataValue::Null,
-        other => DataValue::Json(other),
+        other => DataValue::Json(Box::new(other)),
     }
 }
 
