@@ -304,18 +304,23 @@ fn gate_cost(atom: &CAtom) -> f64 {
 /// child's set, an OR the union of its children's, a negation swaps the two,
 /// and a negated or non-literal test has none (`None`: the condition can hold
 /// with no literal in the text). `Some` with an empty set: it never holds.
-fn necessary(node: &Node, atoms: &[CAtom], positive: bool) -> Option<(f64, Vec<u32>)> {
+fn necessary(
+    node: &Node,
+    atoms: &[CAtom],
+    cost: &[f64],
+    positive: bool,
+) -> Option<(f64, Vec<u32>)> {
     let (children, is_union) = match node {
         Node::Atom(a) | Node::Gate(a) => {
             return match atoms[*a as usize].kind {
-                AtomKind::Literal if positive => Some((gate_cost(&atoms[*a as usize]), vec![*a])),
+                AtomKind::Literal if positive => Some((cost[*a as usize], vec![*a])),
                 _ => None,
             }
         }
         Node::Const(b) => return (*b != positive).then(|| (0.0, Vec::new())),
         // Needles wake nothing.
         Node::AnyOf(_) => return None,
-        Node::Not(n) => return necessary(n, atoms, !positive),
+        Node::Not(n) => return necessary(n, atoms, cost, !positive),
         // not (a and b) = (not a) or (not b), and the other way round.
         Node::And(v) if positive => (v, false),
         Node::Or(v) if !positive => (v, false),
@@ -325,13 +330,13 @@ fn necessary(node: &Node, atoms: &[CAtom], positive: bool) -> Option<(f64, Vec<u
         // Every child must hold: the cheapest child's set is enough.
         return children
             .iter()
-            .filter_map(|n| necessary(n, atoms, positive))
+            .filter_map(|n| necessary(n, atoms, cost, positive))
             .min_by(|a, b| a.0.total_cmp(&b.0));
     }
     let mut union = (0.0, Vec::new());
     for n in children {
-        let (cost, set) = necessary(n, atoms, positive)?;
-        union.0 += cost;
+        let (c, set) = necessary(n, atoms, cost, positive)?;
+        union.0 += c;
         union.1.extend(set);
     }
     union.1.sort_unstable();
@@ -389,12 +394,31 @@ impl View {
         // literals of its necessary set, so a literal in every command line
         // (` -`, `.exe`) wakes nothing unless some rule needs nothing rarer.
         // Rules with no necessary set are evaluated on every event.
+        // A literal many rules test is a common one (`\\powershell.exe`,
+        // `Medium`): authors write rules about the programs and values seen
+        // most. Its wake cost grows with the rules that test it, so that
+        // rules prefer a literal of their own.
+        let mut tested_by = vec![0u32; atoms.len()];
+        for vr in &vrules {
+            if let CBody::Expr { written, .. } = &vr.body {
+                let mut seen = Vec::new();
+                atoms_of(written, &mut seen);
+                seen.sort_unstable();
+                seen.dedup();
+                for a in seen {
+                    tested_by[a as usize] += 1;
+                }
+            }
+        }
+        let cost: Vec<f64> = (atoms.iter().zip(&tested_by))
+            .map(|(a, &n)| gate_cost(a) * f64::from(n.max(1)))
+            .collect();
         let mut atom_rules: Vec<Vec<u32>> = vec![Vec::new(); atoms.len()];
         let mut always = Vec::new();
         for (ri, vr) in vrules.iter().enumerate() {
             match &vr.body {
                 CBody::Ioc(_) => always.push(ri as u32),
-                CBody::Expr { written, .. } => match necessary(written, &atoms, true) {
+                CBody::Expr { written, .. } => match necessary(written, &atoms, &cost, true) {
                     Some((_, set)) => {
                         for a in set {
                             atom_rules[a as usize].push(ri as u32);
@@ -459,6 +483,16 @@ fn plain_needle(node: &Node, atoms: &[CAtom]) -> Option<(FieldKey, u32, Vec<u8>)
             },
         ) => Some((key.clone(), *a, value.as_bytes().to_ascii_lowercase())),
         _ => None,
+    }
+}
+
+/// Every atom `node` tests.
+fn atoms_of(node: &Node, out: &mut Vec<u32>) {
+    match node {
+        Node::Atom(a) | Node::Gate(a) => out.push(*a),
+        Node::And(v) | Node::Or(v) => v.iter().for_each(|n| atoms_of(n, out)),
+        Node::Not(n) => atoms_of(n, out),
+        Node::Const(_) | Node::AnyOf(_) => {}
     }
 }
 

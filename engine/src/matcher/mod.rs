@@ -965,6 +965,26 @@ mod tests {
     }
 
     #[test]
+    fn a_literal_many_rules_test_wakes_none_that_has_its_own() {
+        let image = || Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, "\\x.exe")));
+        let cl = |v: &str| Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)));
+        let lone = |id: &str, lit: &str| rule(id, proc_win(), Expr::And(vec![image(), cl(lit)]));
+        // Alone, `\x.exe` (six characters, placed) is rarer than `-aaaaa`.
+        let (rs, _) = Ruleset::compile(vec![lone("a", "-aaaaa")]);
+        let stats = rs.view_stats(EventKind::ProcessStart, Os::Windows);
+        assert_eq!(stats.literals, 1, "the suffix wakes the rule");
+        // Tested by three rules, it is taken for a common one.
+        let (rs, _) = Ruleset::compile(vec![
+            lone("a", "-aaaaa"),
+            lone("b", "-bbbbb"),
+            lone("c", "-ccccc"),
+        ]);
+        let stats = rs.view_stats(EventKind::ProcessStart, Os::Windows);
+        assert_eq!(stats.literals, 4, "each rule wakes on its own literal");
+        assert_eq!(rs.matching_ids(&proc("C:\\x.exe", "x -BBBBB")), ["b"]);
+    }
+
+    #[test]
     fn rules_wake_on_their_rarest_necessary_literal_only() {
         let cl = |v: &str| Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)));
         let image = |v: &str| Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, v)));
