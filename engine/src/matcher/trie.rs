@@ -12,7 +12,9 @@
 //!
 //! A step is one read of a packed node and, for the few nodes with many
 //! children (the root, the byte after `\` in a path), one read of a 256-way
-//! table; other nodes have a handful of edges, searched in place.
+//! table; other nodes have a handful of edges, searched in place. A run of
+//! nodes with one child each (`indows\system32\` once `c:\w` is read) is
+//! one step too: its bytes are compared with the text's in one go.
 
 use super::compile::LitUse;
 
@@ -32,6 +34,12 @@ struct TNode {
     /// Its literals: `uses[uses..uses + n_uses]`.
     n_uses: u16,
     uses: u32,
+    /// When it has one child, and that child one child and no literal, and
+    /// so on: the bytes of that run, `chain_bytes[chain..chain +
+    /// chain_len]`, and the node at its end.
+    chain: u32,
+    chain_len: u32,
+    chain_to: u32,
 }
 
 /// One trie, built once.
@@ -46,6 +54,7 @@ pub(super) struct AnchoredTrie {
     /// Child per byte for nodes with many children (0: none; the root is
     /// never a child).
     dense: Vec<[u32; 256]>,
+    chain_bytes: Vec<u8>,
     uses: Vec<LitUse>,
 }
 
@@ -89,9 +98,31 @@ impl AnchoredTrie {
             edge_bytes: Vec::new(),
             edge_next: Vec::new(),
             dense: Vec::new(),
+            chain_bytes: Vec::new(),
             uses: Vec::new(),
         };
-        for node in nodes {
+        // Each node's run of single children, if it starts one.
+        let chains: Vec<(u32, u32, u32)> = (0..nodes.len())
+            .map(|n| {
+                if nodes[n].children.len() != 1 {
+                    return (0, 0, 0);
+                }
+                let start = t.chain_bytes.len();
+                let mut at = n;
+                loop {
+                    let (b, child) = nodes[at].children[0];
+                    t.chain_bytes.push(b);
+                    let c = &nodes[child as usize];
+                    if c.uses.is_empty() && c.children.len() == 1 {
+                        at = child as usize;
+                        continue;
+                    }
+                    let len = t.chain_bytes.len() - start;
+                    return (start as u32, len as u32, child);
+                }
+            })
+            .collect();
+        for (node, (chain, chain_len, chain_to)) in nodes.into_iter().zip(chains) {
             let dense = node.children.len() > DENSE_FROM;
             let edges = if dense {
                 let mut table = [0u32; 256];
@@ -114,6 +145,9 @@ impl AnchoredTrie {
                 dense,
                 n_uses: node.uses.len() as u16,
                 uses: t.uses.len() as u32,
+                chain,
+                chain_len,
+                chain_to,
             });
             t.uses.extend(node.uses);
         }
@@ -131,28 +165,50 @@ impl AnchoredTrie {
     #[inline]
     pub(super) fn walk(&self, hay: &[u8], mut hit: impl FnMut(&LitUse, usize, usize)) {
         let n = hay.len();
+        // The text's byte `depth` places from the walk's end, lower-cased.
+        let at = |depth: usize| {
+            if self.backward {
+                hay[n - 1 - depth]
+            } else {
+                hay[depth]
+            }
+            .to_ascii_lowercase()
+        };
         let mut node = self.nodes[0];
-        for depth in 1..=n {
-            let b = if self.backward {
-                hay[n - depth]
-            } else {
-                hay[depth - 1]
-            }
-            .to_ascii_lowercase();
-            let next = if node.dense {
-                self.dense[node.edges as usize][b as usize]
-            } else {
-                let s = node.edges as usize;
-                let e = s + node.n_edges as usize;
-                match self.edge_bytes[s..e].iter().position(|&x| x == b) {
-                    Some(k) => self.edge_next[s + k],
-                    None => 0,
+        let mut depth = 0;
+        loop {
+            if node.chain_len > 0 {
+                let k = node.chain_len as usize;
+                if depth + k > n {
+                    return;
                 }
-            };
-            if next == 0 {
-                return;
+                let run = &self.chain_bytes[node.chain as usize..node.chain as usize + k];
+                if !run.iter().enumerate().all(|(j, &b)| at(depth + j) == b) {
+                    return;
+                }
+                depth += k;
+                node = self.nodes[node.chain_to as usize];
+            } else {
+                if depth == n || node.n_edges == 0 {
+                    return;
+                }
+                let b = at(depth);
+                depth += 1;
+                let next = if node.dense {
+                    self.dense[node.edges as usize][b as usize]
+                } else {
+                    let s = node.edges as usize;
+                    let e = s + node.n_edges as usize;
+                    match self.edge_bytes[s..e].iter().position(|&x| x == b) {
+                        Some(k) => self.edge_next[s + k],
+                        None => 0,
+                    }
+                };
+                if next == 0 {
+                    return;
+                }
+                node = self.nodes[next as usize];
             }
-            node = self.nodes[next as usize];
             if node.n_uses > 0 {
                 let (start, end) = if self.backward {
                     (n - depth, n)
@@ -164,12 +220,10 @@ impl AnchoredTrie {
                     hit(u, start, end);
                 }
             }
-            if node.n_edges == 0 {
-                return;
-            }
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +238,10 @@ mod tests {
             "c:\\windows\\",
             "c:\\",
             "\\CMD.EXE.bak",
+            // Long runs of single children, sharing their start.
+            "c:\\windows\\system32\\cmd.exe",
+            "c:\\windows\\system32\\wbem\\",
+            "c:\\programdata\\",
         ];
         let texts = [
             "C:\\Windows\\System32\\cmd.EXE",
@@ -191,6 +249,11 @@ mod tests {
             "",
             "e",
             "x.exe.bak",
+            "C:\\WINDOWS\\system32\\wbem\\wmic.exe",
+            "c:\\windows\\sys",
+            "c:\\windows\\system32\\cmd.ex",
+            "c:\\programdata",
+            "c:\\programdatA\\x\\cmd.exe",
         ];
         for backward in [false, true] {
             let op = if backward {
