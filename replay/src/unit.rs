@@ -15,7 +15,7 @@ use evtx::ParserSettings;
 use trawl_engine::event::Event;
 use trawl_engine::pipeline::SourcedEvent;
 
-use crate::evtx_file::{chunks, read_chunk, ChunkRead};
+use crate::evtx_file::{read_chunk, read_file, ChunkRead};
 use crate::input::Format;
 use crate::lines::LineBlock;
 use crate::ndjson::parse_line;
@@ -118,17 +118,7 @@ pub(crate) fn process(unit: Unit, settings: &Arc<ParserSettings>) -> UnitOutput 
             ..
         } => out.bad(at, reason, 1),
         Unit::Chunk { chunk: Ok(c), .. } => read_chunk(c, settings, &mut out),
-        Unit::EvtxFile { path, .. } => match chunks(&path) {
-            Ok(chunks) => {
-                for chunk in chunks {
-                    match chunk {
-                        Ok(c) => read_chunk(c, settings, &mut out),
-                        Err((at, reason)) => out.bad(at, reason, 1),
-                    }
-                }
-            }
-            Err(reason) => out.bad(Location::File, reason, 1),
-        },
+        Unit::EvtxFile { path, .. } => read_file(&path, settings, &mut out),
         Unit::Lines { format, block, .. } => read_lines(format, &block, &mut out),
     }
     out

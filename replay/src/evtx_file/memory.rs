@@ -20,9 +20,10 @@ const CHUNK: usize = 65536;
 /// The size of a chunk's header.
 const CHUNK_HEADER: usize = 512;
 
-/// The chunks of an in-memory EVTX file in record order.
-pub(super) struct MemoryChunks {
-    bytes: Vec<u8>,
+/// The chunks of an in-memory EVTX file in record order, over bytes the
+/// walk owns (a `Vec`) or borrows (a worker's reused read buffer).
+pub(super) struct MemoryChunks<B> {
+    bytes: B,
     /// Chunk slots the file's size holds.
     count: u64,
     validate: bool,
@@ -31,16 +32,17 @@ pub(super) struct MemoryChunks {
     wrapped: bool,
 }
 
-impl MemoryChunks {
+impl<B: AsRef<[u8]>> MemoryChunks<B> {
     /// Checks the file header through the crate (its errors are the
     /// crate's), then finds the chunk holding the oldest records.
-    pub(super) fn new(bytes: Vec<u8>, validate: bool) -> Result<Self, EvtxError> {
-        let parser = EvtxParser::from_read_seek(std::io::Cursor::new(&bytes[..]))?;
+    pub(super) fn new(bytes: B, validate: bool) -> Result<Self, EvtxError> {
+        let all = bytes.as_ref();
+        let parser = EvtxParser::from_read_seek(std::io::Cursor::new(all))?;
         let header_size = usize::from(parser.header().header_block_size);
-        let count = (bytes.len().saturating_sub(header_size) / CHUNK) as u64;
+        let count = (all.len().saturating_sub(header_size) / CHUNK) as u64;
         let mut oldest = (u64::MAX, 0);
         for n in 0..count {
-            let Some(head) = slot(&bytes, n, CHUNK_HEADER) else {
+            let Some((_, head)) = slot(all, n, CHUNK_HEADER) else {
                 break;
             };
             let Ok(h) = EvtxChunkHeader::from_bytes(head) else {
@@ -63,13 +65,14 @@ impl MemoryChunks {
         })
     }
 
-    /// The next non-empty chunk at or after `n` and before `end`.
-    fn find(&mut self, mut n: u64, end: u64) -> Option<(Result<EvtxChunkData, EvtxError>, u64)> {
+    /// The next non-empty chunk at or after `n` and before `end`: its slot
+    /// number and where its bytes start, or the error of a slot cut short.
+    fn find_slot(&self, mut n: u64, end: u64) -> Option<(Result<usize, EvtxError>, u64)> {
         loop {
             if n >= end {
                 return None;
             }
-            let Some(data) = slot(&self.bytes, n, CHUNK) else {
+            let Some((start, data)) = slot(self.bytes.as_ref(), n, CHUNK) else {
                 // Past the chunk count, a short slot is the end of the file.
                 if n >= self.count {
                     return None;
@@ -80,26 +83,18 @@ impl MemoryChunks {
                 n = n.checked_add(1)?;
                 continue;
             }
-            let chunk = EvtxChunkData::new(data.to_vec(), self.validate)
-                .map(|mut c| {
-                    c.number = Some(n);
-                    c
-                })
-                .map_err(|e| chunk_error(n, e));
-            return Some((chunk, n));
+            return Some((Ok(start), n));
         }
     }
-}
 
-impl Iterator for MemoryChunks {
-    type Item = Result<EvtxChunkData, EvtxError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next chunk slot in record order: its number and bytes (not yet
+    /// checked as a chunk: see [`chunk_data`]), or why it cannot be read.
+    pub(super) fn next_slot(&mut self) -> Option<Result<(u64, &[u8]), EvtxError>> {
         loop {
             let end = if self.wrapped { self.oldest } else { u64::MAX };
-            if let Some((chunk, n)) = self.find(self.next, end) {
+            if let Some((found, n)) = self.find_slot(self.next, end) {
                 self.next = n.checked_add(1)?;
-                return Some(chunk);
+                return Some(found.map(|start| (n, &self.bytes.as_ref()[start..start + CHUNK])));
             }
             if self.wrapped || self.oldest == 0 {
                 return None;
@@ -108,15 +103,44 @@ impl Iterator for MemoryChunks {
             self.next = 0;
         }
     }
+
+    /// Whether chunks are made with their checksums validated.
+    pub(super) fn validates(&self) -> bool {
+        self.validate
+    }
 }
 
-/// The first `len` bytes of chunk slot `n`, if the file holds them all.
-fn slot(bytes: &[u8], n: u64, len: usize) -> Option<&[u8]> {
+impl<B: AsRef<[u8]>> Iterator for MemoryChunks<B> {
+    type Item = Result<EvtxChunkData, EvtxError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let validate = self.validate;
+        Some(match self.next_slot()? {
+            Ok((n, data)) => chunk_data(n, data, validate),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+/// Slot `n`'s bytes as a chunk the crate holds (a copy), or the crate's
+/// error for its header.
+pub(super) fn chunk_data(n: u64, data: &[u8], validate: bool) -> Result<EvtxChunkData, EvtxError> {
+    EvtxChunkData::new(data.to_vec(), validate)
+        .map(|mut c| {
+            c.number = Some(n);
+            c
+        })
+        .map_err(|e| chunk_error(n, e))
+}
+
+/// Where chunk slot `n` starts, and its first `len` bytes, if the file
+/// holds them all.
+fn slot(bytes: &[u8], n: u64, len: usize) -> Option<(usize, &[u8])> {
     let start = usize::try_from(n)
         .ok()?
         .checked_mul(CHUNK)?
         .checked_add(FILE_HEADER)?;
-    bytes.get(start..start.checked_add(len)?)
+    Some((start, bytes.get(start..start.checked_add(len)?)?))
 }
 
 /// Whether every byte is zero: a kilobyte at a time, eight bytes at a time

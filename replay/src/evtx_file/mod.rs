@@ -23,18 +23,19 @@
 //! skipped; a record that cannot be parsed is reported with its chunk and
 //! record id and skipped; the rest of the file is still read.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
 
 use evtx::err::EvtxError;
-use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
+use evtx::{EvtxChunkData, EvtxChunkHeader, EvtxParser, ParserSettings};
 
 use crate::unit::UnitOutput;
 use crate::winlog::{read_record, ChannelCounts};
 use crate::Location;
-use memory::MemoryChunks;
+use memory::{chunk_data, MemoryChunks};
 
 mod bytes;
 mod fast;
@@ -98,9 +99,104 @@ pub fn chunks(path: &Path) -> Result<impl Iterator<Item = ChunkRead>, String> {
 /// cut; larger ones are read a chunk at a time by the crate.
 const IN_MEMORY_MAX: u64 = 32 << 20;
 
+/// A read buffer kept at most this large between files.
+const KEPT_BUFFER_MAX: usize = 8 << 20;
+
+thread_local! {
+    /// Each reading thread's file buffer, reused from file to file: a fresh
+    /// one per file costs its page faults and the kernel's zeroing of every
+    /// page, more than reading the file.
+    static FILE_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads a whole EVTX file into `out`: the same events, counts and problems
+/// as [`read_chunk`] over each of [`chunks`], without copying its chunks.
+pub(crate) fn read_file(path: &Path, settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
+    FILE_BUFFER.with_borrow_mut(|buf| {
+        read_file_into(path, settings, buf, out);
+        if buf.capacity() > KEPT_BUFFER_MAX {
+            *buf = Vec::new();
+        }
+    });
+}
+
+fn read_file_into(
+    path: &Path,
+    settings: &Arc<ParserSettings>,
+    buf: &mut Vec<u8>,
+    out: &mut UnitOutput,
+) {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return out.bad(Location::File, format!("cannot open trace: {e}"), 1),
+    };
+    let size = file.metadata().map_or(u64::MAX, |m| m.len());
+    if size > IN_MEMORY_MAX {
+        // Grown since it was found: read as a large file is.
+        return match chunks(path) {
+            Ok(chunks) => {
+                for chunk in chunks {
+                    match chunk {
+                        Ok(c) => read_chunk(c, settings, out),
+                        Err((at, reason)) => out.bad(at, reason, 1),
+                    }
+                }
+            }
+            Err(reason) => out.bad(Location::File, reason, 1),
+        };
+    }
+    buf.clear();
+    buf.reserve(size as usize);
+    if let Err(e) = file.read_to_end(buf) {
+        return out.bad(Location::File, format!("cannot read trace: {e}"), 1);
+    }
+    read_bytes(buf, settings, out);
+}
+
+fn read_bytes(bytes: &[u8], settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
+    let mut walk = match MemoryChunks::new(bytes, false) {
+        Ok(walk) => walk,
+        Err(e) => {
+            let reason = format!("not a readable EVTX file: {}", chain(&e));
+            return out.bad(Location::File, reason, 1);
+        }
+    };
+    let validate = walk.validates();
+    while let Some(slot) = walk.next_slot() {
+        let (n, data) = match slot {
+            Ok(found) => found,
+            Err(e) => {
+                let (at, reason) = locate(&e, Location::File);
+                out.bad(at, reason, 1);
+                continue;
+            }
+        };
+        // A header the crate would not take is reported as the crate does.
+        let header = match EvtxChunkHeader::from_bytes(data) {
+            Ok(h) if !validate => h,
+            _ => {
+                match chunk_data(n, data, validate) {
+                    Ok(c) => read_chunk(Box::new(c), settings, out),
+                    Err(e) => {
+                        let (at, reason) = locate(&e, Location::File);
+                        out.bad(at, reason, 1);
+                    }
+                }
+                continue;
+            }
+        };
+        if !read_planned(data, &header, Some(n), settings, out) {
+            // A chunk of this header is one the crate takes.
+            if let Ok(c) = chunk_data(n, data, validate) {
+                render_chunk(Box::new(c), settings, out);
+            }
+        }
+    }
+}
+
 /// The chunks of a file in memory, or read from disk by the crate.
 enum Chunks {
-    Memory(MemoryChunks),
+    Memory(MemoryChunks<Vec<u8>>),
     File(evtx::IntoIterChunks<File>),
 }
 
@@ -128,29 +224,44 @@ pub fn read_chunk_with(
     settings: &Arc<ParserSettings>,
     out: &mut UnitOutput,
 ) -> ChunkReader {
-    if reader == ChunkReader::TemplatePlans {
-        let mark = (
-            out.events.len(),
-            out.problems.len(),
-            out.records,
-            out.skipped,
-        );
-        let mut counts = ChannelCounts::default();
-        match fast::read_chunk(&data, settings, &mut counts, out) {
-            Ok(()) => {
-                out.channels.merge(counts);
-                return ChunkReader::TemplatePlans;
-            }
-            Err(why) => {
-                tracing::debug!(chunk = data.number, "chunk read by the renderer: {why}");
-                out.events.truncate(mark.0);
-                out.problems.truncate(mark.1);
-                (out.records, out.skipped) = (mark.2, mark.3);
-            }
-        }
+    if reader == ChunkReader::TemplatePlans
+        && read_planned(&data.data, &data.header, data.number, settings, out)
+    {
+        return ChunkReader::TemplatePlans;
     }
     render_chunk(data, settings, out);
     ChunkReader::Renderer
+}
+
+/// Reads the chunk `data` (slot `number`, parsed `header`) by template
+/// plans; `false` (with `out` as it was) when the plans do not cover it.
+fn read_planned(
+    data: &[u8],
+    header: &EvtxChunkHeader,
+    number: Option<u64>,
+    settings: &Arc<ParserSettings>,
+    out: &mut UnitOutput,
+) -> bool {
+    let mark = (
+        out.events.len(),
+        out.problems.len(),
+        out.records,
+        out.skipped,
+    );
+    let mut counts = ChannelCounts::default();
+    match fast::read_chunk(data, header, settings, &mut counts, out) {
+        Ok(()) => {
+            out.channels.merge(counts);
+            true
+        }
+        Err(why) => {
+            tracing::debug!(chunk = number, "chunk read by the renderer: {why}");
+            out.events.truncate(mark.0);
+            out.problems.truncate(mark.1);
+            (out.records, out.skipped) = (mark.2, mark.3);
+            false
+        }
+    }
 }
 
 /// Reads a chunk through the crate's JSON renderer.
