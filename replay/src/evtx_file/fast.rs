@@ -15,10 +15,11 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use evtx::{EvtxChunk, EvtxChunkHeader, EvtxRecordHeader, ParserSettings};
+use evtx::{EvtxChunkHeader, EvtxRecordHeader};
 use trawl_engine::event::FieldKey;
 
 use super::bytes::Cursor;
+use super::strings;
 use super::template::{DataSlot, EventData, NoPlan, Plan, PlanCache, Root, Slot, Src};
 use super::values::{is_empty, is_known_type, reads_alone, render, Val, BINXML};
 use crate::unit::UnitOutput;
@@ -49,29 +50,28 @@ thread_local! {
 pub(super) fn read_chunk(
     data: &[u8],
     header: &EvtxChunkHeader,
-    settings: &Arc<ParserSettings>,
     counts: &mut ChannelCounts,
     out: &mut UnitOutput,
 ) -> Result<(), Fallback> {
     PLANS.with_borrow_mut(|plans| {
         plans.start_chunk();
-        read_records(data, header, settings, plans, counts, out)
+        read_records(data, header, plans, counts, out)
     })
 }
 
 fn read_records(
     data: &[u8],
     data_header: &EvtxChunkHeader,
-    settings: &Arc<ParserSettings>,
     plans: &mut Plans,
     counts: &mut ChannelCounts,
     out: &mut UnitOutput,
 ) -> Result<(), Fallback> {
-    // The crate's chunk checks its string table: a chunk it rejects is
-    // rejected, and reported, by the crate's path alike.
-    let chunk = EvtxChunk::new(data, data_header, Arc::clone(settings))
-        .map_err(|_| "the chunk's string table")?;
-    let bytes = chunk.data;
+    // The crate checks the chunk's string table when it opens the chunk: a
+    // chunk it rejects is rejected, and reported, by the crate's path alike.
+    if !strings::table_ok(data, &mut plans.seen) {
+        return Err("the chunk's string table");
+    }
+    let bytes = data;
     let live_end = (data_header.free_space_offset as usize).min(bytes.len());
     let mut values: Vec<Value<'_>> = Vec::with_capacity(64);
     let mut embedded: Vec<Value<'_>> = Vec::with_capacity(64);
@@ -121,6 +121,8 @@ fn read_records(
 struct Plans {
     chunk: HashMap<(u32, Root), Result<Rc<Plan>, NoPlan>>,
     cache: PlanCache,
+    /// Scratch space for the string-table check.
+    seen: strings::Seen,
 }
 
 impl Plans {

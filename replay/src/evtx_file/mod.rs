@@ -40,6 +40,7 @@ use memory::{chunk_data, MemoryChunks};
 mod bytes;
 mod fast;
 mod memory;
+mod strings;
 mod template;
 mod values;
 
@@ -185,7 +186,7 @@ fn read_bytes(bytes: &[u8], settings: &Arc<ParserSettings>, out: &mut UnitOutput
                 continue;
             }
         };
-        if !read_planned(data, &header, Some(n), settings, out) {
+        if !read_planned(data, &header, Some(n), out) {
             // A chunk of this header is one the crate takes.
             if let Ok(c) = chunk_data(n, data, validate) {
                 render_chunk(Box::new(c), settings, out);
@@ -225,7 +226,7 @@ pub fn read_chunk_with(
     out: &mut UnitOutput,
 ) -> ChunkReader {
     if reader == ChunkReader::TemplatePlans
-        && read_planned(&data.data, &data.header, data.number, settings, out)
+        && read_planned(&data.data, &data.header, data.number, out)
     {
         return ChunkReader::TemplatePlans;
     }
@@ -239,7 +240,6 @@ fn read_planned(
     data: &[u8],
     header: &EvtxChunkHeader,
     number: Option<u64>,
-    settings: &Arc<ParserSettings>,
     out: &mut UnitOutput,
 ) -> bool {
     let mark = (
@@ -249,7 +249,7 @@ fn read_planned(
         out.skipped,
     );
     let mut counts = ChannelCounts::default();
-    match fast::read_chunk(data, header, settings, &mut counts, out) {
+    match fast::read_chunk(data, header, &mut counts, out) {
         Ok(()) => {
             out.channels.merge(counts);
             true
