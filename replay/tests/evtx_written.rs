@@ -10,7 +10,7 @@ use support::evtx_writer::{el, opt, text, Element, EvtxWriter, RecordAt, Slot, T
 use support::evtx_writer::{ty, CHUNK_HEADER, RECORD_HEADER};
 use support::shown;
 use trawl_engine::event::{EventKind, Timestamp, Value as Field};
-use trawl_replay::evtx_file::{chunks, read_chunk_with, settings, ChunkReader};
+use trawl_replay::evtx_file::{chunks, read_chunk_with, read_file, settings, ChunkReader};
 use trawl_replay::unit::UnitOutput;
 use trawl_replay::Location;
 
@@ -796,6 +796,21 @@ fn written_log_with_any_byte_flipped_never_panics_and_both_readers_agree() {
             let Ok(((plans, how), rendered)) = result else {
                 panic!("a reader panicked with byte {at} ^ {flip:#x}");
             };
+            // The replay driver's whole-file reader gives what reading the
+            // file chunk by chunk gives.
+            let whole = std::panic::catch_unwind(|| {
+                let mut out = UnitOutput::default();
+                read_file(&path, &settings(), &mut out);
+                out
+            });
+            let Ok(whole) = whole else {
+                panic!("the whole-file reader panicked with byte {at} ^ {flip:#x}");
+            };
+            assert_eq!(
+                shown(&whole),
+                shown(&plans),
+                "the whole-file reader differs with byte {at} ^ {flip:#x}"
+            );
             let (a, b) = (shown(&plans), shown(&rendered));
             if a != b && renderer_wrote_bad_json(&plans, &rendered) {
                 bad_json.push((at, flip));

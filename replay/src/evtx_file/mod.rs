@@ -111,8 +111,9 @@ thread_local! {
 }
 
 /// Reads a whole EVTX file into `out`: the same events, counts and problems
-/// as [`read_chunk`] over each of [`chunks`], without copying its chunks.
-pub(crate) fn read_file(path: &Path, settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
+/// as [`read_chunk`] over each of [`chunks`] (a chunk that cannot be cut
+/// reported as one skipped), without copying its chunks.
+pub fn read_file(path: &Path, settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
     FILE_BUFFER.with_borrow_mut(|buf| {
         read_file_into(path, settings, buf, out);
         if buf.capacity() > KEPT_BUFFER_MAX {
