@@ -192,11 +192,58 @@ fn instance<'a>(
 /// Reusable text buffers, so records of unmapped channels allocate nothing.
 #[derive(Default)]
 struct Texts {
-    provider: String,
-    channel: String,
+    provider: Kept,
+    channel: Kept,
     time: String,
-    computer: String,
+    computer: Kept,
     scratch: String,
+}
+
+/// A `System` text that most records of a chunk repeat (provider, channel,
+/// computer): the substitution value it was last rendered from is kept, and
+/// the same value is not decoded again.
+#[derive(Default)]
+struct Kept {
+    text: String,
+    /// The value `text` was rendered from (type, bytes), when `kept`.
+    from: (u8, Vec<u8>),
+    kept: bool,
+}
+
+impl Kept {
+    /// [`system_text`], skipping the render of the value last rendered.
+    fn get(&mut self, slot: Option<&Slot>, values: &[Value<'_>]) -> Result<Option<&str>, Fallback> {
+        let value = slot.and_then(|s| rendered_value(s, values));
+        if let Some((t, b)) = value {
+            if self.kept && t == self.from.0 && b == &self.from.1[..] {
+                return Ok(Some(&self.text));
+            }
+        }
+        self.kept = false;
+        let Some(text) = system_text(slot, values, &mut self.text)? else {
+            return Ok(None);
+        };
+        if let Some((t, b)) = value {
+            self.from.0 = t;
+            self.from.1.clear();
+            self.from.1.extend_from_slice(b);
+            self.kept = true;
+        }
+        Ok(Some(text))
+    }
+}
+
+/// The substitution value [`resolve`] renders for `slot`, if it renders one.
+fn rendered_value<'a>(slot: &Slot, values: &[Value<'a>]) -> Option<Value<'a>> {
+    let left_out =
+        (slot.deps.iter()).any(|&d| values.get(usize::from(d)).is_some_and(|v| v.0 == 0));
+    match slot.src {
+        Some(Src::Sub { id, optional }) if !left_out => {
+            let &(t, b) = values.get(usize::from(id))?;
+            (!(optional && is_empty(t, b))).then_some((t, b))
+        }
+        _ => None,
+    }
 }
 
 /// A value read for a slot: absent (left out, or empty), or rendered.
@@ -280,8 +327,8 @@ fn read_record<'a>(
         values,
         header_id,
     } = record;
-    let provider = system_text(plan.provider.as_ref(), values, &mut text.provider)?;
-    let channel = system_text(plan.channel.as_ref(), values, &mut text.channel)?;
+    let provider = text.provider.get(plan.provider.as_ref(), values)?;
+    let channel = text.channel.get(plan.channel.as_ref(), values)?;
     let event_id = system_number(plan.event_id.as_ref(), values, &mut text.scratch)?
         .and_then(|v| u32::try_from(v).ok());
     counts.add(channel, provider, event_id);
@@ -314,7 +361,7 @@ fn read_record<'a>(
     };
     let record_id = system_number(plan.record_id.as_ref(), values, &mut text.scratch)?;
     let time = system_text(plan.time_created.as_ref(), values, &mut text.time)?;
-    let computer = system_text(plan.computer.as_ref(), values, &mut text.computer)?;
+    let computer = text.computer.get(plan.computer.as_ref(), values)?;
     let rec = Head {
         provider,
         channel,
