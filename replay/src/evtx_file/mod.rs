@@ -25,7 +25,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -85,7 +85,8 @@ pub fn chunks(path: &Path) -> Result<impl Iterator<Item = ChunkRead>, String> {
         let mut bytes = Vec::with_capacity(size as usize);
         file.read_to_end(&mut bytes)
             .map_err(|e| format!("cannot read trace: {e}"))?;
-        Chunks::Memory(MemoryChunks::new(bytes, false).map_err(unreadable)?)
+        let len = bytes.len();
+        Chunks::Memory(MemoryChunks::new(bytes, len, false).map_err(unreadable)?)
     } else {
         Chunks::File(
             EvtxParser::from_read_seek(file)
@@ -148,15 +149,56 @@ fn read_file_into(
         };
     }
     buf.clear();
-    buf.reserve(size as usize);
-    if let Err(e) = file.read_to_end(buf) {
+    // A sparse file's trailing hole (its empty chunk slots, often half of
+    // it) reads as zeros: it is not read. The bytes are read up to a chunk
+    // past its start, so every slot with data in it is held whole.
+    if let Some(data_end) = trailing_hole(&file, size) {
+        let held = size.min(data_end.saturating_add(CHUNK_BYTES));
+        let read = file.by_ref().take(data_end).read_to_end(buf);
+        if read.is_ok_and(|n| n as u64 == data_end) {
+            buf.resize(held as usize, 0);
+            return read_bytes(buf, size as usize, settings, out);
+        }
+        // Changed under us: read it all, as any file.
+        buf.clear();
+    }
+    let read = file.rewind().and_then(|()| file.read_to_end(buf).map(drop));
+    if let Err(e) = read {
         return out.bad(Location::File, format!("cannot read trace: {e}"), 1);
     }
-    read_bytes(buf, settings, out);
+    let len = buf.len();
+    read_bytes(buf, len, settings, out);
 }
 
-fn read_bytes(bytes: &[u8], settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
-    let mut walk = match MemoryChunks::new(bytes, false) {
+/// The size of a chunk.
+const CHUNK_BYTES: u64 = 65536;
+
+/// Where a file's data ends when all after it, up to `size`, is a hole:
+/// `None` when it has no trailing hole, data after a hole, or the system
+/// does not say. The file's position is back at its start after.
+#[cfg(target_os = "linux")]
+fn trailing_hole(file: &File, size: u64) -> Option<u64> {
+    use rustix::fs::{seek, SeekFrom};
+    let hole = seek(file, SeekFrom::Hole(0)).ok();
+    let data_after = hole
+        .filter(|&h| h < size)
+        .map(|h| seek(file, SeekFrom::Data(h)));
+    let rewound = seek(file, SeekFrom::Start(0)).is_ok();
+    match (hole, data_after) {
+        (Some(h), Some(Err(rustix::io::Errno::NXIO))) if rewound => Some(h),
+        _ => None,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn trailing_hole(_: &File, _: u64) -> Option<u64> {
+    None
+}
+
+/// Reads the chunks of a file of `len` bytes whose first are `bytes` (the
+/// rest zeros).
+fn read_bytes(bytes: &[u8], len: usize, settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
+    let mut walk = match MemoryChunks::new(bytes, len, false) {
         Ok(walk) => walk,
         Err(e) => {
             let reason = format!("not a readable EVTX file: {}", chain(&e));
