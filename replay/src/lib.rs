@@ -299,45 +299,79 @@ impl Forward<'_> {
     }
 }
 
-/// The units of work of all inputs, read lazily, file after file.
-fn units(inputs: Vec<Input>) -> impl Iterator<Item = Unit> {
-    inputs
-        .into_iter()
-        .flat_map(|input| -> Box<dyn Iterator<Item = Unit>> {
-            let source: Arc<str> = Arc::from(input.path.display().to_string());
-            let failed = |source: Arc<str>, reason: String| -> Box<dyn Iterator<Item = Unit>> {
-                Box::new(std::iter::once(Unit::Failed { source, reason }))
-            };
-            match input.format {
-                Format::Evtx if input.size <= WHOLE_FILE_BYTES => {
-                    Box::new(std::iter::once(Unit::EvtxFile {
-                        source,
-                        path: input.path,
-                        size: input.size,
-                    }))
-                }
-                Format::Evtx => match evtx_file::chunks(&input.path) {
-                    Ok(chunks) => Box::new(chunks.map(move |chunk| Unit::Chunk {
-                        source: Arc::clone(&source),
-                        chunk,
-                    })),
-                    Err(reason) => failed(source, reason),
-                },
-                format @ (Format::Ndjson | Format::EvtxJson) => match File::open(&input.path) {
-                    Ok(f) => {
-                        let mut lines =
-                            LineSource::new(BufReader::with_capacity(1 << 20, f), MAX_LINE_BYTES);
-                        Box::new(std::iter::from_fn(move || {
-                            let block = lines.next_block(BLOCK_LINES, BLOCK_BYTES)?;
-                            Some(Unit::Lines {
-                                source: Arc::clone(&source),
-                                format,
-                                block,
-                            })
-                        }))
-                    }
-                    Err(e) => failed(source, format!("cannot open trace: {e}")),
-                },
+/// Small EVTX files are handed to a reader thread in groups of up to this
+/// many bytes or files (see [`run_ordered`]).
+const GROUP_BYTES: u64 = 1 << 20;
+const GROUP_FILES: usize = 64;
+
+/// The units of work of all inputs, read lazily, file after file, in groups
+/// a reader thread takes at once: consecutive small EVTX files together,
+/// any other unit alone.
+fn units(inputs: Vec<Input>) -> impl Iterator<Item = Vec<Unit>> {
+    let small = |i: &Input| i.format == Format::Evtx && i.size <= WHOLE_FILE_BYTES;
+    let mut inputs = inputs.into_iter().peekable();
+    let mut current: Box<dyn Iterator<Item = Unit>> = Box::new(std::iter::empty());
+    std::iter::from_fn(move || loop {
+        if let Some(unit) = current.next() {
+            return Some(vec![unit]);
+        }
+        let first = inputs.next()?;
+        if small(&first) {
+            let mut bytes = first.size;
+            let mut group = vec![whole_file(first)];
+            while bytes < GROUP_BYTES && group.len() < GROUP_FILES {
+                let Some(next) = inputs.next_if(small) else {
+                    break;
+                };
+                bytes += next.size;
+                group.push(whole_file(next));
             }
-        })
+            return Some(group);
+        }
+        current = file_units(first);
+    })
+}
+
+/// A small EVTX file as one unit.
+fn whole_file(input: Input) -> Unit {
+    Unit::EvtxFile {
+        source: Arc::from(input.path.display().to_string()),
+        path: input.path,
+        size: input.size,
+    }
+}
+
+/// The units of one file, read lazily.
+fn file_units(input: Input) -> Box<dyn Iterator<Item = Unit>> {
+    let source: Arc<str> = Arc::from(input.path.display().to_string());
+    let failed = |source: Arc<str>, reason: String| -> Box<dyn Iterator<Item = Unit>> {
+        Box::new(std::iter::once(Unit::Failed { source, reason }))
+    };
+    match input.format {
+        Format::Evtx if input.size <= WHOLE_FILE_BYTES => {
+            Box::new(std::iter::once(whole_file(input)))
+        }
+        Format::Evtx => match evtx_file::chunks(&input.path) {
+            Ok(chunks) => Box::new(chunks.map(move |chunk| Unit::Chunk {
+                source: Arc::clone(&source),
+                chunk,
+            })),
+            Err(reason) => failed(source, reason),
+        },
+        format @ (Format::Ndjson | Format::EvtxJson) => match File::open(&input.path) {
+            Ok(f) => {
+                let mut lines =
+                    LineSource::new(BufReader::with_capacity(1 << 20, f), MAX_LINE_BYTES);
+                Box::new(std::iter::from_fn(move || {
+                    let block = lines.next_block(BLOCK_LINES, BLOCK_BYTES)?;
+                    Some(Unit::Lines {
+                        source: Arc::clone(&source),
+                        format,
+                        block,
+                    })
+                }))
+            }
+            Err(e) => failed(source, format!("cannot open trace: {e}")),
+        },
+    }
 }

@@ -15,7 +15,7 @@ use evtx::ParserSettings;
 use trawl_engine::event::Event;
 use trawl_engine::pipeline::SourcedEvent;
 
-use crate::evtx_file::{chunks, read_chunk, ChunkRead};
+use crate::evtx_file::{read_chunk, read_file, ChunkRead};
 use crate::input::Format;
 use crate::lines::LineBlock;
 use crate::ndjson::parse_line;
@@ -34,6 +34,7 @@ pub(crate) enum Unit {
         path: PathBuf,
         size: u64,
     },
+
     /// Lines of an NDJSON trace or an `evtx_dump` JSON file.
     Lines {
         source: Arc<str>,
@@ -55,7 +56,7 @@ impl Unit {
     }
 
     /// Input bytes the unit stands for, for progress.
-    fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         match self {
             Unit::Chunk { .. } => 64 * 1024,
             Unit::EvtxFile { size, .. } => *size,
@@ -104,6 +105,24 @@ impl UnitOutput {
     }
 }
 
+/// [`process`], with a panic (a bug) reported as a problem of the unit's
+/// file rather than lost.
+fn guarded(unit: Unit, settings: &Arc<ParserSettings>) -> UnitOutput {
+    let source = Arc::clone(unit.source());
+    catch_unwind(AssertUnwindSafe(|| process(unit, settings))).unwrap_or_else(|_| {
+        let mut out = UnitOutput {
+            source: Some(source),
+            ..UnitOutput::default()
+        };
+        out.bad(
+            Location::File,
+            "internal error while reading this part of the file (a bug in trawl); its records are skipped".into(),
+            1,
+        );
+        out
+    })
+}
+
 /// Turns one unit into events.
 pub(crate) fn process(unit: Unit, settings: &Arc<ParserSettings>) -> UnitOutput {
     let mut out = UnitOutput {
@@ -118,17 +137,7 @@ pub(crate) fn process(unit: Unit, settings: &Arc<ParserSettings>) -> UnitOutput 
             ..
         } => out.bad(at, reason, 1),
         Unit::Chunk { chunk: Ok(c), .. } => read_chunk(c, settings, &mut out),
-        Unit::EvtxFile { path, .. } => match chunks(&path) {
-            Ok(chunks) => {
-                for chunk in chunks {
-                    match chunk {
-                        Ok(c) => read_chunk(c, settings, &mut out),
-                        Err((at, reason)) => out.bad(at, reason, 1),
-                    }
-                }
-            }
-            Err(reason) => out.bad(Location::File, reason, 1),
-        },
+        Unit::EvtxFile { path, .. } => read_file(&path, settings, &mut out),
         Unit::Lines { format, block, .. } => read_lines(format, &block, &mut out),
     }
     out
@@ -159,51 +168,44 @@ fn read_lines(format: Format, block: &LineBlock, out: &mut UnitOutput) {
 }
 
 /// Runs `process` over `units` on `threads` workers and hands every output
-/// to `consume` in unit order. At most a few units per worker are in flight,
-/// so memory stays bounded however long the input. A unit whose processing
+/// to `consume` in unit order. Units come in groups, each read by one
+/// worker: a group of small files costs two thread hand-overs (and their
+/// wake-ups) in all, where a unit per file costs two per file, often more
+/// than reading the file. At most a few groups per worker are in flight, so
+/// memory stays bounded however long the input. A unit whose processing
 /// panics (a bug) is reported as a problem of its file, not lost silently.
 pub(crate) fn run_ordered(
-    units: impl Iterator<Item = Unit>,
+    units: impl Iterator<Item = Vec<Unit>>,
     threads: usize,
     settings: &Arc<ParserSettings>,
     consume: &mut dyn FnMut(UnitOutput) -> bool,
 ) {
-    let guarded = |unit: Unit| {
-        let source = Arc::clone(unit.source());
-        catch_unwind(AssertUnwindSafe(|| process(unit, settings))).unwrap_or_else(|_| {
-            let mut out = UnitOutput {
-                source: Some(source),
-                ..UnitOutput::default()
-            };
-            out.bad(
-                Location::File,
-                "internal error while reading this part of the file (a bug in trawl); its records are skipped".into(),
-                1,
-            );
-            out
-        })
+    let read_group = |group: Vec<Unit>| -> Vec<UnitOutput> {
+        group.into_iter().map(|u| guarded(u, settings)).collect()
     };
     if threads <= 1 {
-        for unit in units {
-            if !consume(guarded(unit)) {
-                return;
+        for group in units {
+            for out in read_group(group) {
+                if !consume(out) {
+                    return;
+                }
             }
         }
         return;
     }
     let window = threads * 4;
     std::thread::scope(|scope| {
-        let (work_tx, work_rx) = bounded::<(u64, Unit)>(window);
-        let (done_tx, done_rx) = bounded::<(u64, UnitOutput)>(window);
+        let (work_tx, work_rx) = bounded::<(u64, Vec<Unit>)>(window);
+        let (done_tx, done_rx) = bounded::<(u64, Vec<UnitOutput>)>(window);
         for i in 0..threads {
             let work_rx = work_rx.clone();
             let done_tx = done_tx.clone();
-            let guarded = &guarded;
+            let read_group = &read_group;
             std::thread::Builder::new()
                 .name(format!("trawl-read-{i}"))
                 .spawn_scoped(scope, move || {
-                    for (n, unit) in work_rx {
-                        if done_tx.send((n, guarded(unit))).is_err() {
+                    for (n, group) in work_rx {
+                        if done_tx.send((n, read_group(group))).is_err() {
                             return;
                         }
                     }
@@ -212,7 +214,7 @@ pub(crate) fn run_ordered(
         }
         drop((work_rx, done_tx));
         let mut units = units;
-        let mut ready: BTreeMap<u64, UnitOutput> = BTreeMap::new();
+        let mut ready: BTreeMap<u64, Vec<UnitOutput>> = BTreeMap::new();
         let (mut sent, mut next) = (0u64, 0u64);
         loop {
             while sent - next < window as u64 {
@@ -225,7 +227,7 @@ pub(crate) fn run_ordered(
             if next == sent {
                 break;
             }
-            let out = match ready.remove(&next) {
+            let outs = match ready.remove(&next) {
                 Some(out) => out,
                 None => match done_rx.recv() {
                     Ok((n, out)) if n == next => out,
@@ -237,8 +239,10 @@ pub(crate) fn run_ordered(
                 },
             };
             next += 1;
-            if !consume(out) {
-                return;
+            for out in outs {
+                if !consume(out) {
+                    return;
+                }
             }
         }
         drop(work_tx);

@@ -1,12 +1,12 @@
 //! The two ways of reading an EVTX chunk (template plans, and the `evtx`
-//! crate's JSON renderer) give the same events, counts and problems, on
-//! real logs: the attack recordings in `../shared/corpus` (read in CI; the
+//! crate's JSON renderer), and the replay driver's whole-file reader, give
+//! the same events, counts and problems, on real logs: the attack recordings in `../shared/corpus` (read in CI; the
 //! test passes with a message where that folder is absent).
 
 use std::path::{Path, PathBuf};
 
 use support::shown;
-use trawl_replay::evtx_file::{chunks, read_chunk_with, settings, ChunkReader};
+use trawl_replay::evtx_file::{chunks, read_chunk_with, read_file, settings, ChunkReader};
 use trawl_replay::unit::UnitOutput;
 
 mod support;
@@ -36,8 +36,12 @@ fn shared_template_plans_read_every_attack_sample_as_the_renderer_does() {
         let Ok(all) = chunks(entry.path()) else {
             continue;
         };
+        let mut cut = true;
         for chunk in all {
-            let Ok(chunk) = chunk else { continue };
+            let Ok(chunk) = chunk else {
+                cut = false;
+                continue;
+            };
             chunks_read += 1;
             let mut copy = evtx::EvtxChunkData::new(chunk.data.clone(), false)
                 .expect("a chunk the parser gave reads again");
@@ -52,6 +56,12 @@ fn shared_template_plans_read_every_attack_sample_as_the_renderer_does() {
             read_chunk_with(ChunkReader::Renderer, chunk, &settings, &mut rendered);
         }
         events += rendered.events.len();
+        if cut {
+            // The replay driver's whole-file reader gives the same.
+            let mut whole = UnitOutput::default();
+            read_file(entry.path(), &settings, &mut whole);
+            assert_eq!(shown(&whole), shown(&plans), "{}", entry.path().display());
+        }
         let (a, b) = (shown(&plans), shown(&rendered));
         if a != b {
             let first = a

@@ -10,7 +10,7 @@ use support::evtx_writer::{el, opt, text, Element, EvtxWriter, RecordAt, Slot, T
 use support::evtx_writer::{ty, CHUNK_HEADER, RECORD_HEADER};
 use support::shown;
 use trawl_engine::event::{EventKind, Timestamp, Value as Field};
-use trawl_replay::evtx_file::{chunks, read_chunk_with, settings, ChunkReader};
+use trawl_replay::evtx_file::{chunks, read_chunk_with, read_file, settings, ChunkReader};
 use trawl_replay::unit::UnitOutput;
 use trawl_replay::Location;
 
@@ -796,6 +796,21 @@ fn written_log_with_any_byte_flipped_never_panics_and_both_readers_agree() {
             let Ok(((plans, how), rendered)) = result else {
                 panic!("a reader panicked with byte {at} ^ {flip:#x}");
             };
+            // The replay driver's whole-file reader gives what reading the
+            // file chunk by chunk gives.
+            let whole = std::panic::catch_unwind(|| {
+                let mut out = UnitOutput::default();
+                read_file(&path, &settings(), &mut out);
+                out
+            });
+            let Ok(whole) = whole else {
+                panic!("the whole-file reader panicked with byte {at} ^ {flip:#x}");
+            };
+            assert_eq!(
+                shown(&whole),
+                shown(&plans),
+                "the whole-file reader differs with byte {at} ^ {flip:#x}"
+            );
             let (a, b) = (shown(&plans), shown(&rendered));
             if a != b && renderer_wrote_bad_json(&plans, &rendered) {
                 bad_json.push((at, flip));
@@ -1018,4 +1033,45 @@ fn written_record_size_past_the_live_records_is_reported() {
     });
     assert!(!out.problems.is_empty(), "{:?}", shown(&out));
     assert_eq!(out.records, 12, "{:?}", shown(&out));
+}
+
+/// A sparse copy of a log (its trailing zeros a hole, as `cp` and many
+/// archivers leave empty chunk slots) reads as the same log written whole,
+/// wherever the hole starts, and whether or not damage lies before it.
+#[test]
+fn written_log_with_a_trailing_hole_reads_as_written_whole() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let clean = mixed_log().writer.finish();
+    let whole_path = dir.path().join("whole.evtx");
+    let sparse_path = dir.path().join("sparse.evtx");
+    let data_end = clean.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    // Damage at a few places, and none; empty slots after the data, and
+    // none.
+    for (at, extra_slots) in [
+        (None, 0),
+        (None, 3),
+        (Some(4096 + 24), 2),
+        (Some(data_end - 1), 1),
+    ] {
+        let mut bytes = clean.clone();
+        if let Some(at) = at {
+            bytes[at] ^= 0xff;
+        }
+        let size = bytes.len() + extra_slots * 65536;
+        bytes.resize(size, 0);
+        std::fs::write(&whole_path, &bytes).unwrap();
+        let mut f = std::fs::File::create(&sparse_path).unwrap();
+        f.write_all(&bytes[..data_end]).unwrap();
+        f.set_len(size as u64).unwrap();
+        drop(f);
+        let read = |path: &Path| {
+            let mut out = UnitOutput::default();
+            read_file(path, &settings(), &mut out);
+            shown(&out)
+        };
+        let (expected, _) = read_with(&whole_path, ChunkReader::TemplatePlans);
+        assert_eq!(read(&whole_path), shown(&expected), "{at:?} {extra_slots}");
+        assert_eq!(read(&sparse_path), shown(&expected), "{at:?} {extra_slots}");
+    }
 }

@@ -10,18 +10,21 @@
 //! before. Both readers give the same events (see the tests in
 //! `tests/winlog_e2e.rs`, which compare them over real logs).
 
-use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use evtx::{EvtxChunk, EvtxChunkData, EvtxRecordHeader, ParserSettings};
+use evtx::{EvtxChunkHeader, EvtxRecordHeader};
+use trawl_engine::event::FieldKey;
 
 use super::bytes::Cursor;
-use super::template::{self, DataSlot, EventData, NoPlan, Plan, Root, Slot, Src};
+use super::strings;
+use super::template::{DataSlot, EventData, NoPlan, Plan, PlanCache, Root, Slot, Src};
 use super::values::{is_empty, is_known_type, reads_alone, render, Val, BINXML};
 use crate::unit::UnitOutput;
-use crate::winlog::mapping::{is_mapped, map_record, Mapped};
-use crate::winlog::record::{DataValue, WinRecord};
+use crate::winlog::mapping::{is_mapped, map_fields, DataName, Head, Mapped};
+use crate::winlog::record::DataValue;
 use crate::winlog::ChannelCounts;
 use crate::Location;
 
@@ -36,22 +39,40 @@ const RECORD_HEADER: usize = 24;
 /// One substitution value: its type and bytes.
 type Value<'a> = (u8, &'a [u8]);
 
-/// Reads every record of `data` into `out` and `counts`, or says why the
-/// chunk must go to the crate instead (then `out` holds part of it, which
-/// the caller rolls back).
+thread_local! {
+    /// Each reading thread's plans, kept from chunk to chunk and file to file.
+    static PLANS: RefCell<Plans> = RefCell::default();
+}
+
+/// Reads every record of the chunk `data` (with its parsed `header`) into
+/// `out` and `counts`, or says why the chunk must go to the crate instead
+/// (then `out` holds part of it, which the caller rolls back).
 pub(super) fn read_chunk(
-    data: &EvtxChunkData,
-    settings: &Arc<ParserSettings>,
+    data: &[u8],
+    header: &EvtxChunkHeader,
     counts: &mut ChannelCounts,
     out: &mut UnitOutput,
 ) -> Result<(), Fallback> {
-    // The crate's chunk checks its string table: a chunk it rejects is
-    // rejected, and reported, by the crate's path alike.
-    let chunk = EvtxChunk::new(&data.data, &data.header, Arc::clone(settings))
-        .map_err(|_| "the chunk's string table")?;
-    let bytes = chunk.data;
-    let live_end = (data.header.free_space_offset as usize).min(bytes.len());
-    let mut plans = Plans::default();
+    PLANS.with_borrow_mut(|plans| {
+        plans.start_chunk();
+        read_records(data, header, plans, counts, out)
+    })
+}
+
+fn read_records(
+    data: &[u8],
+    data_header: &EvtxChunkHeader,
+    plans: &mut Plans,
+    counts: &mut ChannelCounts,
+    out: &mut UnitOutput,
+) -> Result<(), Fallback> {
+    // The crate checks the chunk's string table when it opens the chunk: a
+    // chunk it rejects is rejected, and reported, by the crate's path alike.
+    if !strings::table_ok(data, &mut plans.seen) {
+        return Err("the chunk's string table");
+    }
+    let bytes = data;
+    let live_end = (data_header.free_space_offset as usize).min(bytes.len());
     let mut values: Vec<Value<'_>> = Vec::with_capacity(64);
     let mut embedded: Vec<Value<'_>> = Vec::with_capacity(64);
     let mut text = Texts::default();
@@ -67,24 +88,24 @@ pub(super) fn read_chunk(
             .ok_or("a record out of bounds")?;
         let id = header.event_record_id;
         let def = instance(binxml, start, &mut values)?;
-        let plan = compiled(&mut plans.records, bytes, def, Root::Event)?;
+        let plan = plans.plan(bytes, def, Root::Event)?;
         out.records += 1;
         let record = Record {
-            plan,
+            plan: &plan,
             values: &values,
             header_id: id,
         };
         read_record(
             record,
             bytes,
-            &mut plans.embedded,
+            plans,
             &mut embedded,
             &mut text,
             &mut host,
             counts,
             out,
         )?;
-        if id == data.header.last_event_record_id {
+        if id == data_header.last_event_record_id {
             return Ok(());
         }
         offset += header.data_size as usize;
@@ -94,27 +115,28 @@ pub(super) fn read_chunk(
     Err("the walk ended before the chunk's last record")
 }
 
-/// The plans of a chunk's templates, by definition offset: records', and
-/// embedded data's.
+/// The plans of the current chunk's templates, by definition offset and
+/// what they are the template of, found in or added to `cache`.
 #[derive(Default)]
 struct Plans {
-    records: HashMap<u32, Result<Plan, NoPlan>>,
-    embedded: EmbeddedPlans,
+    chunk: HashMap<(u32, Root), Result<Rc<Plan>, NoPlan>>,
+    cache: PlanCache,
+    /// Scratch space for the string-table check.
+    seen: strings::Seen,
 }
 
-#[derive(Default)]
-struct EmbeddedPlans(HashMap<u32, Result<Plan, NoPlan>>);
+impl Plans {
+    fn start_chunk(&mut self) {
+        self.chunk.clear();
+    }
 
-fn compiled<'m>(
-    map: &'m mut HashMap<u32, Result<Plan, NoPlan>>,
-    chunk: &[u8],
-    def: u32,
-    root: Root,
-) -> Result<&'m Plan, Fallback> {
-    map.entry(def)
-        .or_insert_with(|| template::compile(chunk, def, root))
-        .as_ref()
-        .map_err(|e| *e)
+    fn plan(&mut self, chunk: &[u8], def: u32, root: Root) -> Result<Rc<Plan>, Fallback> {
+        let cache = &mut self.cache;
+        self.chunk
+            .entry((def, root))
+            .or_insert_with(|| cache.plan(chunk, def, root))
+            .clone()
+    }
 }
 
 /// One record: its template's plan and its values.
@@ -170,11 +192,58 @@ fn instance<'a>(
 /// Reusable text buffers, so records of unmapped channels allocate nothing.
 #[derive(Default)]
 struct Texts {
-    provider: String,
-    channel: String,
+    provider: Kept,
+    channel: Kept,
     time: String,
-    computer: String,
+    computer: Kept,
     scratch: String,
+}
+
+/// A `System` text that most records of a chunk repeat (provider, channel,
+/// computer): the substitution value it was last rendered from is kept, and
+/// the same value is not decoded again.
+#[derive(Default)]
+struct Kept {
+    text: String,
+    /// The value `text` was rendered from (type, bytes), when `kept`.
+    from: (u8, Vec<u8>),
+    kept: bool,
+}
+
+impl Kept {
+    /// [`system_text`], skipping the render of the value last rendered.
+    fn get(&mut self, slot: Option<&Slot>, values: &[Value<'_>]) -> Result<Option<&str>, Fallback> {
+        let value = slot.and_then(|s| rendered_value(s, values));
+        if let Some((t, b)) = value {
+            if self.kept && t == self.from.0 && b == &self.from.1[..] {
+                return Ok(Some(&self.text));
+            }
+        }
+        self.kept = false;
+        let Some(text) = system_text(slot, values, &mut self.text)? else {
+            return Ok(None);
+        };
+        if let Some((t, b)) = value {
+            self.from.0 = t;
+            self.from.1.clear();
+            self.from.1.extend_from_slice(b);
+            self.kept = true;
+        }
+        Ok(Some(text))
+    }
+}
+
+/// The substitution value [`resolve`] renders for `slot`, if it renders one.
+fn rendered_value<'a>(slot: &Slot, values: &[Value<'a>]) -> Option<Value<'a>> {
+    let left_out =
+        (slot.deps.iter()).any(|&d| values.get(usize::from(d)).is_some_and(|v| v.0 == 0));
+    match slot.src {
+        Some(Src::Sub { id, optional }) if !left_out => {
+            let &(t, b) = values.get(usize::from(id))?;
+            (!(optional && is_empty(t, b))).then_some((t, b))
+        }
+        _ => None,
+    }
 }
 
 /// A value read for a slot: absent (left out, or empty), or rendered.
@@ -246,7 +315,7 @@ fn system_number(
 fn read_record<'a>(
     record: Record<'_, 'a>,
     chunk: &'a [u8],
-    embedded_plans: &mut EmbeddedPlans,
+    plans: &mut Plans,
     embedded: &mut Vec<Value<'a>>,
     text: &mut Texts,
     host: &mut Option<Arc<str>>,
@@ -258,8 +327,8 @@ fn read_record<'a>(
         values,
         header_id,
     } = record;
-    let provider = system_text(plan.provider.as_ref(), values, &mut text.provider)?;
-    let channel = system_text(plan.channel.as_ref(), values, &mut text.channel)?;
+    let provider = text.provider.get(plan.provider.as_ref(), values)?;
+    let channel = text.channel.get(plan.channel.as_ref(), values)?;
     let event_id = system_number(plan.event_id.as_ref(), values, &mut text.scratch)?
         .and_then(|v| u32::try_from(v).ok());
     counts.add(channel, provider, event_id);
@@ -267,7 +336,7 @@ fn read_record<'a>(
     // one goes to the crate, which reports it. The crate parses every
     // embedded value, so the ones the plan does not read are checked too.
     let embedded_id = plan.embedded.map(usize::from);
-    check_other_binxml(values, embedded_id, chunk, embedded_plans, embedded)?;
+    check_other_binxml(values, embedded_id, chunk, plans, embedded)?;
     let inner = match embedded_id.and_then(|id| values.get(id)) {
         Some(&(BINXML, bytes)) if !bytes.is_empty() => {
             let start = bytes.as_ptr() as usize - chunk.as_ptr() as usize;
@@ -275,14 +344,14 @@ fn read_record<'a>(
             if embedded.iter().any(|v| v.0 == BINXML && !v.1.is_empty()) {
                 return Err("embedded BinXML within embedded data");
             }
-            Some(compiled(&mut embedded_plans.0, chunk, def, Root::Embedded)?)
+            Some(plans.plan(chunk, def, Root::Embedded)?)
         }
         _ => None,
     };
     if !is_mapped(channel.or(provider), event_id) {
         return Ok(());
     }
-    let data = match (&plan.event_data, inner) {
+    let data = match (&plan.event_data, inner.as_deref()) {
         (EventData::Fields(fields), _) => event_data(fields, values, &mut text.scratch)?,
         (EventData::Absent, Some(inner)) => match &inner.event_data {
             EventData::Fields(fields) => event_data(fields, embedded, &mut text.scratch)?,
@@ -292,18 +361,17 @@ fn read_record<'a>(
     };
     let record_id = system_number(plan.record_id.as_ref(), values, &mut text.scratch)?;
     let time = system_text(plan.time_created.as_ref(), values, &mut text.time)?;
-    let computer = system_text(plan.computer.as_ref(), values, &mut text.computer)?;
-    let rec = WinRecord {
-        provider: provider.map(Cow::Borrowed),
-        channel: channel.map(Cow::Borrowed),
+    let computer = text.computer.get(plan.computer.as_ref(), values)?;
+    let rec = Head {
+        provider,
+        channel,
         event_id,
         record_id,
-        time_created: time.map(Cow::Borrowed),
-        computer: computer.map(Cow::Borrowed),
-        data,
+        time_created: time,
+        computer,
         data_read: true,
     };
-    match map_record(rec, host) {
+    match map_fields(&rec, data, host) {
         Ok(Mapped::Event { seq, event }) => out.event(seq.unwrap_or(header_id), event),
         Ok(Mapped::Other) => {}
         Err(reason) => out.bad(Location::Record(header_id), reason, 1),
@@ -318,7 +386,7 @@ fn check_other_binxml<'a>(
     values: &[Value<'a>],
     read: Option<usize>,
     chunk: &'a [u8],
-    plans: &mut EmbeddedPlans,
+    plans: &mut Plans,
     scratch: &mut Vec<Value<'a>>,
 ) -> Result<(), Fallback> {
     for (i, &(t, bytes)) in values.iter().enumerate() {
@@ -330,7 +398,7 @@ fn check_other_binxml<'a>(
         if scratch.iter().any(|v| v.0 == BINXML && !v.1.is_empty()) {
             return Err("embedded BinXML within embedded data");
         }
-        compiled(&mut plans.0, chunk, def, Root::Embedded)?;
+        plans.plan(chunk, def, Root::Embedded)?;
     }
     Ok(())
 }
@@ -341,7 +409,7 @@ fn event_data<'p>(
     fields: &'p [DataSlot],
     values: &[Value<'_>],
     buf: &mut String,
-) -> Result<Vec<(Cow<'p, str>, DataValue)>, Fallback> {
+) -> Result<Vec<(&'p DataSlot, DataValue)>, Fallback> {
     let mut data = Vec::with_capacity(fields.len());
     for field in fields {
         let left_out = field
@@ -359,7 +427,18 @@ fn event_data<'p>(
             Some(Val::BigUint(u)) => DataValue::Str(u.to_string()),
             Some(Val::Bool(b)) => DataValue::Bool(b),
         };
-        data.push((Cow::Borrowed(&*field.name), value));
+        data.push((field, value));
     }
     Ok(data)
+}
+
+impl DataName for &DataSlot {
+    // A plan has no two fields of one name.
+    const DISTINCT: bool = true;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn key(&self) -> FieldKey {
+        self.key.clone()
+    }
 }

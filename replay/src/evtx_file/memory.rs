@@ -4,6 +4,10 @@
 //! chunk header, and a byte-by-byte scan of every empty chunk (a third of
 //! the chunk slots of typical exported logs are empty).
 //!
+//! The bytes may stop short of the file's end when the rest is known to be
+//! zeros (a hole at the end of a sparse file, which is not read): a chunk
+//! slot there is empty without being looked at.
+//!
 //! The crate's walk, mirrored here: chunks from the one holding the oldest
 //! records (a log that wrapped around starts mid-file) to the end, then from
 //! the start up to it; an all-zero chunk slot is skipped; a slot cut short
@@ -20,9 +24,12 @@ const CHUNK: usize = 65536;
 /// The size of a chunk's header.
 const CHUNK_HEADER: usize = 512;
 
-/// The chunks of an in-memory EVTX file in record order.
-pub(super) struct MemoryChunks {
-    bytes: Vec<u8>,
+/// The chunks of an in-memory EVTX file in record order, over bytes the
+/// walk owns (a `Vec`) or borrows (a worker's reused read buffer).
+pub(super) struct MemoryChunks<B> {
+    bytes: B,
+    /// The file's size: past the bytes held, up to this, it is zeros.
+    len: usize,
     /// Chunk slots the file's size holds.
     count: u64,
     validate: bool,
@@ -31,17 +38,24 @@ pub(super) struct MemoryChunks {
     wrapped: bool,
 }
 
-impl MemoryChunks {
+impl<B: AsRef<[u8]>> MemoryChunks<B> {
     /// Checks the file header through the crate (its errors are the
-    /// crate's), then finds the chunk holding the oldest records.
-    pub(super) fn new(bytes: Vec<u8>, validate: bool) -> Result<Self, EvtxError> {
-        let parser = EvtxParser::from_read_seek(std::io::Cursor::new(&bytes[..]))?;
+    /// crate's), then finds the chunk holding the oldest records. `len` is
+    /// the file's size, `bytes` its first bytes (all of them, or up to where
+    /// only zeros follow).
+    pub(super) fn new(bytes: B, len: usize, validate: bool) -> Result<Self, EvtxError> {
+        let all = bytes.as_ref();
+        let len = len.max(all.len());
+        let parser = EvtxParser::from_read_seek(Padded::new(all, len))?;
         let header_size = usize::from(parser.header().header_block_size);
-        let count = (bytes.len().saturating_sub(header_size) / CHUNK) as u64;
+        let count = (len.saturating_sub(header_size) / CHUNK) as u64;
         let mut oldest = (u64::MAX, 0);
         for n in 0..count {
-            let Some(head) = slot(&bytes, n, CHUNK_HEADER) else {
-                break;
+            let head = match slot(all, len, n, CHUNK_HEADER) {
+                Slot::Held(_, head) => head,
+                // A zero header is no chunk's.
+                Slot::Zero => continue,
+                Slot::Short => break,
             };
             let Ok(h) = EvtxChunkHeader::from_bytes(head) else {
                 continue;
@@ -55,6 +69,7 @@ impl MemoryChunks {
         }
         Ok(MemoryChunks {
             bytes,
+            len,
             count,
             validate,
             next: oldest.1,
@@ -63,43 +78,33 @@ impl MemoryChunks {
         })
     }
 
-    /// The next non-empty chunk at or after `n` and before `end`.
-    fn find(&mut self, mut n: u64, end: u64) -> Option<(Result<EvtxChunkData, EvtxError>, u64)> {
+    /// The next non-empty chunk at or after `n` and before `end`: its slot
+    /// number and where its bytes start, or the error of a slot cut short.
+    fn find_slot(&self, mut n: u64, end: u64) -> Option<(Result<usize, EvtxError>, u64)> {
         loop {
             if n >= end {
                 return None;
             }
-            let Some(data) = slot(&self.bytes, n, CHUNK) else {
+            match slot(self.bytes.as_ref(), self.len, n, CHUNK) {
+                Slot::Held(start, data) if !is_zero(data) => return Some((Ok(start), n)),
+                Slot::Held(..) | Slot::Zero => n = n.checked_add(1)?,
                 // Past the chunk count, a short slot is the end of the file.
-                if n >= self.count {
-                    return None;
+                Slot::Short if n >= self.count => return None,
+                Slot::Short => {
+                    return Some((Err(chunk_error(n, ChunkError::IncompleteChunk)), n));
                 }
-                return Some((Err(chunk_error(n, ChunkError::IncompleteChunk)), n));
-            };
-            if is_zero(data) {
-                n = n.checked_add(1)?;
-                continue;
             }
-            let chunk = EvtxChunkData::new(data.to_vec(), self.validate)
-                .map(|mut c| {
-                    c.number = Some(n);
-                    c
-                })
-                .map_err(|e| chunk_error(n, e));
-            return Some((chunk, n));
         }
     }
-}
 
-impl Iterator for MemoryChunks {
-    type Item = Result<EvtxChunkData, EvtxError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next chunk slot in record order: its number and bytes (not yet
+    /// checked as a chunk: see [`chunk_data`]), or why it cannot be read.
+    pub(super) fn next_slot(&mut self) -> Option<Result<(u64, &[u8]), EvtxError>> {
         loop {
             let end = if self.wrapped { self.oldest } else { u64::MAX };
-            if let Some((chunk, n)) = self.find(self.next, end) {
+            if let Some((found, n)) = self.find_slot(self.next, end) {
                 self.next = n.checked_add(1)?;
-                return Some(chunk);
+                return Some(found.map(|start| (n, &self.bytes.as_ref()[start..start + CHUNK])));
             }
             if self.wrapped || self.oldest == 0 {
                 return None;
@@ -108,15 +113,112 @@ impl Iterator for MemoryChunks {
             self.next = 0;
         }
     }
+
+    /// Whether chunks are made with their checksums validated.
+    pub(super) fn validates(&self) -> bool {
+        self.validate
+    }
 }
 
-/// The first `len` bytes of chunk slot `n`, if the file holds them all.
-fn slot(bytes: &[u8], n: u64, len: usize) -> Option<&[u8]> {
+impl<B: AsRef<[u8]>> Iterator for MemoryChunks<B> {
+    type Item = Result<EvtxChunkData, EvtxError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let validate = self.validate;
+        Some(match self.next_slot()? {
+            Ok((n, data)) => chunk_data(n, data, validate),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+/// Slot `n`'s bytes as a chunk the crate holds (a copy), or the crate's
+/// error for its header.
+pub(super) fn chunk_data(n: u64, data: &[u8], validate: bool) -> Result<EvtxChunkData, EvtxError> {
+    EvtxChunkData::new(data.to_vec(), validate)
+        .map(|mut c| {
+            c.number = Some(n);
+            c
+        })
+        .map_err(|e| chunk_error(n, e))
+}
+
+/// The first bytes of a chunk slot.
+enum Slot<'a> {
+    /// Held: where they start, and they.
+    Held(usize, &'a [u8]),
+    /// In the file, but past the bytes held: zeros.
+    Zero,
+    /// Not all in the file.
+    Short,
+}
+
+/// The first `want` bytes of chunk slot `n` of a file of `len` bytes whose
+/// first are `bytes` (the rest zeros).
+fn slot(bytes: &[u8], len: usize, n: u64, want: usize) -> Slot<'_> {
     let start = usize::try_from(n)
-        .ok()?
-        .checked_mul(CHUNK)?
-        .checked_add(FILE_HEADER)?;
-    bytes.get(start..start.checked_add(len)?)
+        .ok()
+        .and_then(|n| n.checked_mul(CHUNK)?.checked_add(FILE_HEADER));
+    let Some((start, end)) = start.and_then(|s| Some((s, s.checked_add(want)?))) else {
+        return Slot::Short;
+    };
+    match bytes.get(start..end) {
+        Some(held) => Slot::Held(start, held),
+        // Bytes stop short of the file only where zeros alone follow, and at
+        // least a slot past the last data (see `read_file`): a slot that
+        // does not fit in them holds none of the data.
+        None if end <= len => Slot::Zero,
+        None => Slot::Short,
+    }
+}
+
+/// A file's first bytes followed by zeros up to its size, read as the file
+/// (for the crate's check of the file header, which also takes its size).
+struct Padded<'a> {
+    bytes: &'a [u8],
+    len: u64,
+    pos: u64,
+}
+
+impl<'a> Padded<'a> {
+    fn new(bytes: &'a [u8], len: usize) -> Self {
+        Padded {
+            bytes,
+            len: len as u64,
+            pos: 0,
+        }
+    }
+}
+
+impl std::io::Read for Padded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let held = usize::try_from(self.pos)
+            .ok()
+            .and_then(|p| self.bytes.get(p..))
+            .unwrap_or_default();
+        let copied = n.min(held.len());
+        buf[..copied].copy_from_slice(&held[..copied]);
+        buf[copied..n].fill(0);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for Padded<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let base = match to {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        let pos = base.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+        })?;
+        self.pos = pos;
+        Ok(pos)
+    }
 }
 
 /// Whether every byte is zero: a kilobyte at a time, eight bytes at a time

@@ -23,22 +23,24 @@
 //! skipped; a record that cannot be parsed is reported with its chunk and
 //! record id and skipped; the rest of the file is still read.
 
+use std::cell::RefCell;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::Path;
 use std::sync::Arc;
 
 use evtx::err::EvtxError;
-use evtx::{EvtxChunkData, EvtxParser, ParserSettings};
+use evtx::{EvtxChunkData, EvtxChunkHeader, EvtxParser, ParserSettings};
 
 use crate::unit::UnitOutput;
 use crate::winlog::{read_record, ChannelCounts};
 use crate::Location;
-use memory::MemoryChunks;
+use memory::{chunk_data, MemoryChunks};
 
 mod bytes;
 mod fast;
 mod memory;
+mod strings;
 mod template;
 mod values;
 
@@ -83,7 +85,8 @@ pub fn chunks(path: &Path) -> Result<impl Iterator<Item = ChunkRead>, String> {
         let mut bytes = Vec::with_capacity(size as usize);
         file.read_to_end(&mut bytes)
             .map_err(|e| format!("cannot read trace: {e}"))?;
-        Chunks::Memory(MemoryChunks::new(bytes, false).map_err(unreadable)?)
+        let len = bytes.len();
+        Chunks::Memory(MemoryChunks::new(bytes, len, false).map_err(unreadable)?)
     } else {
         Chunks::File(
             EvtxParser::from_read_seek(file)
@@ -98,9 +101,146 @@ pub fn chunks(path: &Path) -> Result<impl Iterator<Item = ChunkRead>, String> {
 /// cut; larger ones are read a chunk at a time by the crate.
 const IN_MEMORY_MAX: u64 = 32 << 20;
 
+/// A read buffer kept at most this large between files.
+const KEPT_BUFFER_MAX: usize = 8 << 20;
+
+thread_local! {
+    /// Each reading thread's file buffer, reused from file to file: a fresh
+    /// one per file costs its page faults and the kernel's zeroing of every
+    /// page, more than reading the file.
+    static FILE_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads a whole EVTX file into `out`: the same events, counts and problems
+/// as [`read_chunk`] over each of [`chunks`] (a chunk that cannot be cut
+/// reported as one skipped), without copying its chunks.
+pub fn read_file(path: &Path, settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
+    FILE_BUFFER.with_borrow_mut(|buf| {
+        read_file_into(path, settings, buf, out);
+        if buf.capacity() > KEPT_BUFFER_MAX {
+            *buf = Vec::new();
+        }
+    });
+}
+
+fn read_file_into(
+    path: &Path,
+    settings: &Arc<ParserSettings>,
+    buf: &mut Vec<u8>,
+    out: &mut UnitOutput,
+) {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return out.bad(Location::File, format!("cannot open trace: {e}"), 1),
+    };
+    let size = file.metadata().map_or(u64::MAX, |m| m.len());
+    if size > IN_MEMORY_MAX {
+        // Grown since it was found: read as a large file is.
+        return match chunks(path) {
+            Ok(chunks) => {
+                for chunk in chunks {
+                    match chunk {
+                        Ok(c) => read_chunk(c, settings, out),
+                        Err((at, reason)) => out.bad(at, reason, 1),
+                    }
+                }
+            }
+            Err(reason) => out.bad(Location::File, reason, 1),
+        };
+    }
+    buf.clear();
+    // A sparse file's trailing hole (its empty chunk slots, often half of
+    // it) reads as zeros: it is not read. The bytes are read up to a chunk
+    // past its start, so every slot with data in it is held whole.
+    if let Some(data_end) = trailing_hole(&file, size) {
+        let held = size.min(data_end.saturating_add(CHUNK_BYTES));
+        let read = file.by_ref().take(data_end).read_to_end(buf);
+        if read.is_ok_and(|n| n as u64 == data_end) {
+            buf.resize(held as usize, 0);
+            return read_bytes(buf, size as usize, settings, out);
+        }
+        // Changed under us: read it all, as any file.
+        buf.clear();
+    }
+    let read = file.rewind().and_then(|()| file.read_to_end(buf).map(drop));
+    if let Err(e) = read {
+        return out.bad(Location::File, format!("cannot read trace: {e}"), 1);
+    }
+    let len = buf.len();
+    read_bytes(buf, len, settings, out);
+}
+
+/// The size of a chunk.
+const CHUNK_BYTES: u64 = 65536;
+
+/// Where a file's data ends when all after it, up to `size`, is a hole:
+/// `None` when it has no trailing hole, data after a hole, or the system
+/// does not say. The file's position is back at its start after.
+#[cfg(target_os = "linux")]
+fn trailing_hole(file: &File, size: u64) -> Option<u64> {
+    use rustix::fs::{seek, SeekFrom};
+    let hole = seek(file, SeekFrom::Hole(0)).ok();
+    let data_after = hole
+        .filter(|&h| h < size)
+        .map(|h| seek(file, SeekFrom::Data(h)));
+    let rewound = seek(file, SeekFrom::Start(0)).is_ok();
+    match (hole, data_after) {
+        (Some(h), Some(Err(rustix::io::Errno::NXIO))) if rewound => Some(h),
+        _ => None,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn trailing_hole(_: &File, _: u64) -> Option<u64> {
+    None
+}
+
+/// Reads the chunks of a file of `len` bytes whose first are `bytes` (the
+/// rest zeros).
+fn read_bytes(bytes: &[u8], len: usize, settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
+    let mut walk = match MemoryChunks::new(bytes, len, false) {
+        Ok(walk) => walk,
+        Err(e) => {
+            let reason = format!("not a readable EVTX file: {}", chain(&e));
+            return out.bad(Location::File, reason, 1);
+        }
+    };
+    let validate = walk.validates();
+    while let Some(slot) = walk.next_slot() {
+        let (n, data) = match slot {
+            Ok(found) => found,
+            Err(e) => {
+                let (at, reason) = locate(&e, Location::File);
+                out.bad(at, reason, 1);
+                continue;
+            }
+        };
+        // A header the crate would not take is reported as the crate does.
+        let header = match EvtxChunkHeader::from_bytes(data) {
+            Ok(h) if !validate => h,
+            _ => {
+                match chunk_data(n, data, validate) {
+                    Ok(c) => read_chunk(Box::new(c), settings, out),
+                    Err(e) => {
+                        let (at, reason) = locate(&e, Location::File);
+                        out.bad(at, reason, 1);
+                    }
+                }
+                continue;
+            }
+        };
+        if !read_planned(data, &header, Some(n), out) {
+            // A chunk of this header is one the crate takes.
+            if let Ok(c) = chunk_data(n, data, validate) {
+                render_chunk(Box::new(c), settings, out);
+            }
+        }
+    }
+}
+
 /// The chunks of a file in memory, or read from disk by the crate.
 enum Chunks {
-    Memory(MemoryChunks),
+    Memory(MemoryChunks<Vec<u8>>),
     File(evtx::IntoIterChunks<File>),
 }
 
@@ -128,29 +268,43 @@ pub fn read_chunk_with(
     settings: &Arc<ParserSettings>,
     out: &mut UnitOutput,
 ) -> ChunkReader {
-    if reader == ChunkReader::TemplatePlans {
-        let mark = (
-            out.events.len(),
-            out.problems.len(),
-            out.records,
-            out.skipped,
-        );
-        let mut counts = ChannelCounts::default();
-        match fast::read_chunk(&data, settings, &mut counts, out) {
-            Ok(()) => {
-                out.channels.merge(counts);
-                return ChunkReader::TemplatePlans;
-            }
-            Err(why) => {
-                tracing::debug!(chunk = data.number, "chunk read by the renderer: {why}");
-                out.events.truncate(mark.0);
-                out.problems.truncate(mark.1);
-                (out.records, out.skipped) = (mark.2, mark.3);
-            }
-        }
+    if reader == ChunkReader::TemplatePlans
+        && read_planned(&data.data, &data.header, data.number, out)
+    {
+        return ChunkReader::TemplatePlans;
     }
     render_chunk(data, settings, out);
     ChunkReader::Renderer
+}
+
+/// Reads the chunk `data` (slot `number`, parsed `header`) by template
+/// plans; `false` (with `out` as it was) when the plans do not cover it.
+fn read_planned(
+    data: &[u8],
+    header: &EvtxChunkHeader,
+    number: Option<u64>,
+    out: &mut UnitOutput,
+) -> bool {
+    let mark = (
+        out.events.len(),
+        out.problems.len(),
+        out.records,
+        out.skipped,
+    );
+    let mut counts = ChannelCounts::default();
+    match fast::read_chunk(data, header, &mut counts, out) {
+        Ok(()) => {
+            out.channels.merge(counts);
+            true
+        }
+        Err(why) => {
+            tracing::debug!(chunk = number, "chunk read by the renderer: {why}");
+            out.events.truncate(mark.0);
+            out.problems.truncate(mark.1);
+            (out.records, out.skipped) = (mark.2, mark.3);
+            false
+        }
+    }
 }
 
 /// Reads a chunk through the crate's JSON renderer.

@@ -9,6 +9,12 @@
 //! says so: records that need the uncovered part are left to the `evtx`
 //! crate's renderer ([`super::fast`]).
 
+use std::collections::HashMap;
+use std::ops::Range;
+use std::rc::Rc;
+
+use trawl_engine::event::FieldKey;
+
 use super::bytes::Cursor;
 
 /// Where one value comes from: a substitution of the instance, or text
@@ -34,6 +40,8 @@ pub(super) struct Slot {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct DataSlot {
     pub(super) name: Box<str>,
+    /// `name` interned once here rather than for every event.
+    pub(super) key: FieldKey,
     pub(super) slot: Slot,
 }
 
@@ -98,6 +106,18 @@ struct Open {
 
 /// Compiles the plan of the template defined at `def_offset` in `chunk`.
 pub(super) fn compile(chunk: &[u8], def_offset: u32, root: Root) -> Result<Plan, NoPlan> {
+    compile_noting(chunk, def_offset, root, &mut Vec::new())
+}
+
+/// [`compile`], noting in `names` where in `chunk` each name it read lies
+/// (its length and UTF-16 units), the only bytes outside the definition a
+/// plan depends on.
+fn compile_noting(
+    chunk: &[u8],
+    def_offset: u32,
+    root: Root,
+    names: &mut Vec<std::ops::Range<usize>>,
+) -> Result<Plan, NoPlan> {
     let start = def_offset as usize;
     let mut header = Cursor::at(chunk, start.checked_add(20).ok_or("bad offset")?);
     let size = header.u32().ok_or("template header out of bounds")? as usize;
@@ -147,7 +167,7 @@ pub(super) fn compile(chunk: &[u8], def_offset: u32, root: Root) -> Result<Plan,
             0x01 | 0x41 => {
                 let dep = c.u16().ok_or("truncated element")?;
                 c.skip(4).ok_or("truncated element")?;
-                let name = name_ref(chunk, &mut c)?;
+                let name = name_ref(chunk, &mut c, names)?;
                 if token & 0x40 != 0 {
                     c.skip(4).ok_or("truncated attribute list")?;
                 }
@@ -187,7 +207,7 @@ pub(super) fn compile(chunk: &[u8], def_offset: u32, root: Root) -> Result<Plan,
                 push_piece(&mut stack, in_attr, Piece::Text(text))?;
             }
             0x06 | 0x46 => {
-                let name = name_ref(chunk, &mut c)?;
+                let name = name_ref(chunk, &mut c, names)?;
                 let open = stack.last_mut().ok_or("attribute outside an element")?;
                 open.attrs.push((name, Vec::new()));
                 in_attr = true;
@@ -223,11 +243,17 @@ fn push_piece(stack: &mut [Open], in_attr: bool, piece: Piece) -> Result<(), NoP
 }
 
 /// Reads a name reference; a name stored right here is skipped over.
-fn name_ref(chunk: &[u8], c: &mut Cursor<'_>) -> Result<String, NoPlan> {
+fn name_ref(
+    chunk: &[u8],
+    c: &mut Cursor<'_>,
+    names: &mut Vec<std::ops::Range<usize>>,
+) -> Result<String, NoPlan> {
     let offset = c.u32().ok_or("truncated name reference")? as usize;
-    let mut at = Cursor::at(chunk, offset.checked_add(6).ok_or("bad name offset")?);
+    let from = offset.checked_add(6).ok_or("bad name offset")?;
+    let mut at = Cursor::at(chunk, from);
     let n = at.u16().ok_or("name out of bounds")? as usize;
     let units = at.take(n * 2).ok_or("name out of bounds")?;
+    names.push(from..at.pos());
     if offset == c.pos() {
         c.skip(8 + n * 2 + 2).ok_or("truncated inline name")?;
     }
@@ -349,10 +375,104 @@ fn data_slot(open: Open, stack: &[Open]) -> Option<DataSlot> {
         _ => return None,
     };
     Some(DataSlot {
+        key: FieldKey::from_name(&name),
         name,
         slot: Slot {
             src: single(open.content).ok()?,
             deps: d,
         },
     })
+}
+
+/// Plans compiled in earlier chunks, found again by their definitions'
+/// bytes: the chunks of a log, and the logs of one machine, use the same few
+/// templates, and compiling one costs far more than comparing its bytes.
+///
+/// A plan depends only on the definition's offset in its chunk (name
+/// references are chunk offsets, and a name written in place is told by its
+/// offset), its size and body, and the names it reads from elsewhere in the
+/// chunk; an entry is used only when all of these are equal, so a plan found
+/// here is the one [`compile`] would give. Only plans that compile are kept.
+#[derive(Default)]
+pub(super) struct PlanCache {
+    by_key: HashMap<Key, Vec<Entry>>,
+    entries: usize,
+    bytes: usize,
+    names: Vec<Range<usize>>,
+}
+
+/// Where an entry is looked for (the GUID only narrows the search).
+#[derive(PartialEq, Eq, Hash)]
+struct Key {
+    root: Root,
+    def: u32,
+    size: u32,
+    guid: [u8; 16],
+}
+
+struct Entry {
+    body: Box<[u8]>,
+    /// The names read, as (offset in the chunk, their length and units).
+    names: Box<[(usize, Box<[u8]>)]>,
+    plan: Rc<Plan>,
+}
+
+/// Bounds on what the cache holds; past either it starts over.
+const MAX_ENTRIES: usize = 4096;
+const MAX_BYTES: usize = 16 << 20;
+
+impl PlanCache {
+    /// The plan of the template defined at `def` in `chunk`: a cached one
+    /// when an equal definition was compiled before, else compiled now.
+    pub(super) fn plan(&mut self, chunk: &[u8], def: u32, root: Root) -> Result<Rc<Plan>, NoPlan> {
+        let Some((key, body)) = key_of(chunk, def, root) else {
+            return compile(chunk, def, root).map(Rc::new);
+        };
+        let same = |e: &&Entry| {
+            *e.body == *body
+                && e.names
+                    .iter()
+                    .all(|(at, bytes)| chunk.get(*at..at + bytes.len()) == Some(&bytes[..]))
+        };
+        if let Some(found) = self.by_key.get(&key).and_then(|v| v.iter().find(same)) {
+            return Ok(Rc::clone(&found.plan));
+        }
+        self.names.clear();
+        let plan = Rc::new(compile_noting(chunk, def, root, &mut self.names)?);
+        let names: Box<[(usize, Box<[u8]>)]> = (self.names.iter())
+            .map(|r| (r.start, chunk[r.clone()].into()))
+            .collect();
+        // The plan's own size is of the order of its body's.
+        let cost = 2 * body.len() + names.iter().map(|(_, b)| b.len() + 32).sum::<usize>() + 256;
+        if self.entries >= MAX_ENTRIES || self.bytes + cost > MAX_BYTES {
+            self.by_key.clear();
+            (self.entries, self.bytes) = (0, 0);
+        }
+        self.entries += 1;
+        self.bytes += cost;
+        self.by_key.entry(key).or_default().push(Entry {
+            body: body.into(),
+            names,
+            plan: Rc::clone(&plan),
+        });
+        Ok(plan)
+    }
+}
+
+/// The cache key of the definition at `def`, and its body; `None` when the
+/// definition does not lie within the chunk (then it does not compile).
+fn key_of(chunk: &[u8], def: u32, root: Root) -> Option<(Key, &[u8])> {
+    let start = def as usize;
+    let guid = chunk.get(start.checked_add(4)?..start.checked_add(20)?)?;
+    let size = chunk.get(start.checked_add(20)?..start.checked_add(DEFINITION_HEADER)?)?;
+    let size = u32::from_le_bytes(size.try_into().ok()?);
+    let body_start = start.checked_add(DEFINITION_HEADER)?;
+    let body = chunk.get(body_start..body_start.checked_add(size as usize)?)?;
+    let key = Key {
+        root,
+        def,
+        size,
+        guid: guid.try_into().ok()?,
+    };
+    Some((key, body))
 }

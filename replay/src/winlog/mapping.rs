@@ -50,7 +50,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use trawl_engine::event::{
-    field_type, fields, Event, EventKind, FieldKey, FieldType, Os, Timestamp, Value,
+    fields, Event, EventKind, FieldKey, FieldType, Os, Timestamp, Value, KNOWN_FIELDS,
 };
 
 use super::record::{DataValue, WinRecord};
@@ -115,11 +115,58 @@ pub enum Mapped {
 /// from one machine shares one allocation for it. An error (a mapped record
 /// without a readable `TimeCreated`) names what is missing.
 pub fn map_record(rec: WinRecord<'_>, host_cache: &mut Option<Arc<str>>) -> Result<Mapped, String> {
-    let log = rec
-        .channel
-        .as_deref()
-        .or(rec.provider.as_deref())
-        .and_then(log_of);
+    let head = Head {
+        provider: rec.provider.as_deref(),
+        channel: rec.channel.as_deref(),
+        event_id: rec.event_id,
+        record_id: rec.record_id,
+        time_created: rec.time_created.as_deref(),
+        computer: rec.computer.as_deref(),
+        data_read: rec.data_read,
+    };
+    map_fields(&head, rec.data, host_cache)
+}
+
+/// The `System` part of a record, as [`map_fields`] reads it.
+pub(crate) struct Head<'a> {
+    pub(crate) provider: Option<&'a str>,
+    pub(crate) channel: Option<&'a str>,
+    pub(crate) event_id: Option<u32>,
+    pub(crate) record_id: Option<u64>,
+    pub(crate) time_created: Option<&'a str>,
+    pub(crate) computer: Option<&'a str>,
+    pub(crate) data_read: bool,
+}
+
+/// The name of an `EventData` field, and its interned key.
+pub(crate) trait DataName {
+    /// Whether the names of one record's fields are known to be distinct
+    /// (then no field is looked for among the ones already set).
+    const DISTINCT: bool;
+    /// The field's name as written.
+    fn name(&self) -> &str;
+    /// The field's key.
+    fn key(&self) -> FieldKey;
+}
+
+impl DataName for Cow<'_, str> {
+    // JSON objects may repeat a key.
+    const DISTINCT: bool = false;
+    fn name(&self) -> &str {
+        self
+    }
+    fn key(&self) -> FieldKey {
+        FieldKey::from_name(self)
+    }
+}
+
+/// [`map_record`] of a record's `System` part and its `EventData` fields.
+pub(crate) fn map_fields<N: DataName>(
+    rec: &Head<'_>,
+    data: Vec<(N, DataValue)>,
+    host_cache: &mut Option<Arc<str>>,
+) -> Result<Mapped, String> {
+    let log = rec.channel.or(rec.provider).and_then(log_of);
     let (Some(log), Some(id)) = (log, rec.event_id) else {
         return Ok(Mapped::Other);
     };
@@ -129,14 +176,14 @@ pub fn map_record(rec: WinRecord<'_>, host_cache: &mut Option<Arc<str>>) -> Resu
     if !rec.data_read {
         return Err("the record's EventData was not read".to_owned());
     }
-    let ts = match rec.time_created.as_deref() {
+    let ts = match rec.time_created {
         Some(t) => t.parse::<Timestamp>().map_err(|e| {
             format!("TimeCreated `{t}` is not an RFC 3339 timestamp ({e}); record skipped")
         })?,
         None => return Err("the record has no TimeCreated; record skipped".to_owned()),
     };
     let mut event = Event::new(kind, Os::Windows, ts);
-    event.host = rec.computer.as_deref().map(|c| match host_cache {
+    event.host = rec.computer.map(|c| match host_cache {
         Some(h) if **h == *c => Arc::clone(h),
         _ => {
             let h: Arc<str> = Arc::from(c);
@@ -145,16 +192,19 @@ pub fn map_record(rec: WinRecord<'_>, host_cache: &mut Option<Arc<str>>) -> Resu
         }
     });
     if log == Log::Security {
-        security_fields(id, &rec.data, &mut event);
+        security_fields(id, &data, &mut event);
     }
-    for (name, value) in rec.data {
-        let key = match (log, id, &*name) {
+    // Sysmon fields are set on an empty event: with distinct names, none can
+    // be there already.
+    let distinct = N::DISTINCT && log == Log::Sysmon;
+    for (name, value) in data {
+        let key = match (log, id, name.name()) {
             // 4688's `ProcessId` is the creator's; `ProcessId` is the new one.
             (Log::Security, 4688, "ProcessId") => fields::PARENT_PROCESS_ID,
-            _ => FieldKey::from_name(&name),
+            _ => name.key(),
         };
-        if event.get(&key).is_none() {
-            let value = convert(key.as_str(), value);
+        if distinct || event.get(&key).is_none() {
+            let value = convert(&key, value);
             event.push_unchecked(key, value);
         }
     }
@@ -165,8 +215,8 @@ pub fn map_record(rec: WinRecord<'_>, host_cache: &mut Option<Arc<str>>) -> Resu
 }
 
 /// The Sigma names of Security 4688/4689 fields, set before the raw fields.
-fn security_fields(id: u32, data: &[(Cow<'_, str>, DataValue)], event: &mut Event) {
-    let get = |name: &str| data.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+fn security_fields<N: DataName>(id: u32, data: &[(N, DataValue)], event: &mut Event) {
+    let get = |name: &str| data.iter().find(|(k, _)| k.name() == name).map(|(_, v)| v);
     let text = |name: &str| match get(name) {
         Some(DataValue::Str(s)) => Some(s.clone()),
         _ => None,
@@ -183,7 +233,7 @@ fn security_fields(id: u32, data: &[(Cow<'_, str>, DataValue)], event: &mut Even
         event.push_unchecked(fields::IMAGE, Value::Str(i));
     }
     if let Some(v) = get(pid) {
-        event.push_unchecked(fields::PROCESS_ID, convert("ProcessId", v.clone()));
+        event.push_unchecked(fields::PROCESS_ID, convert(&fields::PROCESS_ID, v.clone()));
     }
     if let Some(user) = text("SubjectUserName") {
         let user = match text("SubjectDomainName") {
@@ -217,8 +267,11 @@ fn integrity_level(label: &str) -> Option<&'static str> {
 
 /// A value typed as trawl's event model types the field: integers from
 /// decimal or hex text, text from numbers where a string is expected.
-fn convert(name: &str, v: DataValue) -> Value {
-    match (field_type(name), v) {
+fn convert(key: &FieldKey, v: DataValue) -> Value {
+    // Only well-known names have a type (`field_type`), and a well-known
+    // name's key is always its index in the table.
+    let ty = key.known_id().map(|i| KNOWN_FIELDS[usize::from(i)].1);
+    match (ty, v) {
         (Some(FieldType::Integer), Value::Str(s)) => {
             parse_int(&s).map_or(Value::Str(s), Value::Int)
         }
