@@ -19,8 +19,12 @@ use crate::rule::{Atom, Expr, FieldTarget, GlobToken, Rule, RuleBody, StrOp, Tes
 pub(super) struct View {
     pub(super) rules: Vec<ViewRule>,
     pub(super) atoms: Vec<CAtom>,
-    /// For each literal atom, the view rules that use it.
+    /// For each literal atom, the view rules it wakes, as `rule << 1 | set`:
+    /// which of the rule's (one or two) wake sets it belongs to.
     pub(super) atom_rules: Vec<Vec<u32>>,
+    /// Per rule, the wake sets that must all be hit for it to be evaluated:
+    /// `0b1` or `0b11`.
+    pub(super) rule_needs: Vec<u8>,
     pub(super) scans: Vec<FieldScan>,
     pub(super) keyword_scan: Option<LiteralScan>,
     /// Rules that can fire with no literal hit: evaluated on every event.
@@ -414,18 +418,22 @@ impl View {
             .map(|(a, &n)| gate_cost(a) * f64::from(n.max(1)))
             .collect();
         let mut atom_rules: Vec<Vec<u32>> = vec![Vec::new(); atoms.len()];
+        let mut rule_needs = vec![1u8; vrules.len()];
         let mut always = Vec::new();
         for (ri, vr) in vrules.iter().enumerate() {
-            match &vr.body {
-                CBody::Ioc(_) => always.push(ri as u32),
-                CBody::Expr { written, .. } => match necessary(written, &atoms, &cost, true) {
-                    Some((_, set)) => {
-                        for a in set {
-                            atom_rules[a as usize].push(ri as u32);
-                        }
-                    }
-                    None => always.push(ri as u32),
-                },
+            let sets = match &vr.body {
+                CBody::Ioc(_) => None,
+                CBody::Expr { written, .. } => wake_sets(written, &atoms, &cost),
+            };
+            let Some(sets) = sets else {
+                always.push(ri as u32);
+                continue;
+            };
+            rule_needs[ri] = (1u8 << sets.len()) - 1;
+            for (k, set) in sets.into_iter().enumerate() {
+                for a in set {
+                    atom_rules[a as usize].push((ri as u32) << 1 | k as u32);
+                }
             }
         }
         // The other literals are only tested when a woken rule asks for them,
@@ -459,6 +467,7 @@ impl View {
             rules: vrules,
             atoms,
             atom_rules,
+            rule_needs,
             scans,
             keyword_scan,
             always,
@@ -484,6 +493,34 @@ fn plain_needle(node: &Node, atoms: &[CAtom]) -> Option<(FieldKey, u32, Vec<u8>)
         ) => Some((key.clone(), *a, value.as_bytes().to_ascii_lowercase())),
         _ => None,
     }
+}
+
+/// The literal sets that wake a rule: its cheapest necessary set, and when
+/// the condition is an AND, the cheapest necessary set of another of its
+/// children if that set is all anchored literals (which the tries find
+/// whether they wake a rule or not, so this second set adds nothing to the
+/// scan). The rule is evaluated only when a literal of each set is in the
+/// event: both are necessary, so this never loses a match, and the common
+/// `image AND parent image` rule is no longer evaluated on every start of
+/// that image. `None`: no literal is necessary.
+fn wake_sets(written: &Node, atoms: &[CAtom], cost: &[f64]) -> Option<Vec<Vec<u32>>> {
+    let first = necessary(written, atoms, cost, true)?;
+    let Node::And(children) = written else {
+        return Some(vec![first.1]);
+    };
+    let mut options: Vec<(f64, Vec<u32>)> = children
+        .iter()
+        .filter_map(|n| necessary(n, atoms, cost, true))
+        .collect();
+    options.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let second = options
+        .into_iter()
+        .map(|(_, set)| set)
+        .find(|set| *set != first.1 && set.iter().all(|&a| is_anchored(&atoms[a as usize])));
+    Some(match second {
+        Some(set) => vec![first.1, set],
+        None => vec![first.1],
+    })
 }
 
 /// Every atom `node` tests.

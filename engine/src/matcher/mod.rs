@@ -329,6 +329,10 @@ pub struct Scratch {
     /// For keyword atoms: the index of the event field the hit was in.
     hit_field: Vec<u32>,
     rule_mark: Vec<bool>,
+    /// Per rule: which of its wake sets this event hit (see
+    /// `View::rule_needs`), and the rules with any.
+    rule_sets: Vec<u8>,
+    touched: Vec<u32>,
     candidates: Vec<u32>,
     /// Per regex id: this thread's search cache, made on first use.
     regex_caches: Vec<Option<meta::Cache>>,
@@ -358,6 +362,8 @@ impl Scratch {
             dirty: Vec::new(),
             hit_field: Vec::new(),
             rule_mark: Vec::new(),
+            rule_sets: Vec::new(),
+            touched: Vec::new(),
             candidates: Vec::new(),
             regex_caches: Vec::new(),
             lowered: LoweredFields::default(),
@@ -378,6 +384,7 @@ impl Scratch {
         }
         if self.rule_mark.len() < rs.max_rules {
             self.rule_mark.resize(rs.max_rules, false);
+            self.rule_sets.resize(rs.max_rules, 0);
         }
         if self.regex_caches.len() < rs.regexes.len() {
             self.regex_caches.resize_with(rs.regexes.len(), || None);
@@ -391,6 +398,21 @@ impl Scratch {
             self.dirty.push(atom);
         }
         *slot = value;
+    }
+
+    /// A literal of wake set `code & 1` of rule `code >> 1` is in the event:
+    /// the rule is a candidate once each of its sets has one.
+    #[inline]
+    fn wake(&mut self, code: u32, needs: &[u8]) {
+        let r = (code >> 1) as usize;
+        let sets = &mut self.rule_sets[r];
+        if *sets == 0 {
+            self.touched.push(r as u32);
+        }
+        *sets |= 1 << (code & 1);
+        if *sets == needs[r] {
+            self.mark(r as u32);
+        }
     }
 
     #[inline]
@@ -409,6 +431,10 @@ impl Scratch {
         for &r in &self.candidates {
             self.rule_mark[r as usize] = false;
         }
+        for &r in &self.touched {
+            self.rule_sets[r as usize] = 0;
+        }
+        self.touched.clear();
         self.candidates.clear();
         self.lowered.reset();
     }
@@ -550,8 +576,8 @@ impl<'a> Eval<'a> {
         }
         self.s.set(u.atom, TRUE);
         self.s.hit_field[u.atom as usize] = field_index;
-        for &r in &self.view.atom_rules[u.atom as usize] {
-            self.s.mark(r);
+        for &code in &self.view.atom_rules[u.atom as usize] {
+            self.s.wake(code, &self.view.rule_needs);
         }
     }
 
@@ -982,6 +1008,36 @@ mod tests {
         let stats = rs.view_stats(EventKind::ProcessStart, Os::Windows);
         assert_eq!(stats.literals, 4, "each rule wakes on its own literal");
         assert_eq!(rs.matching_ids(&proc("C:\\x.exe", "x -BBBBB")), ["b"]);
+    }
+
+    #[test]
+    fn a_rule_with_two_wake_sets_waits_for_both() {
+        let suffix = |key, v: &str| Expr::Atom(Atom::field(key, s(StrOp::Suffix, v)));
+        let cl = Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, "-zz")));
+        let both = Expr::And(vec![
+            suffix(fields::IMAGE, "\\a.exe"),
+            suffix(fields::PARENT_IMAGE, "\\b.exe"),
+            cl,
+        ]);
+        let (rs, _) = Ruleset::compile(vec![rule("both", proc_win(), both)]);
+        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        assert_eq!(
+            v.rule_needs,
+            [0b11],
+            "two sets: an image and a parent image"
+        );
+        let mut ev = proc("C:\\a.exe", "x -ZZ");
+        assert!(rs.matching_ids(&ev).is_empty(), "no parent image");
+        ev.set(fields::PARENT_IMAGE, "C:\\B.EXE".into());
+        assert_eq!(rs.matching_ids(&ev), ["both"]);
+        // Every later event starts from no set hit.
+        let mut scratch = Scratch::new(&rs);
+        let mut out = Vec::new();
+        rs.evaluate(&proc("C:\\a.exe", "-zz"), &mut scratch, &mut out);
+        let mut parent_only = proc("C:\\c.exe", "-zz");
+        parent_only.set(fields::PARENT_IMAGE, "C:\\b.exe".into());
+        rs.evaluate(&parent_only, &mut scratch, &mut out);
+        assert!(out.is_empty(), "halves of two events do not add up");
     }
 
     #[test]
