@@ -111,35 +111,77 @@ pub fn discover(paths: &[PathBuf]) -> Discovery {
     found
 }
 
+/// What a folder's walk met, in walk order.
+enum Met {
+    File(PathBuf, u64),
+    Unreadable(Problem),
+}
+
+/// Files sniffed on one thread at least, before the sniffing is shared.
+const SNIFF_SHARE: usize = 64;
+
 fn walk(dir: &Path, found: &mut Discovery) {
     let walk = walkdir::WalkDir::new(dir)
         .follow_links(true)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    let mut met = Vec::new();
     for entry in walk {
         match entry {
-            Ok(e) if e.file_type().is_file() => match sniff(e.path()) {
-                Ok(Some(format)) => found.inputs.push(Input {
-                    path: e.path().to_owned(),
-                    format,
-                    size: e.metadata().map_or(0, |m| m.len()),
-                }),
-                Ok(None) => found.passed_over.push(e.path().to_owned()),
-                Err(reason) => found.problems.push(Problem {
-                    source: e.path().display().to_string(),
-                    location: Location::File,
-                    reason,
-                }),
-            },
+            Ok(e) if e.file_type().is_file() => {
+                let size = e.metadata().map_or(0, |m| m.len());
+                met.push(Met::File(e.into_path(), size));
+            }
             Ok(_) => {}
-            Err(err) => found.problems.push(Problem {
+            Err(err) => met.push(Met::Unreadable(Problem {
                 source: err
                     .path()
                     .map_or_else(|| dir.display().to_string(), |p| p.display().to_string()),
                 location: Location::File,
                 reason: format!("cannot read: {err}"),
+            })),
+        }
+    }
+    // Sniffing opens and reads every file: the cores share it, each taking
+    // a run of files, and the results are taken in walk order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = met.len().div_ceil(threads).max(SNIFF_SHARE);
+    let sniff_run = |run: &[Met]| -> Vec<Option<Result<Option<Format>, String>>> {
+        (run.iter())
+            .map(|m| match m {
+                Met::File(path, _) => Some(sniff(path)),
+                Met::Unreadable(_) => None,
+            })
+            .collect()
+    };
+    let sniffed: Vec<Vec<_>> = if met.len() <= share {
+        vec![sniff_run(&met)]
+    } else {
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = (met.chunks(share))
+                .map(|run| scope.spawn(move || sniff_run(run)))
+                .collect();
+            (runs.into_iter())
+                // A panic in `sniff` would be a bug; it is passed on as one.
+                .map(|r| r.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    for (m, format) in met.into_iter().zip(sniffed.into_iter().flatten()) {
+        match (m, format) {
+            (Met::File(path, size), Some(Ok(Some(format)))) => {
+                found.inputs.push(Input { path, format, size })
+            }
+            (Met::File(path, _), Some(Ok(None))) => found.passed_over.push(path),
+            (Met::File(path, _), Some(Err(reason))) => found.problems.push(Problem {
+                source: path.display().to_string(),
+                location: Location::File,
+                reason,
             }),
+            (Met::Unreadable(problem), _) => found.problems.push(problem),
+            // Every file was sniffed.
+            (Met::File(..), None) => {}
         }
     }
 }
@@ -269,5 +311,33 @@ mod tests {
         assert_eq!(names, ["b/1.evtx", "b/c/2.evtx", "a.txt"]);
         assert_eq!(found.inputs[2].format, Format::Ndjson);
         assert_eq!(found.passed_over, [dir.path().join("a.txt")]);
+    }
+
+    #[test]
+    fn many_files_are_sniffed_in_parallel_and_kept_in_walk_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut expected = (Vec::new(), Vec::new());
+        for i in 0..300 {
+            let sub = dir.path().join(format!("d{}", i % 7));
+            std::fs::create_dir_all(&sub).unwrap();
+            let path = sub.join(format!("f{i:03}"));
+            if i % 5 == 0 {
+                std::fs::write(&path, "not a trace").unwrap();
+                expected.1.push(path);
+            } else {
+                std::fs::write(&path, b"ElfFile\0").unwrap();
+                expected.0.push(path);
+            }
+        }
+        expected.0.sort();
+        expected.1.sort();
+        let found = discover(&[dir.path().to_owned()]);
+        let inputs: Vec<PathBuf> = found.inputs.iter().map(|i| i.path.clone()).collect();
+        assert_eq!(inputs, expected.0);
+        assert_eq!(found.passed_over, expected.1);
+        assert!(found
+            .inputs
+            .iter()
+            .all(|i| i.format == Format::Evtx && i.size == 8));
     }
 }

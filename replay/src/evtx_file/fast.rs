@@ -11,7 +11,6 @@
 //! `tests/winlog_e2e.rs`, which compare them over real logs).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -119,7 +118,7 @@ fn read_records(
 /// what they are the template of, found in or added to `cache`.
 #[derive(Default)]
 struct Plans {
-    chunk: HashMap<(u32, Root), Result<Rc<Plan>, NoPlan>>,
+    chunk: strings::OffsetMap<(u32, Root), Result<Rc<Plan>, NoPlan>>,
     cache: PlanCache,
     /// Scratch space for the string-table check.
     seen: strings::Seen,

@@ -71,23 +71,44 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     ))
 }
 
-/// A hasher for chunk offsets: one multiply, as they are small and few.
+/// A hasher for small keys of chunk offsets (this module's, and the plan
+/// maps'): a multiply per word, where SipHash's resistance to chosen keys
+/// buys nothing and costs more than the lookup.
 #[derive(Default)]
 pub(super) struct OffsetHasher(u64);
 
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
 impl Hasher for OffsetHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The product's well-mixed high bits to the low ones, which pick the
+        // bucket.
+        self.0.rotate_left(26)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            self.write_u64(u64::from(b));
         }
     }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
     fn write_u32(&mut self, v: u32) {
-        self.0 = u64::from(v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(MIX);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn write_isize(&mut self, v: isize) {
+        self.write_u64(v as u64);
     }
 }
+
+/// A `HashMap` hashed by [`OffsetHasher`].
+pub(super) type OffsetMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<OffsetHasher>>;
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,6 @@
 //! says so: records that need the uncovered part are left to the `evtx`
 //! crate's renderer ([`super::fast`]).
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::rc::Rc;
 
@@ -395,7 +394,7 @@ fn data_slot(open: Open, stack: &[Open]) -> Option<DataSlot> {
 /// here is the one [`compile`] would give. Only plans that compile are kept.
 #[derive(Default)]
 pub(super) struct PlanCache {
-    by_key: HashMap<Key, Vec<Entry>>,
+    by_key: super::strings::OffsetMap<Key, Vec<Entry>>,
     entries: usize,
     bytes: usize,
     names: Vec<Range<usize>>,
