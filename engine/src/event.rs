@@ -405,12 +405,27 @@ pub struct Event {
 impl Event {
     /// An event with no fields yet.
     pub fn new(kind: EventKind, os: Os, ts: Timestamp) -> Event {
+        Event::with_capacity(kind, os, ts, 16)
+    }
+
+    /// An event with no fields yet and room for `fields` of them: for a
+    /// source that knows how many it will set (a Sysmon process start has
+    /// some twenty-five), so the field list is allocated once.
+    ///
+    /// ```
+    /// use trawl_engine::event::{fields, Event, EventKind, Os, Timestamp};
+    ///
+    /// let mut ev = Event::with_capacity(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH, 1);
+    /// ev.set(fields::IMAGE, "C:\\Windows\\System32\\cmd.exe".into());
+    /// assert_eq!(ev.fields().count(), 1);
+    /// ```
+    pub fn with_capacity(kind: EventKind, os: Os, ts: Timestamp, fields: usize) -> Event {
         Event {
             kind,
             os,
             ts,
             host: None,
-            fields: Vec::with_capacity(16),
+            fields: Vec::with_capacity(fields),
         }
     }
 

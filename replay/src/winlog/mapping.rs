@@ -182,7 +182,8 @@ pub(crate) fn map_fields<N: DataName>(
         })?,
         None => return Err("the record has no TimeCreated; record skipped".to_owned()),
     };
-    let mut event = Event::new(kind, Os::Windows, ts);
+    // Security's mapping adds up to six fields of its own.
+    let mut event = Event::with_capacity(kind, Os::Windows, ts, data.len() + 6);
     event.host = rec.computer.map(|c| match host_cache {
         Some(h) if **h == *c => Arc::clone(h),
         _ => {
