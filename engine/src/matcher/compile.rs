@@ -504,22 +504,23 @@ fn plain_needle(node: &Node, atoms: &[CAtom]) -> Option<(FieldKey, u32, Vec<u8>)
 /// `image AND parent image` rule is no longer evaluated on every start of
 /// that image. `None`: no literal is necessary.
 fn wake_sets(written: &Node, atoms: &[CAtom], cost: &[f64]) -> Option<Vec<Vec<u32>>> {
-    let first = necessary(written, atoms, cost, true)?;
     let Node::And(children) = written else {
-        return Some(vec![first.1]);
+        return Some(vec![necessary(written, atoms, cost, true)?.1]);
     };
-    let mut options: Vec<(f64, Vec<u32>)> = children
+    // An AND's necessary set is its cheapest child's (the first of equals,
+    // as `necessary` takes it): the children's sets, sorted, give both.
+    let mut sets: Vec<(f64, Vec<u32>)> = children
         .iter()
         .filter_map(|n| necessary(n, atoms, cost, true))
         .collect();
-    options.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let second = options
-        .into_iter()
-        .map(|(_, set)| set)
-        .find(|set| *set != first.1 && set.iter().all(|&a| is_anchored(&atoms[a as usize])));
+    sets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut sets = sets.into_iter().map(|(_, set)| set);
+    let first = sets.next()?;
+    let second =
+        sets.find(|set| *set != first && set.iter().all(|&a| is_anchored(&atoms[a as usize])));
     Some(match second {
-        Some(set) => vec![first.1, set],
-        None => vec![first.1],
+        Some(set) => vec![first, set],
+        None => vec![first],
     })
 }
 

@@ -101,27 +101,34 @@ impl AnchoredTrie {
             chain_bytes: Vec::new(),
             uses: Vec::new(),
         };
-        // Each node's run of single children, if it starts one.
-        let chains: Vec<(u32, u32, u32)> = (0..nodes.len())
-            .map(|n| {
-                if nodes[n].children.len() != 1 {
-                    return (0, 0, 0);
+        // The run of single children of each node a walk can stand on: the
+        // root, the children of nodes with several, and the ends of runs.
+        // (A node inside a run is jumped over, so it needs none; computing
+        // one for every node would copy each long literal's bytes once per
+        // byte.)
+        let mut chains = vec![(0u32, 0u32, 0u32); nodes.len()];
+        let mut stack = vec![0usize];
+        while let Some(n) = stack.pop() {
+            if nodes[n].children.len() != 1 {
+                stack.extend(nodes[n].children.iter().map(|&(_, c)| c as usize));
+                continue;
+            }
+            let start = t.chain_bytes.len();
+            let mut at = n;
+            let end = loop {
+                let (b, child) = nodes[at].children[0];
+                t.chain_bytes.push(b);
+                let c = &nodes[child as usize];
+                if c.uses.is_empty() && c.children.len() == 1 {
+                    at = child as usize;
+                    continue;
                 }
-                let start = t.chain_bytes.len();
-                let mut at = n;
-                loop {
-                    let (b, child) = nodes[at].children[0];
-                    t.chain_bytes.push(b);
-                    let c = &nodes[child as usize];
-                    if c.uses.is_empty() && c.children.len() == 1 {
-                        at = child as usize;
-                        continue;
-                    }
-                    let len = t.chain_bytes.len() - start;
-                    return (start as u32, len as u32, child);
-                }
-            })
-            .collect();
+                break child;
+            };
+            let len = t.chain_bytes.len() - start;
+            chains[n] = (start as u32, len as u32, end);
+            stack.push(end as usize);
+        }
         for (node, (chain, chain_len, chain_to)) in nodes.into_iter().zip(chains) {
             let dense = node.children.len() > DENSE_FROM;
             let edges = if dense {
