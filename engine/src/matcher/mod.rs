@@ -607,17 +607,10 @@ impl<'a> Eval<'a> {
         if !unknown {
             return false;
         }
-        let found = match self.field(&set.key) {
-            Some((i, value)) => {
-                let s = &mut *self.s;
-                match value.match_text(&mut s.num) {
-                    Some(text) => set.find(s.lowered.get(i, text.as_bytes())),
-                    None => None,
-                }
-            }
-            None => None,
-        };
-        match found {
+        match self
+            .field_bytes(&set.key, true)
+            .and_then(|text| set.find(text))
+        {
             Some(k) => {
                 self.s.set(set.atoms[k], TRUE);
                 true
@@ -649,17 +642,17 @@ impl<'a> Eval<'a> {
 
     /// A needle's verdict on its field.
     fn needle(&mut self, key: &crate::event::FieldKey, n: &Needle) -> bool {
-        let Some((i, value)) = self.field(key) else {
-            return false;
-        };
+        self.field_bytes(key, !n.cased)
+            .is_some_and(|text| n.is_in(text))
+    }
+
+    /// A named field's text, lower-cased (once per event and field) when
+    /// `lower`: what needles search.
+    fn field_bytes(&mut self, key: &crate::event::FieldKey, lower: bool) -> Option<&[u8]> {
+        let (i, value) = self.field(key)?;
         let s = &mut *self.s;
-        let Some(text) = value.match_text(&mut s.num) else {
-            return false;
-        };
-        if n.cased {
-            return n.is_in(text.as_bytes());
-        }
-        n.is_in(s.lowered.get(i, text.as_bytes()))
+        let text = value.match_text(&mut s.num)?.as_bytes();
+        Some(if lower { s.lowered.get(i, text) } else { text })
     }
 
     /// Reads the atom's target and runs its test.
