@@ -86,104 +86,120 @@ impl Discovery {
     }
 }
 
-/// Expands `paths` into the files to replay.
+/// Expands `paths` into the files to replay, every one sniffed.
 pub fn discover(paths: &[PathBuf]) -> Discovery {
     let mut found = Discovery::default();
-    for path in paths {
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => walk(path, &mut found),
-            Ok(m) => {
-                let format = sniff(path).unwrap_or(Some(Format::Ndjson));
-                found.inputs.push(Input {
-                    path: path.clone(),
-                    format: format.unwrap_or(Format::Ndjson),
-                    size: m.len(),
-                });
+    walk(paths, None, &mut |met| {
+        match met {
+            Found::Input(input) => found.inputs.push(input),
+            Found::Unsniffed { .. } => {
+                unreachable!("a walk that reads nothing whole sniffs every file")
             }
-            // Reported when its turn comes, like any file that cannot be read.
-            Err(_) => found.inputs.push(Input {
-                path: path.clone(),
-                format: Format::Ndjson,
-                size: 0,
-            }),
+            Found::PassedOver(path) => found.passed_over.push(path),
+            Found::Problem(problem) => found.problems.push(problem),
         }
-    }
+        true
+    });
     found
 }
 
-/// What a folder's walk met, in walk order.
-enum Met {
-    File(PathBuf, u64),
-    Unreadable(Problem),
+/// One thing a walk of the paths meets.
+#[derive(Debug)]
+pub enum Found {
+    /// A trace of a known format: a file named as a path (read as NDJSON
+    /// when it is nothing else), or one in a folder, sniffed.
+    Input(Input),
+    /// A file in a folder small enough to be read whole, left unopened: its
+    /// reader tells its format from its bytes ([`format_of`]), so the file
+    /// is opened once, not twice.
+    Unsniffed { path: PathBuf, size: u64 },
+    /// A file in a folder that is not a trace (neither EVTX nor JSON).
+    PassedOver(PathBuf),
+    /// A path that could not be read.
+    Problem(Problem),
 }
 
-/// Files sniffed on one thread at least, before the sniffing is shared.
-const SNIFF_SHARE: usize = 64;
+/// Walks `paths` in order (a folder's files in name order), handing each
+/// thing met to `found` until it returns `false`. Files in folders of at
+/// most `read_whole` bytes are not opened: see [`Found::Unsniffed`].
+///
+/// ```
+/// use trawl_replay::input::{walk, Found};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("a.evtx"), b"ElfFile\0").unwrap();
+/// let mut met = Vec::new();
+/// walk(&[dir.path().to_owned()], Some(1 << 20), &mut |f| {
+///     met.push(f);
+///     true
+/// });
+/// assert!(matches!(&met[..], [Found::Unsniffed { size: 8, .. }]));
+/// ```
+pub fn walk(paths: &[PathBuf], read_whole: Option<u64>, found: &mut dyn FnMut(Found) -> bool) {
+    for path in paths {
+        let more = match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => walk_folder(path, read_whole, found),
+            Ok(m) => {
+                let format = sniff(path).unwrap_or(Some(Format::Ndjson));
+                found(Found::Input(Input {
+                    path: path.clone(),
+                    format: format.unwrap_or(Format::Ndjson),
+                    size: m.len(),
+                }))
+            }
+            // Reported when its turn comes, like any file that cannot be read.
+            Err(_) => found(Found::Input(Input {
+                path: path.clone(),
+                format: Format::Ndjson,
+                size: 0,
+            })),
+        };
+        if !more {
+            return;
+        }
+    }
+}
 
-fn walk(dir: &Path, found: &mut Discovery) {
+/// [`walk`] of one folder; `false` once `found` said to stop.
+fn walk_folder(dir: &Path, read_whole: Option<u64>, found: &mut dyn FnMut(Found) -> bool) -> bool {
     let walk = walkdir::WalkDir::new(dir)
         .follow_links(true)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
-    let mut met = Vec::new();
     for entry in walk {
-        match entry {
+        let met = match entry {
             Ok(e) if e.file_type().is_file() => {
                 let size = e.metadata().map_or(0, |m| m.len());
-                met.push(Met::File(e.into_path(), size));
+                let path = e.into_path();
+                if read_whole.is_some_and(|limit| size <= limit) {
+                    Found::Unsniffed { path, size }
+                } else {
+                    match sniff(&path) {
+                        Ok(Some(format)) => Found::Input(Input { path, format, size }),
+                        Ok(None) => Found::PassedOver(path),
+                        Err(reason) => Found::Problem(Problem {
+                            source: path.display().to_string(),
+                            location: Location::File,
+                            reason,
+                        }),
+                    }
+                }
             }
-            Ok(_) => {}
-            Err(err) => met.push(Met::Unreadable(Problem {
+            Ok(_) => continue,
+            Err(err) => Found::Problem(Problem {
                 source: err
                     .path()
                     .map_or_else(|| dir.display().to_string(), |p| p.display().to_string()),
                 location: Location::File,
                 reason: format!("cannot read: {err}"),
-            })),
-        }
-    }
-    // Sniffing opens and reads every file: the cores share it, each taking
-    // a run of files, and the results are taken in walk order.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let share = met.len().div_ceil(threads).max(SNIFF_SHARE);
-    let sniff_run = |run: &[Met]| -> Vec<Option<Result<Option<Format>, String>>> {
-        (run.iter())
-            .map(|m| match m {
-                Met::File(path, _) => Some(sniff(path)),
-                Met::Unreadable(_) => None,
-            })
-            .collect()
-    };
-    let sniffed: Vec<Vec<_>> = if met.len() <= share {
-        vec![sniff_run(&met)]
-    } else {
-        std::thread::scope(|scope| {
-            let runs: Vec<_> = (met.chunks(share))
-                .map(|run| scope.spawn(move || sniff_run(run)))
-                .collect();
-            (runs.into_iter())
-                // A panic in `sniff` would be a bug; it is passed on as one.
-                .map(|r| r.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
-    };
-    for (m, format) in met.into_iter().zip(sniffed.into_iter().flatten()) {
-        match (m, format) {
-            (Met::File(path, size), Some(Ok(Some(format)))) => {
-                found.inputs.push(Input { path, format, size })
-            }
-            (Met::File(path, _), Some(Ok(None))) => found.passed_over.push(path),
-            (Met::File(path, _), Some(Err(reason))) => found.problems.push(Problem {
-                source: path.display().to_string(),
-                location: Location::File,
-                reason,
             }),
-            (Met::Unreadable(problem), _) => found.problems.push(problem),
-            // Every file was sniffed.
-            (Met::File(..), None) => {}
+        };
+        if !found(met) {
+            return false;
         }
     }
+    true
 }
 
 /// The format of a file by its content; `None` when it is neither EVTX nor
@@ -207,19 +223,47 @@ pub fn sniff(path: &Path) -> Result<Option<Format>, String> {
         if n == 0 {
             return Ok(None);
         }
-        let t = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&line);
-        if !t.iter().all(u8::is_ascii_whitespace) {
-            let t = t.trim_ascii_start();
-            if !t.starts_with(b"{") {
-                return Ok(None);
-            }
-            return Ok(Some(if is_windows_record(t) {
-                Format::EvtxJson
-            } else {
-                Format::Ndjson
-            }));
+        if let Some(format) = line_format(&line) {
+            return Ok(format);
         }
     }
+}
+
+/// [`sniff`] of a file's bytes (all of them, or at least its first
+/// [`MAX_LINE_BYTES`]).
+///
+/// ```
+/// use trawl_replay::input::{format_of, Format};
+///
+/// assert_eq!(format_of(b"ElfFile\0..."), Some(Format::Evtx));
+/// assert_eq!(format_of(b"\n {\"Event\":{}}\n"), Some(Format::EvtxJson));
+/// assert_eq!(format_of(b"# notes\n"), None);
+/// ```
+pub fn format_of(bytes: &[u8]) -> Option<Format> {
+    if is_evtx(bytes) {
+        return Some(Format::Evtx);
+    }
+    let head = &bytes[..bytes.len().min(MAX_LINE_BYTES)];
+    head.split_inclusive(|&b| b == b'\n')
+        .find_map(line_format)?
+}
+
+/// The format a file's line says, `None` for a blank line (the next one
+/// says).
+fn line_format(line: &[u8]) -> Option<Option<Format>> {
+    let t = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
+    let t = t.trim_ascii_start();
+    if t.is_empty() {
+        return None;
+    }
+    if !t.starts_with(b"{") {
+        return Some(None);
+    }
+    Some(Some(if is_windows_record(t) {
+        Format::EvtxJson
+    } else {
+        Format::Ndjson
+    }))
 }
 
 fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -285,6 +329,54 @@ mod tests {
         assert_eq!(sniff(&p("w.evtx")), Ok(None));
         assert_eq!(sniff(&p("v")), Ok(None));
         assert!(sniff(&p("missing")).unwrap_err().starts_with("cannot open"));
+        // A file's bytes say the same as the file.
+        for name in ["x.json", "y.evtx", "z.txt", "w.evtx", "v"] {
+            let bytes = std::fs::read(p(name)).unwrap();
+            assert_eq!(Ok(format_of(&bytes)), sniff(&p(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn small_files_in_folders_are_left_to_their_reader_and_named_files_sniffed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("f")).unwrap();
+        std::fs::write(dir.path().join("f/big.json"), "{\"Event\":{}}\n".repeat(10)).unwrap();
+        std::fs::write(dir.path().join("f/small.evtx"), b"ElfFile\0").unwrap();
+        std::fs::write(
+            dir.path().join("f/notes.md"),
+            "# notes, long enough to be sniffed",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("named.txt"), b"x").unwrap();
+        let mut met = Vec::new();
+        let paths = [dir.path().join("f"), dir.path().join("named.txt")];
+        walk(&paths, Some(8), &mut |f| {
+            met.push(match f {
+                Found::Input(i) => format!("input {:?} {}", i.format, i.size),
+                Found::Unsniffed { size, .. } => format!("unsniffed {size}"),
+                Found::PassedOver(p) => {
+                    format!("passed over {}", p.file_name().unwrap().to_string_lossy())
+                }
+                Found::Problem(p) => format!("problem {}", p.reason),
+            });
+            true
+        });
+        assert_eq!(
+            met,
+            [
+                "input EvtxJson 130",
+                "passed over notes.md",
+                "unsniffed 8",
+                "input Ndjson 1"
+            ]
+        );
+        // Stopping is heard at once.
+        let mut n = 0;
+        walk(&paths, None, &mut |_| {
+            n += 1;
+            false
+        });
+        assert_eq!(n, 1);
     }
 
     #[test]
@@ -314,7 +406,7 @@ mod tests {
     }
 
     #[test]
-    fn many_files_are_sniffed_in_parallel_and_kept_in_walk_order() {
+    fn many_files_keep_walk_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut expected = (Vec::new(), Vec::new());
         for i in 0..300 {

@@ -37,7 +37,8 @@ pub mod winlog;
 use std::fmt;
 use std::fs::File;
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,7 +47,7 @@ use trawl_engine::pipeline::{
     AlertSink, Batch, Pipeline, PipelineConfig, PipelineError, PipelineStats, SourcedEvent,
 };
 
-use crate::input::{discover, Format, Input};
+use crate::input::{Format, Found, Input};
 use crate::lines::LineSource;
 use crate::ndjson::MAX_LINE_BYTES;
 use crate::unit::{run_ordered, Unit, UnitOutput};
@@ -113,8 +114,10 @@ impl fmt::Display for Problem {
 pub trait Observer {
     /// A record, chunk or file that could not be read (it is skipped).
     fn problem(&mut self, problem: &Problem);
-    /// The inputs were found: `files` files of `bytes` bytes in all.
-    fn started(&mut self, _files: usize, _bytes: u64) {}
+    /// The input found so far: `files` files of `bytes` bytes in all. The
+    /// folders are walked while the files found first are read, so this is
+    /// called again, with larger totals, as the walk goes on.
+    fn found(&mut self, _files: usize, _bytes: u64) {}
     /// `bytes` more of the input have been read and passed on.
     fn progress(&mut self, _bytes: u64) {}
 }
@@ -176,9 +179,9 @@ pub enum ReplayError {
 }
 
 /// Lines per block handed to a reader thread.
-const BLOCK_LINES: usize = 1024;
+pub(crate) const BLOCK_LINES: usize = 1024;
 /// Bytes per block handed to a reader thread.
-const BLOCK_BYTES: usize = 1 << 20;
+pub(crate) const BLOCK_BYTES: usize = 1 << 20;
 /// An EVTX file up to this size is one unit of work, read by its worker;
 /// a larger one is cut into chunks on the reading thread, so its chunks
 /// are parsed in parallel.
@@ -196,21 +199,7 @@ pub fn replay(
     observer: &mut dyn Observer,
 ) -> Result<ReplaySummary, ReplayError> {
     let start = Instant::now();
-    let found = discover(traces);
-    let mut summary = ReplaySummary {
-        files: found.inputs.len(),
-        passed_over: found.passed_over.len(),
-        ..ReplaySummary::default()
-    };
-    for i in &found.inputs {
-        summary.files_per_format[i.format as usize] += 1;
-    }
-    for p in &found.problems {
-        summary.skipped += 1;
-        observer.problem(p);
-    }
-    observer.started(found.inputs.len(), found.total_bytes());
-
+    let mut summary = ReplaySummary::default();
     let threads = config.pipeline.threads.max(1);
     let mut pipeline = Pipeline::start(ruleset, config.pipeline.clone(), sink);
     let mut forward = Forward {
@@ -221,24 +210,63 @@ pub fn replay(
         closed: false,
     };
     let settings = evtx_file::settings();
-    run_ordered(
-        units(found.inputs),
-        threads,
-        &settings,
-        &mut |out: UnitOutput| {
-            summary.records += out.records;
-            summary.skipped += out.skipped;
-            summary.channels.merge(out.channels);
-            for p in &out.problems {
-                observer.problem(p);
-            }
-            observer.progress(out.bytes);
-            if let Some(source) = out.source {
-                forward.push(source, out.events);
-            }
-            !forward.closed
-        },
-    );
+    let walked = Walked::default();
+    let mut reported = (0, 0);
+    // The walk runs on its own thread, ahead of the reading: the files
+    // found first are read while the rest of the folders are walked.
+    std::thread::scope(|scope| {
+        let (found_tx, found_rx) = crossbeam_channel::bounded(WALK_AHEAD);
+        let walked = &walked;
+        let walker = std::thread::Builder::new()
+            .name("trawl-walk".into())
+            .spawn_scoped(scope, move || {
+                input::walk(traces, Some(WHOLE_FILE_BYTES), &mut |found| {
+                    walked.add(&found);
+                    found_tx.send(found).is_ok()
+                });
+            })
+            .expect("spawning a thread only fails when the OS is out of resources");
+        run_ordered(
+            units(found_rx.into_iter()),
+            threads,
+            &settings,
+            &mut |out: UnitOutput| {
+                let now = walked.totals();
+                if now != reported {
+                    reported = now;
+                    observer.found(now.0, now.1);
+                }
+                summary.records += out.records;
+                summary.skipped += out.skipped;
+                summary.channels.merge(out.channels);
+                if let Some(format) = out.format {
+                    summary.files += 1;
+                    summary.files_per_format[format as usize] += 1;
+                }
+                summary.passed_over += usize::from(out.passed_over);
+                for p in &out.problems {
+                    observer.problem(p);
+                }
+                observer.progress(out.bytes);
+                if let Some(source) = out.source {
+                    forward.push(source, out.events);
+                }
+                !forward.closed
+            },
+        );
+        walker
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    });
+    for (n, w) in summary
+        .files_per_format
+        .iter_mut()
+        .zip(&walked.files_per_format)
+    {
+        *n += w.load(Relaxed);
+        summary.files += w.load(Relaxed);
+    }
+    summary.passed_over += walked.passed_over.load(Relaxed);
     forward.flush();
     if forward.closed {
         summary.skipped += 1;
@@ -299,45 +327,109 @@ impl Forward<'_> {
     }
 }
 
-/// Small EVTX files are handed to a reader thread in groups of up to this
+/// Small files are handed to a reader thread in groups of up to this
 /// many bytes or files (see [`run_ordered`]).
 const GROUP_BYTES: u64 = 1 << 20;
 const GROUP_FILES: usize = 64;
 
-/// The units of work of all inputs, read lazily, file after file, in groups
-/// a reader thread takes at once: consecutive small EVTX files together,
-/// any other unit alone.
-fn units(inputs: Vec<Input>) -> impl Iterator<Item = Vec<Unit>> {
-    let small = |i: &Input| i.format == Format::Evtx && i.size <= WHOLE_FILE_BYTES;
-    let mut inputs = inputs.into_iter().peekable();
+/// Files and folder entries the walk may be ahead of the reading by.
+const WALK_AHEAD: usize = 1 << 14;
+
+/// What a walk found so far, counted as it goes (the walk is on its own
+/// thread).
+#[derive(Default)]
+struct Walked {
+    /// Files to read, and their bytes.
+    files: AtomicUsize,
+    bytes: AtomicU64,
+    /// Files of a format known on the walk (not read whole), per format.
+    files_per_format: [AtomicUsize; 3],
+    /// Files on the walk found not to be traces.
+    passed_over: AtomicUsize,
+}
+
+impl Walked {
+    fn add(&self, found: &Found) {
+        let size = match found {
+            // A file read whole is counted by its reader, which tells its
+            // format from its bytes.
+            Found::Input(i) if small(found).is_some() => i.size,
+            Found::Input(i) => {
+                self.files_per_format[i.format as usize].fetch_add(1, Relaxed);
+                i.size
+            }
+            Found::Unsniffed { size, .. } => *size,
+            Found::PassedOver(_) => {
+                self.passed_over.fetch_add(1, Relaxed);
+                return;
+            }
+            Found::Problem(_) => return,
+        };
+        self.files.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(size, Relaxed);
+    }
+
+    /// Files and bytes to read found so far.
+    fn totals(&self) -> (usize, u64) {
+        (self.files.load(Relaxed), self.bytes.load(Relaxed))
+    }
+}
+
+/// The units of work of all that the walk finds, read lazily, file after
+/// file, in groups a reader thread takes at once: consecutive small files
+/// together, any other unit alone.
+fn units(found: impl Iterator<Item = Found>) -> impl Iterator<Item = Vec<Unit>> {
+    let mut found = found
+        .filter(|f| !matches!(f, Found::PassedOver(_)))
+        .peekable();
     let mut current: Box<dyn Iterator<Item = Unit>> = Box::new(std::iter::empty());
     std::iter::from_fn(move || loop {
         if let Some(unit) = current.next() {
             return Some(vec![unit]);
         }
-        let first = inputs.next()?;
-        if small(&first) {
-            let mut bytes = first.size;
-            let mut group = vec![whole_file(first)];
+        let first = found.next()?;
+        if let Some((path, size)) = small(&first) {
+            let mut bytes = size;
+            let mut group = vec![whole_file(path.to_owned(), size)];
             while bytes < GROUP_BYTES && group.len() < GROUP_FILES {
-                let Some(next) = inputs.next_if(small) else {
+                let Some(next) = found.next_if(|f| small(f).is_some()) else {
                     break;
                 };
-                bytes += next.size;
-                group.push(whole_file(next));
+                if let Some((path, size)) = small(&next) {
+                    bytes += size;
+                    group.push(whole_file(path.to_owned(), size));
+                }
             }
             return Some(group);
         }
-        current = file_units(first);
+        current = match first {
+            Found::Input(input) => file_units(input),
+            Found::Problem(p) => Box::new(std::iter::once(Unit::Failed {
+                source: Arc::from(p.source),
+                reason: p.reason,
+            })),
+            Found::Unsniffed { .. } | Found::PassedOver(_) => Box::new(std::iter::empty()),
+        };
     })
 }
 
-/// A small EVTX file as one unit.
-fn whole_file(input: Input) -> Unit {
-    Unit::EvtxFile {
-        source: Arc::from(input.path.display().to_string()),
-        path: input.path,
-        size: input.size,
+/// The path and size of a file to be read whole by one reader.
+fn small(found: &Found) -> Option<(&Path, u64)> {
+    match found {
+        Found::Unsniffed { path, size } => Some((path, *size)),
+        Found::Input(i) if i.format == Format::Evtx && i.size <= WHOLE_FILE_BYTES => {
+            Some((&i.path, i.size))
+        }
+        _ => None,
+    }
+}
+
+/// A small file as one unit.
+fn whole_file(path: PathBuf, size: u64) -> Unit {
+    Unit::WholeFile {
+        source: Arc::from(path.display().to_string()),
+        path,
+        size,
     }
 }
 
@@ -349,7 +441,7 @@ fn file_units(input: Input) -> Box<dyn Iterator<Item = Unit>> {
     };
     match input.format {
         Format::Evtx if input.size <= WHOLE_FILE_BYTES => {
-            Box::new(std::iter::once(whole_file(input)))
+            Box::new(std::iter::once(whole_file(input.path, input.size)))
         }
         Format::Evtx => match evtx_file::chunks(&input.path) {
             Ok(chunks) => Box::new(chunks.map(move |chunk| Unit::Chunk {

@@ -6,8 +6,10 @@
 //! problems reported and the counts are the same at any thread count.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crossbeam_channel::bounded;
@@ -15,21 +17,25 @@ use evtx::ParserSettings;
 use trawl_engine::event::Event;
 use trawl_engine::pipeline::SourcedEvent;
 
-use crate::evtx_file::{read_chunk, read_file, ChunkRead};
-use crate::input::Format;
-use crate::lines::LineBlock;
-use crate::ndjson::parse_line;
+use crate::evtx_file::{
+    read_bytes, read_chunk, read_chunks, with_whole_file, ChunkRead, WholeFile,
+};
+use crate::input::{format_of, sniff, Format};
+use crate::lines::{LineBlock, LineSource};
+use crate::ndjson::{parse_line, MAX_LINE_BYTES};
 use crate::winlog::read_record;
 use crate::winlog::ChannelCounts;
 use crate::{Location, Problem};
+use crate::{BLOCK_BYTES, BLOCK_LINES};
 
 /// One piece of reading work.
 pub(crate) enum Unit {
     /// A chunk of a large EVTX file (or why it could not be read).
     Chunk { source: Arc<str>, chunk: ChunkRead },
-    /// A whole small EVTX file: its worker reads it too, so that opening
-    /// and reading many small files is not left to one thread.
-    EvtxFile {
+    /// A whole small file: its worker reads it, so that opening and
+    /// reading many small files is not left to one thread, and tells its
+    /// format from its bytes.
+    WholeFile {
         source: Arc<str>,
         path: PathBuf,
         size: u64,
@@ -49,7 +55,7 @@ impl Unit {
     fn source(&self) -> &Arc<str> {
         match self {
             Unit::Chunk { source, .. }
-            | Unit::EvtxFile { source, .. }
+            | Unit::WholeFile { source, .. }
             | Unit::Lines { source, .. }
             | Unit::Failed { source, .. } => source,
         }
@@ -59,7 +65,7 @@ impl Unit {
     pub(crate) fn bytes(&self) -> u64 {
         match self {
             Unit::Chunk { .. } => 64 * 1024,
-            Unit::EvtxFile { size, .. } => *size,
+            Unit::WholeFile { size, .. } => *size,
             Unit::Lines { block, .. } => block.text.len() as u64 + block.lines.len() as u64,
             Unit::Failed { .. } => 0,
         }
@@ -83,6 +89,10 @@ pub struct UnitOutput {
     pub channels: ChannelCounts,
     /// Input bytes covered, for progress.
     pub bytes: u64,
+    /// The format a whole file read was found to have from its bytes.
+    pub format: Option<Format>,
+    /// The whole file read is not a trace (neither EVTX nor JSON).
+    pub passed_over: bool,
 }
 
 impl UnitOutput {
@@ -137,10 +147,52 @@ pub(crate) fn process(unit: Unit, settings: &Arc<ParserSettings>) -> UnitOutput 
             ..
         } => out.bad(at, reason, 1),
         Unit::Chunk { chunk: Ok(c), .. } => read_chunk(c, settings, &mut out),
-        Unit::EvtxFile { path, .. } => read_file(&path, settings, &mut out),
+        Unit::WholeFile { path, .. } => read_whole_file(&path, settings, &mut out),
         Unit::Lines { format, block, .. } => read_lines(format, &block, &mut out),
     }
     out
+}
+
+/// Reads a file whole and replays it as what its bytes say it is.
+fn read_whole_file(path: &Path, settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
+    with_whole_file(path, out, |file, out| match file {
+        WholeFile::Held { bytes, len } => {
+            out.format = format_of(bytes);
+            match out.format {
+                Some(Format::Evtx) => read_bytes(bytes, len, settings, out),
+                Some(format) => {
+                    // Text with a trailing hole: the hole reads as zeros.
+                    let zeros = vec![0; len.saturating_sub(bytes.len())];
+                    read_text(format, bytes.chain(&zeros[..]), out);
+                }
+                None => out.passed_over = true,
+            }
+        }
+        // Grown since it was found: read as a large file of its kind is.
+        WholeFile::TooLarge => match sniff(path) {
+            Ok(Some(Format::Evtx)) => {
+                out.format = Some(Format::Evtx);
+                read_chunks(path, settings, out);
+            }
+            Ok(Some(format)) => {
+                out.format = Some(format);
+                match File::open(path) {
+                    Ok(f) => read_text(format, BufReader::new(f), out),
+                    Err(e) => out.bad(Location::File, format!("cannot open trace: {e}"), 1),
+                }
+            }
+            Ok(None) => out.passed_over = true,
+            Err(reason) => out.bad(Location::File, reason, 1),
+        },
+    });
+}
+
+/// Reads a whole line-oriented trace on this thread.
+fn read_text(format: Format, input: impl BufRead, out: &mut UnitOutput) {
+    let mut lines = LineSource::new(input, MAX_LINE_BYTES);
+    while let Some(block) = lines.next_block(BLOCK_LINES, BLOCK_BYTES) {
+        read_lines(format, &block, out);
+    }
 }
 
 fn read_lines(format: Format, block: &LineBlock, out: &mut UnitOutput) {

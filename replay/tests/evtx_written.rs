@@ -1075,3 +1075,37 @@ fn written_log_with_a_trailing_hole_reads_as_written_whole() {
         assert_eq!(read(&sparse_path), shown(&expected), "{at:?} {extra_slots}");
     }
 }
+
+#[test]
+fn written_chunk_free_space_holding_stale_bytes_reads_as_written() {
+    // The whole-file reader reads each chunk only up to its free space;
+    // what a log keeps past it (stale records of a reused chunk) is never
+    // part of a record.
+    let dir = tempfile::tempdir().unwrap();
+    let clean = mixed_log().writer.finish();
+    let mut stale = clean.clone();
+    let mut chunks = 0;
+    for slot in (4096..stale.len()).step_by(65536) {
+        if !stale[slot..].starts_with(b"ElfChnk\0") {
+            continue;
+        }
+        let free = u32::from_le_bytes(stale[slot + 48..slot + 52].try_into().unwrap()) as usize;
+        let end = (slot + 65536).min(stale.len());
+        assert!(slot + free < end, "the written chunk has free space");
+        stale[slot + free..end].fill(0xab);
+        chunks += 1;
+    }
+    assert!(chunks > 1);
+    let clean_path = write(dir.path(), "clean.evtx", &clean);
+    let stale_path = write(dir.path(), "stale.evtx", &stale);
+    let whole = |path: &Path| {
+        let mut out = UnitOutput::default();
+        read_file(path, &settings(), &mut out);
+        shown(&out)
+    };
+    let (expected, _) = read_with(&clean_path, ChunkReader::TemplatePlans);
+    let (crate_read, _) = read_with(&stale_path, ChunkReader::Renderer);
+    assert!(!shown(&expected).is_empty());
+    assert_eq!(whole(&stale_path), shown(&expected));
+    assert_eq!(shown(&crate_read), shown(&expected));
+}

@@ -115,60 +115,175 @@ thread_local! {
 /// as [`read_chunk`] over each of [`chunks`] (a chunk that cannot be cut
 /// reported as one skipped), without copying its chunks.
 pub fn read_file(path: &Path, settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
+    with_whole_file(path, out, |file, out| match file {
+        WholeFile::Held { bytes, len } => read_bytes(bytes, len, settings, out),
+        WholeFile::TooLarge => read_chunks(path, settings, out),
+    });
+}
+
+/// A file as [`with_whole_file`] gives it.
+pub(crate) enum WholeFile<'b> {
+    /// Its first bytes; past them, up to the file's size `len`, it is zeros
+    /// (a trailing hole, not read).
+    Held { bytes: &'b [u8], len: usize },
+    /// Grown since it was found past what is read into memory: read it as a
+    /// large file is.
+    TooLarge,
+}
+
+/// Opens `path`, reads it into this thread's file buffer and runs `f` on
+/// it; a file that cannot be opened or read is reported in `out` instead.
+pub(crate) fn with_whole_file(
+    path: &Path,
+    out: &mut UnitOutput,
+    f: impl FnOnce(WholeFile<'_>, &mut UnitOutput),
+) {
     FILE_BUFFER.with_borrow_mut(|buf| {
-        read_file_into(path, settings, buf, out);
+        match read_into(path, buf) {
+            Ok(Some(len)) => f(WholeFile::Held { bytes: buf, len }, out),
+            Ok(None) => f(WholeFile::TooLarge, out),
+            Err(reason) => out.bad(Location::File, reason, 1),
+        }
         if buf.capacity() > KEPT_BUFFER_MAX {
             *buf = Vec::new();
         }
     });
 }
 
-fn read_file_into(
-    path: &Path,
-    settings: &Arc<ParserSettings>,
-    buf: &mut Vec<u8>,
-    out: &mut UnitOutput,
-) {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => return out.bad(Location::File, format!("cannot open trace: {e}"), 1),
-    };
-    let size = file.metadata().map_or(u64::MAX, |m| m.len());
-    if size > IN_MEMORY_MAX {
-        // Grown since it was found: read as a large file is.
-        return match chunks(path) {
-            Ok(chunks) => {
-                for chunk in chunks {
-                    match chunk {
-                        Ok(c) => read_chunk(c, settings, out),
-                        Err((at, reason)) => out.bad(at, reason, 1),
-                    }
+/// Reads the EVTX file `path` chunk by chunk into `out`.
+pub(crate) fn read_chunks(path: &Path, settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
+    match chunks(path) {
+        Ok(chunks) => {
+            for chunk in chunks {
+                match chunk {
+                    Ok(c) => read_chunk(c, settings, out),
+                    Err((at, reason)) => out.bad(at, reason, 1),
                 }
             }
-            Err(reason) => out.bad(Location::File, reason, 1),
-        };
-    }
-    buf.clear();
-    // A sparse file's trailing hole (its empty chunk slots, often half of
-    // it) reads as zeros: it is not read. The bytes are read up to a chunk
-    // past its start, so every slot with data in it is held whole.
-    if let Some(data_end) = trailing_hole(&file, size) {
-        let held = size.min(data_end.saturating_add(CHUNK_BYTES));
-        let read = file.by_ref().take(data_end).read_to_end(buf);
-        if read.is_ok_and(|n| n as u64 == data_end) {
-            buf.resize(held as usize, 0);
-            return read_bytes(buf, size as usize, settings, out);
         }
-        // Changed under us: read it all, as any file.
-        buf.clear();
+        Err(reason) => out.bad(Location::File, reason, 1),
     }
-    let read = file.rewind().and_then(|()| file.read_to_end(buf).map(drop));
-    if let Err(e) = read {
-        return out.bad(Location::File, format!("cannot read trace: {e}"), 1);
-    }
-    let len = buf.len();
-    read_bytes(buf, len, settings, out);
 }
+
+/// Reads `path` into `buf`: its size, or `None` when it is too large to be
+/// held (see [`IN_MEMORY_MAX`]).
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
+    let mut file = File::open(path).map_err(|e| format!("cannot open trace: {e}"))?;
+    let size = file.metadata().map_or(u64::MAX, |m| m.len());
+    if size > IN_MEMORY_MAX {
+        return Ok(None);
+    }
+    // A sparse file's trailing hole (its empty chunk slots, often half of
+    // it) reads as zeros: it is not read.
+    let data_end = trailing_hole(&file, size).unwrap_or(size);
+    if read_used(&file, size as usize, data_end as usize, buf).is_ok() {
+        return Ok(Some(size as usize));
+    }
+    // Changed under us, or not EVTX: read it all, as any file.
+    buf.clear();
+    file.rewind()
+        .and_then(|()| file.read_to_end(buf))
+        .map_err(|e| format!("cannot read trace: {e}"))?;
+    Ok(Some(buf.len()))
+}
+
+/// Reads into `buf` the bytes of an EVTX file of `size` bytes that hold
+/// anything, and zeros for the rest: its header; of each chunk slot up to
+/// `data_end` (past which the file is a hole), the chunk's header and
+/// records, up to its free space offset (a chunk is on average less than
+/// half full, and the rest is not read); all of a slot whose header is no
+/// chunk's. The bytes end with the last slot read.
+fn read_used(file: &File, size: usize, data_end: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+    let fill = |buf: &mut Vec<u8>, to: usize| -> io::Result<()> {
+        let from = buf.len();
+        if to <= from {
+            return Ok(());
+        }
+        buf.resize(to, 0);
+        read_exact_at(file, &mut buf[from..], from as u64)
+    };
+    buf.clear();
+    // The file header and the first chunk's, in one read.
+    fill(buf, (FILE_HEADER_BYTES + CHUNK_HEADER_BYTES).min(size))?;
+    if !is_evtx(buf) {
+        return Err(io::ErrorKind::InvalidData.into());
+    }
+    let mut slot = FILE_HEADER_BYTES.min(size);
+    while slot < data_end.min(size) {
+        let end = (slot + CHUNK_BYTES as usize).min(size);
+        fill(buf, (slot + CHUNK_HEADER_BYTES).min(end))?;
+        let used = chunk_used(&buf[slot..]).filter(|&used| slot + used <= end);
+        if let Some(used) = used {
+            fill(buf, slot + used)?;
+        }
+        if !used.is_some_and(|used| ends_with_last_record(&buf[slot..], used)) {
+            fill(buf, end)?;
+        }
+        buf.resize(end, 0);
+        slot = end;
+    }
+    Ok(())
+}
+
+/// Where a chunk's free space starts, from its header: `None` when the
+/// header is not a chunk's, or it points at strings or templates past its
+/// free space (then all of the slot is read, as the crate reads it).
+fn chunk_used(header: &[u8]) -> Option<usize> {
+    let u32_at = |at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(header.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    if !header.starts_with(b"ElfChnk\0") {
+        return None;
+    }
+    let free = u32_at(48)?;
+    if !(CHUNK_HEADER_BYTES..=CHUNK_BYTES as usize).contains(&free) {
+        return None;
+    }
+    // The string (64) and template (32) tables: offsets into the chunk.
+    let tables = (128..CHUNK_HEADER_BYTES).step_by(4);
+    for at in tables {
+        if u32_at(at)? >= free {
+            return None;
+        }
+    }
+    Some(free)
+}
+
+/// Whether the chunk's last record, as its header names it, ends where
+/// its free space starts (`used`), as in every chunk written whole. Any
+/// other chunk is read whole: its records may reach past its free space.
+fn ends_with_last_record(chunk: &[u8], used: usize) -> bool {
+    let u32_at = |at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(chunk.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    let last = u32_at(44).filter(|&last| last >= CHUNK_HEADER_BYTES);
+    let size = last.and_then(|last| u32_at(last + 4));
+    matches!((last, size), (Some(last), Some(size)) if last.checked_add(size) == Some(used))
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, at)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                at += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The size of the file header, where chunk slots start.
+const FILE_HEADER_BYTES: usize = 4096;
+/// The size of a chunk's header.
+const CHUNK_HEADER_BYTES: usize = 512;
 
 /// The size of a chunk.
 const CHUNK_BYTES: u64 = 65536;
@@ -197,7 +312,12 @@ fn trailing_hole(_: &File, _: u64) -> Option<u64> {
 
 /// Reads the chunks of a file of `len` bytes whose first are `bytes` (the
 /// rest zeros).
-fn read_bytes(bytes: &[u8], len: usize, settings: &Arc<ParserSettings>, out: &mut UnitOutput) {
+pub(crate) fn read_bytes(
+    bytes: &[u8],
+    len: usize,
+    settings: &Arc<ParserSettings>,
+    out: &mut UnitOutput,
+) {
     let mut walk = match MemoryChunks::new(bytes, len, false) {
         Ok(walk) => walk,
         Err(e) => {

@@ -113,8 +113,14 @@ const PROGRESS_AFTER: Duration = Duration::from_millis(300);
 
 impl Progress {
     fn new() -> Progress {
+        let bar = indicatif::ProgressBar::hidden();
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} {msg} (ETA {eta})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
         Progress {
-            bar: indicatif::ProgressBar::hidden(),
+            bar,
             terminal: io::stderr().is_terminal(),
             shown: false,
             start: Instant::now(),
@@ -128,15 +134,10 @@ impl Observer for Progress {
         self.bar.suspend(|| eprintln!("{problem}"));
     }
 
-    fn started(&mut self, files: usize, bytes: u64) {
+    fn found(&mut self, files: usize, bytes: u64) {
         self.bar.set_length(bytes);
         self.bar
             .set_message(format!("{files} file{}", if files == 1 { "" } else { "s" }));
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} {elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} {msg} (ETA {eta})",
-        ) {
-            self.bar.set_style(style.progress_chars("=> "));
-        }
     }
 
     fn progress(&mut self, bytes: u64) {
