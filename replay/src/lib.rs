@@ -2,7 +2,8 @@
 //!
 //! The replay driver finds the traces ([`input`]: files or folders; trawl
 //! NDJSON, Windows EVTX and `evtx_dump` JSON, recognised by content), cuts
-//! them into units of work ([`unit`]: EVTX files or chunks, blocks of lines)
+//! them into units of work ([`unit`]: small files, EVTX chunks, blocks of
+//! lines)
 //! that reader threads turn into events ([`winlog`] maps Windows records),
 //! and feeds those, in input order, to the same [`Pipeline`] the live sensor
 //! uses, so a replay test exercises exactly the code that runs on an
@@ -220,7 +221,9 @@ pub fn replay(
         let walker = std::thread::Builder::new()
             .name("trawl-walk".into())
             .spawn_scoped(scope, move || {
-                input::walk(traces, Some(WHOLE_FILE_BYTES), &mut |found| {
+                // JSON files past a block's size are cut into blocks of
+                // lines on this side, so the readers share them.
+                input::walk(traces, Some(BLOCK_BYTES as u64), &mut |found| {
                     walked.add(&found);
                     found_tx.send(found).is_ok()
                 });
@@ -339,7 +342,8 @@ const WALK_AHEAD: usize = 1 << 14;
 /// thread).
 #[derive(Default)]
 struct Walked {
-    /// Files to read, and their bytes.
+    /// Files to open, and their bytes (a small file found in a folder may
+    /// turn out not to be a trace when read).
     files: AtomicUsize,
     bytes: AtomicU64,
     /// Files of a format known on the walk (not read whole), per format.
@@ -392,13 +396,12 @@ fn units(found: impl Iterator<Item = Found>) -> impl Iterator<Item = Vec<Unit>> 
             let mut bytes = size;
             let mut group = vec![whole_file(path.to_owned(), size)];
             while bytes < GROUP_BYTES && group.len() < GROUP_FILES {
-                let Some(next) = found.next_if(|f| small(f).is_some()) else {
+                let Some((path, size)) = found.peek().and_then(small) else {
                     break;
                 };
-                if let Some((path, size)) = small(&next) {
-                    bytes += size;
-                    group.push(whole_file(path.to_owned(), size));
-                }
+                bytes += size;
+                group.push(whole_file(path.to_owned(), size));
+                found.next();
             }
             return Some(group);
         }
@@ -440,9 +443,6 @@ fn file_units(input: Input) -> Box<dyn Iterator<Item = Unit>> {
         Box::new(std::iter::once(Unit::Failed { source, reason }))
     };
     match input.format {
-        Format::Evtx if input.size <= WHOLE_FILE_BYTES => {
-            Box::new(std::iter::once(whole_file(input.path, input.size)))
-        }
         Format::Evtx => match evtx_file::chunks(&input.path) {
             Ok(chunks) => Box::new(chunks.map(move |chunk| Unit::Chunk {
                 source: Arc::clone(&source),

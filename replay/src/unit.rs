@@ -1,13 +1,14 @@
 //! Units of reading work and the workers that do them in parallel, in order.
 //!
-//! The replay driver cuts its inputs into units on one thread (an EVTX chunk,
-//! a block of JSON lines); workers turn units into events; the results are
+//! The replay driver cuts its inputs into units on one thread (a small file
+//! to read whole, an EVTX chunk, a block of JSON lines); workers turn units
+//! into events; the results are
 //! put back in unit order before anything is passed on. So the events, the
 //! problems reported and the counts are the same at any thread count.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -160,11 +161,8 @@ fn read_whole_file(path: &Path, settings: &Arc<ParserSettings>, out: &mut UnitOu
             out.format = format_of(bytes);
             match out.format {
                 Some(Format::Evtx) => read_bytes(bytes, len, settings, out),
-                Some(format) => {
-                    // Text with a trailing hole: the hole reads as zeros.
-                    let zeros = vec![0; len.saturating_sub(bytes.len())];
-                    read_text(format, bytes.chain(&zeros[..]), out);
-                }
+                // Not EVTX: held whole (no chunk was left unread).
+                Some(format) => read_text(format, bytes, out),
                 None => out.passed_over = true,
             }
         }

@@ -18,11 +18,11 @@ use evtx::err::{ChunkError, EvtxError};
 use evtx::{EvtxChunkData, EvtxChunkHeader, EvtxParser};
 
 /// Where chunk 0 starts.
-const FILE_HEADER: usize = 4096;
+pub(super) const FILE_HEADER: usize = 4096;
 /// The size of a chunk.
-const CHUNK: usize = 65536;
+pub(super) const CHUNK: usize = 65536;
 /// The size of a chunk's header.
-const CHUNK_HEADER: usize = 512;
+pub(super) const CHUNK_HEADER: usize = 512;
 
 /// The chunks of an in-memory EVTX file in record order, over bytes the
 /// walk owns (a `Vec`) or borrows (a worker's reused read buffer).
@@ -164,9 +164,9 @@ fn slot(bytes: &[u8], len: usize, n: u64, want: usize) -> Slot<'_> {
     };
     match bytes.get(start..end) {
         Some(held) => Slot::Held(start, held),
-        // Bytes stop short of the file only where zeros alone follow, and at
-        // least a slot past the last data (see `read_file`): a slot that
-        // does not fit in them holds none of the data.
+        // Bytes stop short of the file only where zeros alone follow, after
+        // the last slot with data in it, held whole (see `read_used`): a
+        // slot that does not fit in them holds none of the data.
         None if end <= len => Slot::Zero,
         None => Slot::Short,
     }

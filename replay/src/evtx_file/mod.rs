@@ -35,7 +35,7 @@ use evtx::{EvtxChunkData, EvtxChunkHeader, EvtxParser, ParserSettings};
 use crate::unit::UnitOutput;
 use crate::winlog::{read_record, ChannelCounts};
 use crate::Location;
-use memory::{chunk_data, MemoryChunks};
+use memory::{chunk_data, MemoryChunks, CHUNK_HEADER, FILE_HEADER};
 
 mod bytes;
 mod fast;
@@ -124,7 +124,8 @@ pub fn read_file(path: &Path, settings: &Arc<ParserSettings>, out: &mut UnitOutp
 /// A file as [`with_whole_file`] gives it.
 pub(crate) enum WholeFile<'b> {
     /// Its first bytes; past them, up to the file's size `len`, it is zeros
-    /// (a trailing hole, not read).
+    /// (a trailing hole, not read). In an EVTX file, each chunk's free
+    /// space is zeros too (see [`read_used`]).
     Held { bytes: &'b [u8], len: usize },
     /// Grown since it was found past what is read into memory: read it as a
     /// large file is.
@@ -176,14 +177,21 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
     // A sparse file's trailing hole (its empty chunk slots, often half of
     // it) reads as zeros: it is not read.
     let data_end = trailing_hole(&file, size).unwrap_or(size);
-    if read_used(&file, size as usize, data_end as usize, buf).is_ok() {
-        return Ok(Some(size as usize));
-    }
-    // Changed under us, or not EVTX: read it all, as any file.
-    buf.clear();
-    file.rewind()
-        .and_then(|()| file.read_to_end(buf))
-        .map_err(|e| format!("cannot read trace: {e}"))?;
+    let read = match read_used(&file, size as usize, data_end as usize, buf) {
+        Ok(()) => return Ok(Some(size as usize)),
+        // Not EVTX: the rest of it, after its first bytes.
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            let held = buf.len() as u64;
+            file.seek(io::SeekFrom::Start(held))
+                .and_then(|_| file.read_to_end(buf))
+        }
+        // Changed under us: read it all, as any file.
+        Err(_) => {
+            buf.clear();
+            file.rewind().and_then(|()| file.read_to_end(buf))
+        }
+    };
+    read.map_err(|e| format!("cannot read trace: {e}"))?;
     Ok(Some(buf.len()))
 }
 
@@ -204,14 +212,14 @@ fn read_used(file: &File, size: usize, data_end: usize, buf: &mut Vec<u8>) -> io
     };
     buf.clear();
     // The file header and the first chunk's, in one read.
-    fill(buf, (FILE_HEADER_BYTES + CHUNK_HEADER_BYTES).min(size))?;
+    fill(buf, (FILE_HEADER + CHUNK_HEADER).min(size))?;
     if !is_evtx(buf) {
         return Err(io::ErrorKind::InvalidData.into());
     }
-    let mut slot = FILE_HEADER_BYTES.min(size);
+    let mut slot = FILE_HEADER.min(size);
     while slot < data_end.min(size) {
         let end = (slot + CHUNK_BYTES as usize).min(size);
-        fill(buf, (slot + CHUNK_HEADER_BYTES).min(end))?;
+        fill(buf, (slot + CHUNK_HEADER).min(end))?;
         let used = chunk_used(&buf[slot..]).filter(|&used| slot + used <= end);
         if let Some(used) = used {
             fill(buf, slot + used)?;
@@ -229,20 +237,17 @@ fn read_used(file: &File, size: usize, data_end: usize, buf: &mut Vec<u8>) -> io
 /// header is not a chunk's, or it points at strings or templates past its
 /// free space (then all of the slot is read, as the crate reads it).
 fn chunk_used(header: &[u8]) -> Option<usize> {
-    let u32_at = |at: usize| -> Option<usize> {
-        Some(u32::from_le_bytes(header.get(at..at + 4)?.try_into().ok()?) as usize)
-    };
     if !header.starts_with(b"ElfChnk\0") {
         return None;
     }
-    let free = u32_at(48)?;
-    if !(CHUNK_HEADER_BYTES..=CHUNK_BYTES as usize).contains(&free) {
+    let free = u32_at(header, 48)?;
+    if !(CHUNK_HEADER..=CHUNK_BYTES as usize).contains(&free) {
         return None;
     }
     // The string (64) and template (32) tables: offsets into the chunk.
-    let tables = (128..CHUNK_HEADER_BYTES).step_by(4);
+    let tables = (128..CHUNK_HEADER).step_by(4);
     for at in tables {
-        if u32_at(at)? >= free {
+        if u32_at(header, at)? >= free {
             return None;
         }
     }
@@ -253,12 +258,15 @@ fn chunk_used(header: &[u8]) -> Option<usize> {
 /// its free space starts (`used`), as in every chunk written whole. Any
 /// other chunk is read whole: its records may reach past its free space.
 fn ends_with_last_record(chunk: &[u8], used: usize) -> bool {
-    let u32_at = |at: usize| -> Option<usize> {
-        Some(u32::from_le_bytes(chunk.get(at..at + 4)?.try_into().ok()?) as usize)
-    };
-    let last = u32_at(44).filter(|&last| last >= CHUNK_HEADER_BYTES);
-    let size = last.and_then(|last| u32_at(last + 4));
+    let last = u32_at(chunk, 44).filter(|&last| last >= CHUNK_HEADER);
+    let size = last.and_then(|last| u32_at(chunk, last + 4));
     matches!((last, size), (Some(last), Some(size)) if last.checked_add(size) == Some(used))
+}
+
+/// The little-endian `u32` at `at`, if the bytes reach that far.
+fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(b.try_into().ok()?) as usize)
 }
 
 #[cfg(unix)]
@@ -279,11 +287,6 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()>
     }
     Ok(())
 }
-
-/// The size of the file header, where chunk slots start.
-const FILE_HEADER_BYTES: usize = 4096;
-/// The size of a chunk's header.
-const CHUNK_HEADER_BYTES: usize = 512;
 
 /// The size of a chunk.
 const CHUNK_BYTES: u64 = 65536;
