@@ -4,6 +4,8 @@
 //! (what a rule set loads, and why the rest does not), `watch` and `record`
 //! (this machine, live).
 
+#[cfg(target_os = "linux")]
+mod allocator;
 mod cli;
 mod commands;
 #[cfg(target_os = "linux")]
@@ -14,11 +16,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// See the `mimalloc` entry in `Cargo.toml` for why.
-#[cfg(target_os = "linux")]
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -28,6 +25,13 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = cli::Cli::parse();
+    #[cfg(target_os = "linux")]
+    if matches!(
+        cli.command,
+        cli::Command::Watch(_) | cli::Command::Record(_)
+    ) {
+        allocator::return_freed_memory_at_once();
+    }
     let result = match cli.command {
         cli::Command::Replay(args) => commands::replay::run(args),
         cli::Command::Rules(cli::RulesCommand::Check(args)) => commands::rules_check::run(args),
