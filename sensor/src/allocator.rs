@@ -4,10 +4,10 @@
 //! Why mimalloc: a replay builds events on reader threads and frees them on
 //! matcher threads, a hand-over glibc's malloc pays for (a large EVTX replay
 //! took about 15% more CPU with it). Why at once for the live sensor: by
-//! default mimalloc keeps freed pages for a second (their arenas ten), and
-//! freed pages of one thread are not reused by another meanwhile; an idle
-//! `trawl watch` then held 76 MB where glibc holds 45 MB. Purged at once it
-//! holds 33 MB. A replay keeps the default: purging at once made a large
+//! default mimalloc keeps freed pages for a second (their arenas ten)
+//! before handing them back, and only does so when it is called again; an
+//! idle `trawl watch` then held 76 MB where glibc holds 45 MB. Purged at
+//! once it holds 33 MB. A replay keeps the default: purging at once made a large
 //! one 5–10% slower for 6 MB less peak RSS. The Windows build keeps the
 //! system allocator (not measured there).
 
