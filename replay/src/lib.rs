@@ -3,11 +3,10 @@
 //! The replay driver finds the traces ([`input`]: files or folders; trawl
 //! NDJSON, Windows EVTX and `evtx_dump` JSON, recognised by content), cuts
 //! them into units of work ([`unit`]: small files, EVTX chunks, blocks of
-//! lines)
-//! that reader threads turn into events ([`winlog`] maps Windows records),
-//! and feeds those, in input order, to the same [`Pipeline`] the live sensor
-//! uses, so a replay test exercises exactly the code that runs on an
-//! endpoint. The alert stream is a pure function of (traces, rules): traces in
+//! lines) that reader threads turn into events ([`winlog`] maps Windows
+//! records), and feeds those, in input order, to the same [`Pipeline`] the
+//! live sensor uses, so a replay test exercises exactly the code that runs
+//! on an endpoint. The alert stream is a pure function of (traces, rules): traces in
 //! the order given, records in file order, rules in load order, at any thread
 //! count.
 //!
