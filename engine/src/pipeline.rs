@@ -6,7 +6,7 @@
 //!   `crossbeam-channel`, so a slow engine pushes back on the producer instead
 //!   of growing memory; a live producer can use [`Pipeline::try_send`] and
 //!   count what it has to drop.
-//! - Each worker owns a [`Scratch`] and evaluates whole batches, rendering the
+//! - Each worker owns an [`Evaluator`] and evaluates whole batches, rendering the
 //!   alerts it finds right there (so the expensive formatting is parallel too).
 //! - The sink thread puts batch outputs back in batch order before it writes,
 //!   so the bytes written are the same at one thread or sixteen.
@@ -44,7 +44,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::alert::{Alert, Format};
 use crate::event::{Event, EventKind};
-use crate::matcher::{Ruleset, Scratch};
+use crate::matcher::{Detection, Ruleset, Scratch};
 
 /// An event and its position in its source.
 #[derive(Debug, Clone)]
@@ -183,13 +183,205 @@ struct Numbered {
 
 struct BatchOutput {
     index: u64,
-    /// Matching panicked on this batch: its events were not evaluated.
-    failed: bool,
+    evaluated: Evaluated,
+}
+
+/// The rendered alerts of some events and their counts: what an
+/// [`Evaluator`] gives and an [`AlertWriter`] writes.
+#[derive(Debug, Default)]
+pub struct Evaluated {
+    /// Alert lines, in event order.
     bytes: Vec<u8>,
-    events: u64,
-    per_kind: [u64; 6],
     /// Rule index of every alert in `bytes`, in order.
     rules: Vec<u32>,
+    /// Events evaluated, and per kind.
+    events: u64,
+    per_kind: [u64; 6],
+    /// Runs of events that could not be evaluated because matching panicked,
+    /// and their events.
+    failed_runs: u64,
+    failed_events: u64,
+}
+
+impl Evaluated {
+    /// Alerts rendered.
+    pub fn alerts(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// The rendered alert lines.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Evaluates events against a ruleset and renders their alerts, on the
+/// thread that owns it: a pipeline worker, or a replay reader that matches
+/// the events it has just read while they are still in its cache.
+///
+/// ```
+/// use std::sync::Arc;
+/// use trawl_engine::alert::Format;
+/// use trawl_engine::event::{fields, Event, EventKind, Os, Timestamp};
+/// use trawl_engine::matcher::Ruleset;
+/// use trawl_engine::pipeline::{AlertWriter, Evaluated, Evaluator, SourcedEvent, VecSink};
+/// use trawl_engine::rule::{Atom, Expr, Level, Rule, RuleBody, Scope, StrOp, Test};
+///
+/// let rule = Rule { id: "r".into(), title: "t".into(), level: Level::High, tags: vec![], origin: "x".into(),
+///     scope: Scope::ANY, body: RuleBody::Expr(Expr::Atom(Atom::field(fields::IMAGE,
+///     Test::Str { op: StrOp::Suffix, value: "\\pa.exe".into(), cased: false }))) };
+/// let ruleset = Arc::new(Ruleset::compile(vec![rule]).0);
+/// let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+/// ev.set(fields::IMAGE, "C:\\Windows\\TAPI\\pa.exe".into());
+///
+/// let mut evaluator = Evaluator::new(Arc::clone(&ruleset), Format::Json);
+/// let mut out = Evaluated::default();
+/// evaluator.evaluate("demo", &[SourcedEvent { seq: 1, event: ev }], &mut out);
+/// assert_eq!(out.alerts(), 1);
+///
+/// let sink = VecSink::default();
+/// let written = sink.handle();
+/// let mut writer = AlertWriter::new(Box::new(sink), ruleset.len(), false);
+/// writer.write(&out);
+/// let report = writer.finish();
+/// assert_eq!((report.stats.events, report.stats.alerts), (1, 1));
+/// assert!(written.lock().unwrap().starts_with(b"{\"ts\""));
+/// ```
+pub struct Evaluator {
+    ruleset: Arc<Ruleset>,
+    format: Format,
+    scratch: Scratch,
+    detections: Vec<Detection>,
+}
+
+impl Evaluator {
+    /// An evaluator with its own scratch space for `ruleset`.
+    pub fn new(ruleset: Arc<Ruleset>, format: Format) -> Evaluator {
+        Evaluator {
+            scratch: Scratch::new(&ruleset),
+            ruleset,
+            format,
+            detections: Vec::new(),
+        }
+    }
+
+    /// Evaluates `events` (all from `source`) and appends their alerts and
+    /// counts to `out`. A panic while matching (a bug in trawl) costs these
+    /// events, counted in `out` as failed, not the run: their partial output
+    /// is dropped and the evaluator is ready for the next call.
+    pub fn evaluate(&mut self, source: &str, events: &[SourcedEvent], out: &mut Evaluated) {
+        if events.is_empty() {
+            return;
+        }
+        let (bytes, rules, per_kind) = (out.bytes.len(), out.rules.len(), out.per_kind);
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.evaluate_all(source, events, out)
+        }));
+        if run.is_err() {
+            tracing::error!(
+                "matching {} events from {source} panicked (a bug in trawl); they are counted as failed",
+                events.len(),
+            );
+            out.bytes.truncate(bytes);
+            out.rules.truncate(rules);
+            out.per_kind = per_kind;
+            out.failed_runs += 1;
+            out.failed_events += events.len() as u64;
+            self.scratch = Scratch::new(&self.ruleset);
+        } else {
+            out.events += events.len() as u64;
+        }
+    }
+
+    fn evaluate_all(&mut self, source: &str, events: &[SourcedEvent], out: &mut Evaluated) {
+        let rs = &*self.ruleset;
+        for se in events {
+            // Lets the tests below prove that a panic costs one batch, not the run.
+            #[cfg(test)]
+            if se.event.get_str("TestPanic").is_some() {
+                panic!("test-induced panic");
+            }
+            out.per_kind[se.event.kind.index()] += 1;
+            self.detections.clear();
+            rs.evaluate(&se.event, &mut self.scratch, &mut self.detections);
+            for d in &self.detections {
+                Alert {
+                    event: &se.event,
+                    source,
+                    seq: se.seq,
+                    rule: rs.rule(d.rule),
+                    matches: &d.matches,
+                }
+                .render(self.format, &mut out.bytes);
+                out.rules.push(d.rule as u32);
+            }
+        }
+    }
+}
+
+/// Writes [`Evaluated`] alerts to a sink in the order it is handed them,
+/// and totals them. After a write error it goes on counting (so producers
+/// never block on a dead sink) and reports the error once, at the end.
+pub struct AlertWriter {
+    sink: Box<dyn AlertSink>,
+    stats: PipelineStats,
+    error: Option<io::Error>,
+    flush_each: bool,
+}
+
+impl AlertWriter {
+    /// A writer for the alerts of a ruleset of `rules` rules; `flush_each`
+    /// flushes the sink after every write that had alerts (live mode).
+    pub fn new(sink: Box<dyn AlertSink>, rules: usize, flush_each: bool) -> AlertWriter {
+        AlertWriter {
+            sink,
+            stats: PipelineStats {
+                per_rule: vec![0; rules],
+                ..Default::default()
+            },
+            error: None,
+            flush_each,
+        }
+    }
+
+    /// Counts `out` as one batch and writes its alerts.
+    pub fn write(&mut self, out: &Evaluated) {
+        let stats = &mut self.stats;
+        stats.batches += 1;
+        stats.failed_batches += out.failed_runs;
+        stats.failed_events += out.failed_events;
+        stats.events += out.events;
+        for (total, n) in stats.per_kind.iter_mut().zip(out.per_kind) {
+            *total += n;
+        }
+        stats.alerts += out.rules.len() as u64;
+        for r in &out.rules {
+            stats.per_rule[*r as usize] += 1;
+        }
+        if self.error.is_none() && !out.bytes.is_empty() {
+            let flush_each = self.flush_each;
+            let sink = &mut self.sink;
+            let res =
+                sink.write(&out.bytes)
+                    .and_then(|()| if flush_each { sink.flush() } else { Ok(()) });
+            if let Err(e) = res {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Flushes the sink and returns the totals.
+    pub fn finish(mut self) -> PipelineReport {
+        if self.error.is_none() {
+            if let Err(e) = self.sink.flush() {
+                self.error = Some(e);
+            }
+        }
+        PipelineReport {
+            stats: self.stats,
+            write_error: self.error,
+        }
+    }
 }
 
 /// A running pipeline. Dropping it without [`Pipeline::finish`] stops the
@@ -219,7 +411,7 @@ impl Pipeline {
                 let format = config.format;
                 std::thread::Builder::new()
                     .name(format!("trawl-match-{i}"))
-                    .spawn(move || worker(&rs, format, rx, out_tx))
+                    .spawn(move || worker(rs, format, rx, out_tx))
                     .expect("spawning a thread only fails when the OS is out of resources")
             })
             .collect();
@@ -302,131 +494,36 @@ impl Drop for Pipeline {
     }
 }
 
-fn worker(rs: &Ruleset, format: Format, rx: Receiver<Numbered>, out: Sender<BatchOutput>) {
-    let mut scratch = Scratch::new(rs);
-    let mut detections = Vec::new();
+fn worker(rs: Arc<Ruleset>, format: Format, rx: Receiver<Numbered>, out: Sender<BatchOutput>) {
+    let mut evaluator = Evaluator::new(rs, format);
     for Numbered { index, batch } in rx {
-        let mut output = BatchOutput {
-            index,
-            failed: false,
-            bytes: Vec::new(),
-            events: batch.events.len() as u64,
-            per_kind: [0; 6],
-            rules: Vec::new(),
-        };
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            evaluate_batch(
-                rs,
-                format,
-                &batch,
-                &mut scratch,
-                &mut detections,
-                &mut output,
-            )
-        }));
-        if run.is_err() {
-            // The batch's number must still reach the sink, or it would wait
-            // for it forever; its partial output is dropped.
-            tracing::error!(
-                "matching a batch of {} events from {} panicked (a bug in trawl); the batch is counted as failed",
-                batch.events.len(),
-                batch.source
-            );
-            output.failed = true;
-            output.bytes.clear();
-            output.rules.clear();
-            output.per_kind = [0; 6];
-            scratch = Scratch::new(rs);
-        }
-        if out.send(output).is_err() {
+        let mut evaluated = Evaluated::default();
+        evaluator.evaluate(&batch.source, &batch.events, &mut evaluated);
+        // A failed batch's number must still reach the sink, or it would
+        // wait for it forever.
+        if out.send(BatchOutput { index, evaluated }).is_err() {
             return;
         }
     }
 }
 
-fn evaluate_batch(
-    rs: &Ruleset,
-    format: Format,
-    batch: &Batch,
-    scratch: &mut Scratch,
-    detections: &mut Vec<crate::matcher::Detection>,
-    output: &mut BatchOutput,
-) {
-    for se in &batch.events {
-        // Lets the tests below prove that a panic costs one batch, not the run.
-        #[cfg(test)]
-        if se.event.get_str("TestPanic").is_some() {
-            panic!("test-induced panic");
-        }
-        output.per_kind[se.event.kind.index()] += 1;
-        detections.clear();
-        rs.evaluate(&se.event, scratch, detections);
-        for d in detections.iter() {
-            Alert {
-                event: &se.event,
-                source: &batch.source,
-                seq: se.seq,
-                rule: rs.rule(d.rule),
-                matches: &d.matches,
-            }
-            .render(format, &mut output.bytes);
-            output.rules.push(d.rule as u32);
-        }
-    }
-}
-
 fn run_sink(
-    mut sink: Box<dyn AlertSink>,
+    sink: Box<dyn AlertSink>,
     rx: Receiver<BatchOutput>,
     rules: usize,
     flush_each: bool,
 ) -> PipelineReport {
-    let mut stats = PipelineStats {
-        per_rule: vec![0; rules],
-        ..Default::default()
-    };
-    let mut pending: BTreeMap<u64, BatchOutput> = BTreeMap::new();
+    let mut writer = AlertWriter::new(sink, rules, flush_each);
+    let mut pending: BTreeMap<u64, Evaluated> = BTreeMap::new();
     let mut next = 0u64;
-    let mut error: Option<io::Error> = None;
     for out in rx {
-        pending.insert(out.index, out);
+        pending.insert(out.index, out.evaluated);
         while let Some(out) = pending.remove(&next) {
             next += 1;
-            stats.batches += 1;
-            if out.failed {
-                stats.failed_batches += 1;
-                stats.failed_events += out.events;
-                continue;
-            }
-            stats.events += out.events;
-            for (total, n) in stats.per_kind.iter_mut().zip(out.per_kind) {
-                *total += n;
-            }
-            stats.alerts += out.rules.len() as u64;
-            for r in &out.rules {
-                stats.per_rule[*r as usize] += 1;
-            }
-            // After a write error keep draining, so workers never block; the
-            // error is reported once at the end.
-            if error.is_none() && !out.bytes.is_empty() {
-                let res =
-                    sink.write(&out.bytes)
-                        .and_then(|()| if flush_each { sink.flush() } else { Ok(()) });
-                if let Err(e) = res {
-                    error = Some(e);
-                }
-            }
+            writer.write(&out);
         }
     }
-    if error.is_none() {
-        if let Err(e) = sink.flush() {
-            error = Some(e);
-        }
-    }
-    PipelineReport {
-        stats,
-        write_error: error,
-    }
+    writer.finish()
 }
 
 #[cfg(test)]

@@ -4,16 +4,19 @@
 //! NDJSON, Windows EVTX and `evtx_dump` JSON, recognised by content), cuts
 //! them into units of work ([`unit`]: small files, EVTX chunks, blocks of
 //! lines) that reader threads turn into events ([`winlog`] maps Windows
-//! records), and feeds those, in input order, to the same [`Pipeline`] the
-//! live sensor uses, so a replay test exercises exactly the code that runs
-//! on an endpoint. The alert stream is a pure function of (traces, rules): traces in
-//! the order given, records in file order, rules in load order, at any thread
-//! count.
+//! records). Each reader then evaluates the events it has just read with the
+//! same [`Evaluator`] the live sensor's pipeline workers use, so a replay
+//! test exercises exactly the matching and rendering that run on an
+//! endpoint; the alerts are written in input order by the same
+//! [`AlertWriter`]. Matching on the reading thread keeps each event in the
+//! cache that built it and saves a hand-over per batch. The alert stream is
+//! a pure function of (traces, rules): traces in the order given, records in
+//! file order, rules in load order, at any thread count.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use trawl_engine::load::RuleSources;
-//! use trawl_engine::pipeline::{PipelineConfig, VecSink};
+//! use trawl_engine::pipeline::VecSink;
 //! use trawl_replay::{replay, Problem, ReplayConfig};
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -22,7 +25,7 @@
 //! let rules = RuleSources { default_rules: true, ..Default::default() }.load().unwrap();
 //! let mut bad = Vec::new();
 //! let summary = replay(&[trace], Arc::new(rules.ruleset), &ReplayConfig::default(),
-//!                      Box::new(VecSink::default()), &mut |p: &Problem| bad.push(p.to_string())).unwrap();
+//!                      Box::new(VecSink::default()), &mut |p: &Problem| bad.push(p.to_string()));
 //! assert_eq!((summary.records, summary.skipped), (2, 1));
 //! assert!(bad[0].ends_with("t.ndjson:2: not valid JSON: expected value at line 1 column 1"));
 //! ```
@@ -42,10 +45,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use trawl_engine::alert::Format as AlertFormat;
 use trawl_engine::matcher::Ruleset;
-use trawl_engine::pipeline::{
-    AlertSink, Batch, Pipeline, PipelineConfig, PipelineError, PipelineStats, SourcedEvent,
-};
+use trawl_engine::pipeline::{AlertSink, AlertWriter, Evaluator, PipelineStats};
 
 use crate::input::{Format, Found, Input};
 use crate::lines::LineSource;
@@ -56,18 +58,17 @@ use crate::winlog::ChannelCounts;
 /// How a replay runs.
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
-    /// The matcher pipeline; its thread count is also the number of reader
-    /// threads that parse the input.
-    pub pipeline: PipelineConfig,
-    /// Events per batch handed to the workers.
-    pub batch_size: usize,
+    /// Threads that read the input and match what they read (at least one).
+    pub threads: usize,
+    /// How alerts are written.
+    pub format: AlertFormat,
 }
 
 impl Default for ReplayConfig {
     fn default() -> Self {
         ReplayConfig {
-            pipeline: PipelineConfig::default(),
-            batch_size: 512,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            format: AlertFormat::Json,
         }
     }
 }
@@ -171,13 +172,6 @@ fn per_sec(n: u64, elapsed: Duration) -> f64 {
     }
 }
 
-/// Why a replay could not finish.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error(transparent)]
-    Pipeline(#[from] PipelineError),
-}
-
 /// Lines per block handed to a reader thread.
 pub(crate) const BLOCK_LINES: usize = 1024;
 /// Bytes per block handed to a reader thread.
@@ -187,28 +181,25 @@ pub(crate) const BLOCK_BYTES: usize = 1 << 20;
 /// are parsed in parallel.
 const WHOLE_FILE_BYTES: u64 = 4 << 20;
 
-/// Replays `traces` (files or folders, see [`input`]) in order through a
-/// pipeline over `ruleset`, writing alerts to `sink`. Unreadable records,
-/// chunks and files go to `observer` (and are counted in
-/// [`ReplaySummary::skipped`]); they never stop the replay.
+/// Replays `traces` (files or folders, see [`input`]) in order against
+/// `ruleset`, writing alerts to `sink`. Unreadable records, chunks and files
+/// go to `observer` (and are counted in [`ReplaySummary::skipped`]); they
+/// never stop the replay. A failing sink does not stop it either: the
+/// alerts are still counted and the error is in
+/// [`ReplaySummary::write_error`].
 pub fn replay(
     traces: &[PathBuf],
     ruleset: Arc<Ruleset>,
     config: &ReplayConfig,
     sink: Box<dyn AlertSink>,
     observer: &mut dyn Observer,
-) -> Result<ReplaySummary, ReplayError> {
+) -> ReplaySummary {
     let start = Instant::now();
     let mut summary = ReplaySummary::default();
-    let threads = config.pipeline.threads.max(1);
-    let mut pipeline = Pipeline::start(ruleset, config.pipeline.clone(), sink);
-    let mut forward = Forward {
-        pipeline: &mut pipeline,
-        batch_size: config.batch_size.max(1),
-        pending: Vec::new(),
-        source: None,
-        closed: false,
-    };
+    let threads = config.threads.max(1);
+    let mut writer = AlertWriter::new(sink, ruleset.len(), false);
+    let format = config.format;
+    let evaluator = || Evaluator::new(Arc::clone(&ruleset), format);
     let settings = evtx_file::settings();
     let walked = Walked::default();
     let mut reported = (0, 0);
@@ -232,6 +223,7 @@ pub fn replay(
             units(found_rx.into_iter()),
             threads,
             &settings,
+            &evaluator,
             &mut |out: UnitOutput| {
                 let now = walked.totals();
                 if now != reported {
@@ -250,10 +242,8 @@ pub fn replay(
                     observer.problem(p);
                 }
                 observer.progress(out.bytes);
-                if let Some(source) = out.source {
-                    forward.push(source, out.events);
-                }
-                !forward.closed
+                writer.write(&out.alerts);
+                true
             },
         );
         walker
@@ -269,64 +259,11 @@ pub fn replay(
         summary.files += w.load(Relaxed);
     }
     summary.passed_over += walked.passed_over.load(Relaxed);
-    forward.flush();
-    if forward.closed {
-        summary.skipped += 1;
-        observer.problem(&Problem {
-            source: "replay".into(),
-            location: Location::File,
-            reason: "the matcher stopped; the rest of the input was not replayed".into(),
-        });
-    }
-    let report = pipeline.finish()?;
+    let report = writer.finish();
     summary.pipeline = report.stats;
     summary.write_error = report.write_error;
     summary.elapsed = start.elapsed();
-    Ok(summary)
-}
-
-/// Collects events into batches of one source and hands them on in order.
-struct Forward<'p> {
-    pipeline: &'p mut Pipeline,
-    batch_size: usize,
-    pending: Vec<SourcedEvent>,
-    source: Option<Arc<str>>,
-    closed: bool,
-}
-
-impl Forward<'_> {
-    fn push(&mut self, source: Arc<str>, events: Vec<SourcedEvent>) {
-        if self.source.as_ref() != Some(&source) {
-            self.flush();
-            self.source = Some(source);
-        }
-        if self.pending.is_empty() && events.len() >= self.batch_size {
-            // A whole unit's worth: pass it on as it is.
-            self.pending = events;
-            self.flush();
-            return;
-        }
-        for ev in events {
-            self.pending.push(ev);
-            if self.pending.len() == self.batch_size {
-                self.flush();
-            }
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.pending.is_empty() || self.closed {
-            self.pending.clear();
-            return;
-        }
-        let Some(source) = self.source.clone() else {
-            return;
-        };
-        let events = std::mem::take(&mut self.pending);
-        if self.pipeline.send(Batch { source, events }).is_err() {
-            self.closed = true;
-        }
-    }
+    summary
 }
 
 /// Small files are handed to a reader thread in groups of up to this

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crossbeam_channel::bounded;
 use evtx::ParserSettings;
 use trawl_engine::event::Event;
-use trawl_engine::pipeline::SourcedEvent;
+use trawl_engine::pipeline::{Evaluated, Evaluator, SourcedEvent};
 
 use crate::evtx_file::{
     read_bytes, read_chunk, read_chunks, with_whole_file, ChunkRead, WholeFile,
@@ -78,8 +78,11 @@ impl Unit {
 pub struct UnitOutput {
     /// The file the unit came from.
     pub source: Option<Arc<str>>,
-    /// Events, in record order, with their sequence numbers.
+    /// Events, in record order, with their sequence numbers (until
+    /// [`UnitOutput::evaluate`] turns them into alerts).
     pub events: Vec<SourcedEvent>,
+    /// The alerts of the events, once evaluated.
+    pub alerts: Evaluated,
     /// Records that could not be read, in order.
     pub problems: Vec<Problem>,
     /// Records read, good or bad.
@@ -100,6 +103,16 @@ impl UnitOutput {
     /// Adds an event.
     pub fn event(&mut self, seq: u64, event: Event) {
         self.events.push(SourcedEvent { seq, event });
+    }
+
+    /// Evaluates the events read and drops them: on the thread that read
+    /// them, while they are still in its cache, and freed by the allocator
+    /// thread that made them.
+    pub fn evaluate(&mut self, evaluator: &mut Evaluator) {
+        let events = std::mem::take(&mut self.events);
+        if let Some(source) = &self.source {
+            evaluator.evaluate(source, &events, &mut self.alerts);
+        }
     }
 
     /// Reports `skipped` records lost at `location`.
@@ -217,8 +230,9 @@ fn read_lines(format: Format, block: &LineBlock, out: &mut UnitOutput) {
     }
 }
 
-/// Runs `process` over `units` on `threads` workers and hands every output
-/// to `consume` in unit order. Units come in groups, each read by one
+/// Reads `units` on `threads` workers and hands every output, its events
+/// evaluated by the worker's own [`Evaluator`] (made by `evaluator`), to
+/// `consume` in unit order. Units come in groups, each read by one
 /// worker: a group of small files costs two thread hand-overs (and their
 /// wake-ups) in all, where a unit per file costs two per file, often more
 /// than reading the file. At most a few groups per worker are in flight, so
@@ -228,14 +242,23 @@ pub(crate) fn run_ordered(
     units: impl Iterator<Item = Vec<Unit>>,
     threads: usize,
     settings: &Arc<ParserSettings>,
+    evaluator: &(dyn Fn() -> Evaluator + Sync),
     consume: &mut dyn FnMut(UnitOutput) -> bool,
 ) {
-    let read_group = |group: Vec<Unit>| -> Vec<UnitOutput> {
-        group.into_iter().map(|u| guarded(u, settings)).collect()
+    let read_group = |group: Vec<Unit>, evaluator: &mut Evaluator| -> Vec<UnitOutput> {
+        group
+            .into_iter()
+            .map(|u| {
+                let mut out = guarded(u, settings);
+                out.evaluate(evaluator);
+                out
+            })
+            .collect()
     };
     if threads <= 1 {
+        let mut evaluator = evaluator();
         for group in units {
-            for out in read_group(group) {
+            for out in read_group(group, &mut evaluator) {
                 if !consume(out) {
                     return;
                 }
@@ -254,8 +277,12 @@ pub(crate) fn run_ordered(
             std::thread::Builder::new()
                 .name(format!("trawl-read-{i}"))
                 .spawn_scoped(scope, move || {
+                    let mut evaluator = evaluator();
                     for (n, group) in work_rx {
-                        if done_tx.send((n, read_group(group))).is_err() {
+                        if done_tx
+                            .send((n, read_group(group, &mut evaluator)))
+                            .is_err()
+                        {
                             return;
                         }
                     }

@@ -69,7 +69,7 @@ pub enum OutputFormat {
 pub struct ReplayArgs {
     #[command(flatten)]
     pub rules: RuleArgs,
-    /// Matcher threads (default: one per core). The output is the same at any count.
+    /// Worker threads that read and match (default: one per core). The output is the same at any count.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Write alerts to FILE (created or truncated) instead of stdout.
