@@ -28,7 +28,7 @@
 
 use std::io::Write as _;
 
-use serde::Serialize;
+mod json;
 
 use crate::event::{Event, Value};
 use crate::matcher::Match;
@@ -57,65 +57,88 @@ pub struct Alert<'a> {
     pub matches: &'a [Match],
 }
 
-#[derive(Serialize)]
-struct AlertJson<'a> {
-    ts: &'a jiff::Timestamp,
-    host: Option<&'a str>,
-    source: &'a str,
-    seq: u64,
-    rule_id: &'a str,
-    rule_title: &'a str,
-    level: &'static str,
-    tags: &'a [String],
-    kind: &'static str,
-    event: &'a Event,
-    matches: Vec<MatchJson<'a>>,
-}
+/// An event written as JSON once, for all the alerts it fires (see
+/// [`Alert::render_with`]); its buffer is reused from event to event.
+#[derive(Debug, Default)]
+pub struct EventJson(Vec<u8>);
 
-#[derive(Serialize)]
-struct MatchJson<'a> {
-    field: &'a str,
-    op: &'a str,
-    value: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
+impl EventJson {
+    /// Writes `event` (the same bytes as `serde_json::to_writer(event)`),
+    /// replacing the event written before.
+    pub fn write(&mut self, event: &Event) {
+        self.0.clear();
+        json::event(event, &mut self.0);
+    }
 }
 
 impl Alert<'_> {
     /// Appends the alert, newline-terminated, to `out`.
     pub fn render(&self, format: Format, out: &mut Vec<u8>) {
+        self.render_with(format, None, out);
+    }
+
+    /// [`Alert::render`], given the event already written by
+    /// [`EventJson`] when the format is JSON: an event that fires several
+    /// rules is serialized once.
+    pub fn render_with(&self, format: Format, event_json: Option<&EventJson>, out: &mut Vec<u8>) {
         match format {
-            Format::Json => self.render_json(out),
+            Format::Json => self.render_json(event_json, out),
             Format::Text => self.render_text(out),
         }
         out.push(b'\n');
     }
 
-    fn render_json(&self, out: &mut Vec<u8>) {
-        let doc = AlertJson {
-            ts: &self.event.ts,
-            host: self.event.host.as_deref(),
-            source: self.source,
-            seq: self.seq,
-            rule_id: &self.rule.id,
-            rule_title: &self.rule.title,
-            level: self.rule.level.as_str(),
-            tags: &self.rule.tags,
-            kind: self.event.kind.as_str(),
-            event: self.event,
-            matches: self
-                .matches
-                .iter()
-                .map(|m| MatchJson {
-                    field: &m.field,
-                    op: &m.op,
-                    value: &m.value,
-                    name: m.name.as_deref(),
-                })
-                .collect(),
-        };
-        // Serializing plain data into memory cannot fail (no I/O, string keys).
-        let _ = serde_json::to_writer(&mut *out, &doc);
+    fn render_json(&self, event_json: Option<&EventJson>, out: &mut Vec<u8>) {
+        let ev = self.event;
+        out.extend_from_slice(b"{\"ts\":");
+        json::serde(&ev.ts, out);
+        out.extend_from_slice(b",\"host\":");
+        match &ev.host {
+            Some(h) => json::string(h, out),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"source\":");
+        json::string(self.source, out);
+        out.extend_from_slice(b",\"seq\":");
+        json::serde(&self.seq, out);
+        out.extend_from_slice(b",\"rule_id\":");
+        json::string(&self.rule.id, out);
+        out.extend_from_slice(b",\"rule_title\":");
+        json::string(&self.rule.title, out);
+        out.extend_from_slice(b",\"level\":");
+        json::string(self.rule.level.as_str(), out);
+        out.extend_from_slice(b",\"tags\":[");
+        for (i, t) in self.rule.tags.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::string(t, out);
+        }
+        out.extend_from_slice(b"],\"kind\":");
+        json::string(ev.kind.as_str(), out);
+        out.extend_from_slice(b",\"event\":");
+        match event_json {
+            Some(written) => out.extend_from_slice(&written.0),
+            None => json::event(ev, out),
+        }
+        out.extend_from_slice(b",\"matches\":[");
+        for (i, m) in self.matches.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"field\":");
+            json::string(&m.field, out);
+            out.extend_from_slice(b",\"op\":");
+            json::string(&m.op, out);
+            out.extend_from_slice(b",\"value\":");
+            json::string(&m.value, out);
+            if let Some(n) = &m.name {
+                out.extend_from_slice(b",\"name\":");
+                json::string(n, out);
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
     }
 
     fn render_text(&self, out: &mut Vec<u8>) {

@@ -42,7 +42,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
-use crate::alert::{Alert, Format};
+use crate::alert::{Alert, EventJson, Format};
 use crate::event::{Event, EventKind};
 use crate::matcher::{Detection, Ruleset, Scratch};
 
@@ -252,6 +252,8 @@ pub struct Evaluator {
     format: Format,
     scratch: Scratch,
     detections: Vec<Detection>,
+    /// The event being alerted on, written once for all its alerts.
+    event_json: EventJson,
 }
 
 impl Evaluator {
@@ -262,6 +264,7 @@ impl Evaluator {
             ruleset,
             format,
             detections: Vec::new(),
+            event_json: EventJson::default(),
         }
     }
 
@@ -304,6 +307,13 @@ impl Evaluator {
             out.per_kind[se.event.kind.index()] += 1;
             self.detections.clear();
             rs.evaluate(&se.event, &mut self.scratch, &mut self.detections);
+            let event_json = match (self.format, self.detections.is_empty()) {
+                (Format::Json, false) => {
+                    self.event_json.write(&se.event);
+                    Some(&self.event_json)
+                }
+                _ => None,
+            };
             for d in &self.detections {
                 Alert {
                     event: &se.event,
@@ -312,7 +322,7 @@ impl Evaluator {
                     rule: rs.rule(d.rule),
                     matches: &d.matches,
                 }
-                .render(self.format, &mut out.bytes);
+                .render_with(self.format, event_json, &mut out.bytes);
                 out.rules.push(d.rule as u32);
             }
         }

@@ -1,0 +1,175 @@
+//! Alert JSON written by hand, byte for byte as `serde_json` writes it.
+//!
+//! Why not `serde_json` alone: a replay writes tens of megabytes of alerts,
+//! most of it the events' strings, and an event that fires several rules was
+//! serialized once per rule. Here an event is written once per firing
+//! ([`event`]) and copied into each of its alerts, and strings are escaped a
+//! word at a time. Numbers, timestamps and nested JSON still go through
+//! `serde_json`, so nothing but the string escaping is re-implemented, and a
+//! test holds that to `serde_json` on every byte value.
+
+use crate::event::{Event, Value};
+
+/// Appends `event` as JSON: the same bytes as `serde_json::to_writer(event)`.
+pub(super) fn event(event: &Event, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"ts\":");
+    serde(&event.ts, out);
+    out.extend_from_slice(b",\"kind\":");
+    string(event.kind.as_str(), out);
+    if let Some(h) = &event.host {
+        out.extend_from_slice(b",\"host\":");
+        string(h, out);
+    }
+    out.extend_from_slice(b",\"os\":");
+    string(event.os.as_str(), out);
+    for (k, v) in event.fields() {
+        out.push(b',');
+        string(k.as_str(), out);
+        out.push(b':');
+        match v {
+            Value::Str(s) => string(s, out),
+            other => serde(other, out),
+        }
+    }
+    out.push(b'}');
+}
+
+/// Appends `value` as `serde_json` writes it.
+pub(super) fn serde<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Serializing plain data into memory cannot fail (no I/O, string keys).
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+/// Appends `s` as a JSON string, escaped as `serde_json` escapes it: `"`,
+/// `\` and the control characters below U+0020 (`\b \t \n \f \r` by name,
+/// the others as `\u00xx`); everything else, U+007F and non-ASCII included,
+/// as it is.
+pub(super) fn string(s: &str, out: &mut Vec<u8>) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip eight plain bytes at a time.
+        if let Some(word) = bytes.get(i..i + 8) {
+            let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            if !needs_escape(w) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\x08' => b"\\b",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\x0c' => b"\\f",
+            b'\r' => b"\\r",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]);
+                i += 1;
+                start = i;
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Whether any of the eight bytes in `w` is `"`, `\` or below 0x20.
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte is zero in `x` exactly where it equals the byte tested for;
+    // `(x - ONES) & !x & HIGHS` flags zero bytes (and no false flags before
+    // the first true one, so "any" is exact).
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    // Bytes below 0x20: `b - 0x20` borrows into its high bit, unless the
+    // byte had its high bit set already (non-ASCII, not a control).
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    zero_in(w ^ (ONES * u64::from(b'"'))) | zero_in(w ^ (ONES * u64::from(b'\\'))) | below_space
+        != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{fields, EventKind, FieldKey, Os};
+
+    fn ours(s: &str) -> String {
+        let mut out = Vec::new();
+        string(s, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        // Every byte value a string can hold, at every offset within an
+        // eight-byte word, alone and among plain text.
+        let mut cases: Vec<String> = (0u32..0x80)
+            .chain([0xe9, 0x7ff, 0x800, 0xffff, 0x10000, 0x10ffff])
+            .filter_map(char::from_u32)
+            .flat_map(|c| {
+                (0..10).map(move |pad| format!("{}{c}{}", "a".repeat(pad), "b".repeat(9 - pad)))
+            })
+            .collect();
+        cases.push(String::new());
+        cases.push("C:\\Windows\\System32\\cmd.exe /c \"echo\"\r\n\t\u{1}\u{1f}\u{7f}é".into());
+        cases.push("\\".repeat(17));
+        for s in &cases {
+            assert_eq!(ours(s), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn events_are_written_as_serde_json_writes_them() {
+        let mut ev = Event::new(
+            EventKind::FileCreate,
+            Os::Linux,
+            "2021-09-14T10:00:00.123456789Z".parse().unwrap(),
+        );
+        let mut bare = ev.clone();
+        ev.host = Some("h\"ost\u{3}".into());
+        ev.set(fields::IMAGE, "/usr/bin/\u{7}x".into());
+        ev.set(fields::PROCESS_ID, Value::Int(-42));
+        ev.set(FieldKey::from_name("F"), Value::Float(1.5e-7));
+        ev.set(FieldKey::from_name("Inf"), Value::Float(f64::INFINITY));
+        ev.set(FieldKey::from_name("B"), Value::Bool(true));
+        ev.set(FieldKey::from_name("N"), Value::Null);
+        ev.set(
+            FieldKey::from_name("J"),
+            Value::Json(Box::new(serde_json::json!({"a": ["\n", 1, null]}))),
+        );
+        ev.set(FieldKey::from_name("Ke\"y"), "v".into());
+        bare.set(fields::COMMAND_LINE, "".into());
+        for e in [&ev, &bare] {
+            let mut out = Vec::new();
+            event(e, &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(e).unwrap()
+            );
+        }
+    }
+}
