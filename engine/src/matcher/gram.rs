@@ -230,7 +230,10 @@ impl GramScan {
     ) {
         let len = entry.len as usize;
         let lit = &self.bytes[entry.start as usize..entry.start as usize + len];
-        if lower.get(start..start + len) == Some(lit) {
+        if lower
+            .get(start..start + len)
+            .is_some_and(|text| same(text, lit))
+        {
             for u in &self.uses[entry.uses.0 as usize..entry.uses.1 as usize] {
                 hit(u, start, start + len);
             }
@@ -238,10 +241,49 @@ impl GramScan {
     }
 }
 
+/// `a == b` for slices of one length, inline: most literals are short and
+/// most candidates differ in their first eight bytes, where a call to
+/// `memcmp` would cost more than the comparison.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    if n >= 8 {
+        // Whole words, then the last eight bytes (overlapping).
+        let mut i = 0;
+        while i + 8 <= n {
+            if word(a, i) != word(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        i == n || word(a, n - 8) == word(b, n - 8)
+    } else if n >= 4 {
+        half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4)
+    } else {
+        a == b
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rule::StrOp;
+
+    #[test]
+    fn same_is_slice_equality() {
+        for n in 0..40 {
+            let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i % 26).collect();
+            assert!(same(&a, &a.clone()));
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert!(!same(&a, &b), "{n} bytes, differing at {at}");
+            }
+        }
+    }
 
     #[test]
     fn finds_every_occurrence_of_every_literal() {
