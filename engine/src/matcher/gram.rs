@@ -35,14 +35,16 @@ pub(super) struct GramScan {
     bytes: Vec<u8>,
     entries: Vec<Entry>,
     uses: Vec<LitUse>,
-    /// Bit per hash of a 4-byte window some literal holds.
-    bitmap: Vec<u64>,
+    /// Bit per hash of a 4-byte window some literal holds. A fixed-size
+    /// array: the hash is in range by construction, so the scan's hot loop
+    /// has no bounds check.
+    bitmap: Box<[u64; 1 << (BITS - 6)]>,
     /// Open-addressing table: window -> range in `by_window`.
     table: Vec<(u32, u32, u32)>,
     by_window: Vec<u32>,
     /// Literals of two or three bytes, by their first two bytes; of one
     /// byte, by it (the two-byte key `b << 8 | 0`, flagged in `one_byte`).
-    short_bitmap: Vec<u64>,
+    short_bitmap: Box<[u64; 1 << (16 - 6)]>,
     short: Vec<(u16, u32)>,
     one_byte: [bool; 256],
 }
@@ -64,10 +66,10 @@ impl GramScan {
             bytes: Vec::new(),
             entries: Vec::new(),
             uses: Vec::new(),
-            bitmap: vec![0; 1 << (BITS - 6)],
+            bitmap: Box::new([0; 1 << (BITS - 6)]),
             table: Vec::new(),
             by_window: Vec::new(),
-            short_bitmap: vec![0; 1 << (16 - 6)],
+            short_bitmap: Box::new([0; 1 << (16 - 6)]),
             short: Vec::new(),
             one_byte: [false; 256],
         };
