@@ -141,7 +141,7 @@ pub(crate) fn with_whole_file(
 ) {
     FILE_BUFFER.with_borrow_mut(|buf| {
         match read_into(path, buf) {
-            Ok(Some(len)) => f(WholeFile::Held { bytes: buf, len }, out),
+            Ok(Some((held, len))) => f(WholeFile::Held { bytes: &buf[..held], len }, out),
             Ok(None) => f(WholeFile::TooLarge, out),
             Err(reason) => out.bad(Location::File, reason, 1),
         }
@@ -166,9 +166,11 @@ pub(crate) fn read_chunks(path: &Path, settings: &Arc<ParserSettings>, out: &mut
     }
 }
 
-/// Reads `path` into `buf`: its size, or `None` when it is too large to be
-/// held (see [`IN_MEMORY_MAX`]).
-fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
+/// Reads `path` into `buf`: how many of its first bytes are held there
+/// (the rest of the file is zeros, see [`read_used`]) and its size, or
+/// `None` when it is too large to be held (see [`IN_MEMORY_MAX`]). Bytes of
+/// `buf` past those held are stale.
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Option<(usize, usize)>, String> {
     let mut file = File::open(path).map_err(|e| format!("cannot open trace: {e}"))?;
     let size = file.metadata().map_or(u64::MAX, |m| m.len());
     if size > IN_MEMORY_MAX {
@@ -178,8 +180,9 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
     // it) reads as zeros: it is not read.
     let data_end = trailing_hole(&file, size).unwrap_or(size);
     let read = match read_used(&file, size as usize, data_end as usize, buf) {
-        Ok(()) => return Ok(Some(size as usize)),
-        // Not EVTX: the rest of it, after its first bytes.
+        Ok(held) => return Ok(Some((held, size as usize))),
+        // Not EVTX: the rest of it, after its first bytes (`buf` holds
+        // just those).
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
             let held = buf.len() as u64;
             file.seek(io::SeekFrom::Start(held))
@@ -192,7 +195,7 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
         }
     };
     read.map_err(|e| format!("cannot read trace: {e}"))?;
-    Ok(Some(buf.len()))
+    Ok(Some((buf.len(), buf.len())))
 }
 
 /// Reads into `buf` the bytes of an EVTX file of `size` bytes that hold
@@ -200,37 +203,51 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
 /// `data_end` (past which the file is a hole), the chunk's header and
 /// records, up to its free space offset (a chunk is on average less than
 /// half full, and the rest is not read); all of a slot whose header is no
-/// chunk's. The bytes end with the last slot read.
-fn read_used(file: &File, size: usize, data_end: usize, buf: &mut Vec<u8>) -> io::Result<()> {
-    let fill = |buf: &mut Vec<u8>, to: usize| -> io::Result<()> {
-        let from = buf.len();
+/// chunk's. Returns how many bytes that is: they end with the last slot
+/// read. `buf` keeps its length from file to file, so the bytes about to be
+/// read over are not zeroed first; past the bytes returned it is stale. Not
+/// EVTX: `buf` holds just the first bytes read, and the error is
+/// `InvalidData`.
+fn read_used(file: &File, size: usize, data_end: usize, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut held = 0;
+    let fill = |buf: &mut Vec<u8>, held: &mut usize, to: usize| -> io::Result<()> {
+        let from = *held;
         if to <= from {
             return Ok(());
         }
-        buf.resize(to, 0);
-        read_exact_at(file, &mut buf[from..], from as u64)
+        if buf.len() < to {
+            buf.resize(to, 0);
+        }
+        read_exact_at(file, &mut buf[from..to], from as u64)?;
+        *held = to;
+        Ok(())
     };
-    buf.clear();
     // The file header and the first chunk's, in one read.
-    fill(buf, (FILE_HEADER + CHUNK_HEADER).min(size))?;
-    if !is_evtx(buf) {
+    fill(buf, &mut held, (FILE_HEADER + CHUNK_HEADER).min(size))?;
+    if !is_evtx(&buf[..held]) {
+        buf.truncate(held);
         return Err(io::ErrorKind::InvalidData.into());
     }
     let mut slot = FILE_HEADER.min(size);
     while slot < data_end.min(size) {
         let end = (slot + CHUNK_BYTES as usize).min(size);
-        fill(buf, (slot + CHUNK_HEADER).min(end))?;
-        let used = chunk_used(&buf[slot..]).filter(|&used| slot + used <= end);
+        fill(buf, &mut held, (slot + CHUNK_HEADER).min(end))?;
+        let used = chunk_used(&buf[slot..held]).filter(|&used| slot + used <= end);
         if let Some(used) = used {
-            fill(buf, slot + used)?;
+            fill(buf, &mut held, slot + used)?;
         }
-        if !used.is_some_and(|used| ends_with_last_record(&buf[slot..], used)) {
-            fill(buf, end)?;
+        if !used.is_some_and(|used| ends_with_last_record(&buf[slot..held], used)) {
+            fill(buf, &mut held, end)?;
         }
-        buf.resize(end, 0);
+        // The free space: zeros, whatever an earlier file left there.
+        if buf.len() < end {
+            buf.resize(end, 0);
+        }
+        buf[held..end].fill(0);
+        held = end;
         slot = end;
     }
-    Ok(())
+    Ok(held)
 }
 
 /// Where a chunk's free space starts, from its header: `None` when the
