@@ -141,7 +141,13 @@ pub(crate) fn with_whole_file(
 ) {
     FILE_BUFFER.with_borrow_mut(|buf| {
         match read_into(path, buf) {
-            Ok(Some((held, len))) => f(WholeFile::Held { bytes: &buf[..held], len }, out),
+            Ok(Some((held, len))) => f(
+                WholeFile::Held {
+                    bytes: &buf[..held],
+                    len,
+                },
+                out,
+            ),
             Ok(None) => f(WholeFile::TooLarge, out),
             Err(reason) => out.bad(Location::File, reason, 1),
         }

@@ -429,9 +429,11 @@ impl PlanCache {
         };
         let same = |e: &&Entry| {
             *e.body == *body
-                && e.names
-                    .iter()
-                    .all(|(at, bytes)| chunk.get(*at..at + bytes.len()) == Some(&bytes[..]))
+                && e.names.iter().all(|(at, bytes)| {
+                    chunk
+                        .get(*at..at + bytes.len())
+                        .is_some_and(|b| same(b, bytes))
+                })
         };
         if let Some(found) = self.by_key.get(&key).and_then(|v| v.iter().find(same)) {
             return Ok(Rc::clone(&found.plan));
@@ -456,6 +458,19 @@ impl PlanCache {
         });
         Ok(plan)
     }
+}
+
+/// `a == b` for the short names a plan reads, inline: confirming a cached
+/// plan compares a few dozen of them per template per chunk, and a call to
+/// `memcmp` each cost more than the comparisons.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let ((aw, at), (bw, bt)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+    a.len() == b.len()
+        && aw
+            .iter()
+            .zip(bw)
+            .all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
+        && at.iter().zip(bt).all(|(x, y)| x == y)
 }
 
 /// The cache key of the definition at `def`, and its body; `None` when the
