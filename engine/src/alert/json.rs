@@ -51,13 +51,15 @@ pub(super) fn string(s: &str, out: &mut Vec<u8>) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // Skip eight plain bytes at a time.
+        // Skip eight plain bytes at a time, then straight to the first
+        // byte to escape.
         if let Some(word) = bytes.get(i..i + 8) {
-            let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-            if !needs_escape(w) {
+            let flags = escape_flags(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+            if flags == 0 {
                 i += 8;
                 continue;
             }
+            i += (flags.trailing_zeros() / 8) as usize;
         }
         let b = bytes[i];
         let escape: &[u8] = match b {
@@ -97,19 +99,20 @@ pub(super) fn string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Whether any of the eight bytes in `w` is `"`, `\` or below 0x20.
-fn needs_escape(w: u64) -> bool {
+/// The high bit of each of the eight bytes of `w` (read little-endian) that
+/// is `"`, `\` or below 0x20, exact up to the first such byte (the lowest
+/// flag); bytes after it may be flagged falsely. Zero: none is.
+fn escape_flags(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     // A byte is zero in `x` exactly where it equals the byte tested for;
-    // `(x - ONES) & !x & HIGHS` flags zero bytes (and no false flags before
-    // the first true one, so "any" is exact).
+    // `(x - ONES) & !x & HIGHS` flags zero bytes (a borrow can only flag
+    // bytes above a true one).
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     // Bytes below 0x20: `b - 0x20` borrows into its high bit, unless the
     // byte had its high bit set already (non-ASCII, not a control).
     let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
     zero_in(w ^ (ONES * u64::from(b'"'))) | zero_in(w ^ (ONES * u64::from(b'\\'))) | below_space
-        != 0
 }
 
 #[cfg(test)]
@@ -137,6 +140,21 @@ mod tests {
         cases.push(String::new());
         cases.push("C:\\Windows\\System32\\cmd.exe /c \"echo\"\r\n\t\u{1}\u{1f}\u{7f}é".into());
         cases.push("\\".repeat(17));
+        // Strings dense with bytes to escape, in every arrangement a small
+        // deterministic generator makes.
+        let alphabet = [
+            'a', '"', '\\', '\n', '\u{1}', '\u{1f}', ' ', 'é', '\u{7f}', 'Z',
+        ];
+        let mut seed = 7u32;
+        for len in 0..400 {
+            let s: String = (0..len % 40)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    alphabet[(seed >> 24) as usize % alphabet.len()]
+                })
+                .collect();
+            cases.push(s);
+        }
         for s in &cases {
             assert_eq!(ours(s), serde_json::to_string(s).unwrap(), "{s:?}");
         }
