@@ -183,8 +183,14 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Option<(usize, usize)>, S
         return Ok(None);
     }
     // A sparse file's trailing hole (its empty chunk slots, often half of
-    // it) reads as zeros: it is not read.
-    let data_end = trailing_hole(&file, size).unwrap_or(size);
+    // it) reads as zeros: it is not read. A file of one chunk has no empty
+    // slot to skip (and its chunk is read only up to its free space
+    // anyway): most small logs are that, and asking costs three calls.
+    let data_end = if size > (FILE_HEADER as u64 + CHUNK_BYTES) {
+        trailing_hole(&file, size).unwrap_or(size)
+    } else {
+        size
+    };
     let read = match read_used(&file, size as usize, data_end as usize, buf) {
         Ok(held) => return Ok(Some((held, size as usize))),
         // Not EVTX: the rest of it, after its first bytes (`buf` holds
