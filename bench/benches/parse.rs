@@ -3,8 +3,8 @@
 //! - `parse/ndjson_line`: `trawl_replay::ndjson::parse_line` on one thread
 //!   over a trace generated from the corpus (20,000 lines, in memory).
 //! - `parse/ndjson_replay`: the same trace as a file through
-//!   `trawl_replay::replay` with no rules (reading, parsing on every core,
-//!   the pipeline).
+//!   `trawl_replay::replay` with no rules (reading and parsing on every
+//!   core, evaluating against an empty ruleset, the ordered writer).
 //! - `parse/evtx_replay`: `../shared/corpus/evtx-attack-samples` through
 //!   `trawl_replay::replay` with no rules (skipped when absent).
 

@@ -1,5 +1,7 @@
-//! The pipeline every event goes through, live or replayed:
-//! one producer → bounded queue of batches → N matcher workers → ordered sink.
+//! The live sensor's pipeline: one producer → bounded queue of batches → N
+//! matcher workers → ordered sink; and its two ends, which a replay uses
+//! without the queue: the [`Evaluator`] that matches events and renders
+//! their alerts, and the [`AlertWriter`] that writes them in order.
 //!
 //! - The producer (a trace reader, or the live sensor's normalizer) sends
 //!   [`Batch`]es; each gets the next batch number. The queue is a bounded
@@ -71,8 +73,8 @@ pub struct PipelineConfig {
     pub queue_batches: usize,
     pub format: Format,
     /// Flush the sink after every batch that produced alerts (live mode: an
-    /// alert is on disk as soon as it is found). Replay leaves this off and
-    /// flushes once at the end.
+    /// alert is on disk as soon as it is found); otherwise the sink is
+    /// flushed once at the end.
     pub flush_each_batch: bool,
 }
 
@@ -142,10 +144,12 @@ pub struct PipelineStats {
     pub alerts: u64,
     /// Alerts per rule, indexed like [`Ruleset::rules`].
     pub per_rule: Vec<u64>,
-    /// Batches processed.
+    /// Batches processed (in a replay: parts of files, each an EVTX chunk, a
+    /// small file or a block of lines).
     pub batches: u64,
-    /// Batches that could not be evaluated because matching panicked (a bug
-    /// in trawl), and the events in them: counted, never silently lost.
+    /// Batches (parts of files) that could not be evaluated because matching
+    /// panicked (a bug in trawl), and the events in them: counted, never
+    /// silently lost.
     pub failed_batches: u64,
     pub failed_events: u64,
 }
@@ -672,6 +676,42 @@ mod tests {
         assert_eq!(
             report.stats.alerts, 400,
             "alerts are still counted (two rules hit each event)"
+        );
+    }
+
+    #[test]
+    fn a_panic_keeps_what_was_evaluated_before_it_and_the_evaluator_goes_on() {
+        let rs = ruleset();
+        let event = |seq: u64, panics: bool| {
+            let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+            ev.set(fields::COMMAND_LINE, "x7".into());
+            if panics {
+                ev.set(crate::event::FieldKey::from_name("TestPanic"), "yes".into());
+            }
+            SourcedEvent { seq, event: ev }
+        };
+        let mut evaluator = Evaluator::new(Arc::clone(&rs), Format::Json);
+        let mut out = Evaluated::default();
+        evaluator.evaluate("s", &[event(1, false)], &mut out);
+        let (bytes, rules) = (out.bytes.clone(), out.rules.clone());
+        // The second event of this run panics: the first one's alerts go too.
+        evaluator.evaluate("s", &[event(2, false), event(3, true)], &mut out);
+        assert_eq!((out.bytes == bytes, &out.rules), (true, &rules));
+        assert_eq!((out.events, out.failed_runs, out.failed_events), (1, 1, 2));
+        assert_eq!(out.per_kind[EventKind::ProcessStart.index()], 1);
+        evaluator.evaluate("s", &[event(4, false)], &mut out);
+        assert_eq!(seqs(&out.bytes), vec![1, 1, 4, 4]);
+        let mut writer = AlertWriter::new(Box::new(VecSink::default()), rs.len(), false);
+        writer.write(&out);
+        let stats = writer.finish().stats;
+        assert_eq!(
+            (
+                stats.events,
+                stats.alerts,
+                stats.failed_batches,
+                stats.failed_events
+            ),
+            (2, 4, 1, 2)
         );
     }
 

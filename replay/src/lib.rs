@@ -144,7 +144,8 @@ pub struct ReplaySummary {
     pub channels: ChannelCounts,
     /// Records (and files) skipped as unreadable.
     pub skipped: u64,
-    /// What the pipeline saw and emitted.
+    /// What was evaluated and what alerts were written (in the live
+    /// pipeline's terms: a batch here is a part of a file).
     pub pipeline: PipelineStats,
     pub elapsed: Duration,
     /// Writing alerts failed part-way (the totals still count every alert).

@@ -2,9 +2,9 @@
 //!
 //! The replay driver cuts its inputs into units on one thread (a small file
 //! to read whole, an EVTX chunk, a block of JSON lines); workers turn units
-//! into events; the results are put back in unit order before anything is
-//! passed on. So the events, the problems reported and the counts are the
-//! same at any thread count.
+//! into events and match them at once; the results (alerts, problems,
+//! counts) are put back in unit order before anything is passed on. So the
+//! output is the same at any thread count.
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -217,9 +217,9 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Option<(usize, usize)>, S
 /// half full, and the rest is not read); all of a slot whose header is no
 /// chunk's. Returns how many bytes that is: they end with the last slot
 /// read. `buf` keeps its length from file to file, so the bytes about to be
-/// read over are not zeroed first; past the bytes returned it is stale. Not
-/// EVTX: `buf` holds just the first bytes read, and the error is
-/// `InvalidData`.
+/// read over are not zeroed first; past the bytes returned it is stale. On
+/// an error `buf` holds just the bytes read; not EVTX: those are its first
+/// bytes, and the error is `InvalidData`.
 fn read_used(file: &File, size: usize, data_end: usize, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut held = 0;
     let fill = |buf: &mut Vec<u8>, held: &mut usize, to: usize| -> io::Result<()> {
@@ -230,7 +230,11 @@ fn read_used(file: &File, size: usize, data_end: usize, buf: &mut Vec<u8>) -> io
         if buf.len() < to {
             buf.resize(to, 0);
         }
-        read_exact_at(file, &mut buf[from..to], from as u64)?;
+        if let Err(e) = read_exact_at(file, &mut buf[from..to], from as u64) {
+            // Whatever the error, `buf` holds just the bytes read.
+            buf.truncate(from);
+            return Err(e);
+        }
         *held = to;
         Ok(())
     };

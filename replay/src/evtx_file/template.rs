@@ -427,7 +427,7 @@ impl PlanCache {
         let Some((key, body)) = key_of(chunk, def, root) else {
             return compile(chunk, def, root).map(Rc::new);
         };
-        let same = |e: &&Entry| {
+        let equal = |e: &&Entry| {
             *e.body == *body
                 && e.names.iter().all(|(at, bytes)| {
                     chunk
@@ -435,7 +435,7 @@ impl PlanCache {
                         .is_some_and(|b| same(b, bytes))
                 })
         };
-        if let Some(found) = self.by_key.get(&key).and_then(|v| v.iter().find(same)) {
+        if let Some(found) = self.by_key.get(&key).and_then(|v| v.iter().find(equal)) {
             return Ok(Rc::clone(&found.plan));
         }
         self.names.clear();

@@ -60,7 +60,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let p = &summary.pipeline;
     if p.failed_events > 0 {
         anyhow::bail!(
-            "{} events in {} batches were not evaluated because matching panicked; this is a bug in trawl, please report it with the trace",
+            "{} events in {} parts of the traces were not evaluated because matching panicked; this is a bug in trawl, please report it with the trace",
             p.failed_events,
             p.failed_batches
         );
