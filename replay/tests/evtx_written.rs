@@ -367,6 +367,7 @@ fn powershell_4104(record_id: u64, time: u64) -> Vec<Value> {
 struct MixedLog {
     writer: EvtxWriter,
     records: Vec<RecordAt>,
+    sysmon_1: TemplateId,
 }
 
 fn mixed_log() -> MixedLog {
@@ -427,7 +428,11 @@ fn mixed_log() -> MixedLog {
         ),
         w.record(12, at(12), t.powershell_4104, powershell_4104(12, at(12))),
     ]);
-    MixedLog { writer: w, records }
+    MixedLog {
+        writer: w,
+        records,
+        sysmon_1: t.sysmon_1,
+    }
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -1108,4 +1113,76 @@ fn written_chunk_free_space_holding_stale_bytes_reads_as_written() {
     assert!(!shown(&expected).is_empty());
     assert_eq!(whole(&stale_path), shown(&expected));
     assert_eq!(shown(&crate_read), shown(&expected));
+}
+
+/// The whole-file reader leaves a chunk's free space as the thread's buffer
+/// held it (an earlier file's bytes): a damaged record pointing there must
+/// read the same whatever file came before, so the plans never look past
+/// the free space and the crate is handed zeros there.
+#[test]
+fn written_record_pointing_into_unread_free_space_reads_alike_after_any_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    // Where a record's template definition offset sits: after the record
+    // header, the fragment header, the instance token and the template id.
+    let def_field = |r: &RecordAt| offset(r, RECORD_HEADER + 4 + 2 + 4);
+    let at = |n: u64| T0 + (n - 1) * SECOND;
+    // The mixed log and record 13, of Sysmon 1's template (defined earlier
+    // in the chunk); `copy` is a template like it, written in no record yet.
+    let log = || {
+        let mut log = mixed_log();
+        let copy = log.writer.template(event_template(
+            Some(event_data(SYSMON_1, DATA, &["FileVersion"])),
+            false,
+        ));
+        let r = log.writer.record(
+            13,
+            at(13),
+            log.sysmon_1,
+            sysmon_1(13, at(13), 6000, Value::Null),
+        );
+        (log, copy, r)
+    };
+    // Before: that log and record 14, of `copy`: its definition, written
+    // in it, lies past the free space of the log without it.
+    let (mut before_log, copy, _) = log();
+    let r14 = before_log
+        .writer
+        .record(14, at(14), copy, sysmon_1(14, at(14), 6001, Value::Null));
+    let before = before_log.writer.finish();
+    let moved = u32_at(&before, def_field(&r14));
+    // Damaged: record 13 points at where `before` has that definition, in
+    // its own free space.
+    let (damaged_log, _, r13) = log();
+    let mut damaged = damaged_log.writer.finish();
+    let chunk = EvtxWriter::file_offset(r13.chunk, 0);
+    assert!(moved >= u32_at(&damaged, chunk + 48), "past the free space");
+    let field = def_field(&r13);
+    damaged[field..field + 4].copy_from_slice(&moved.to_le_bytes());
+    let before_path = write(dir.path(), "before.evtx", &before);
+    let damaged_path = write(dir.path(), "damaged.evtx", &damaged);
+    let read = |paths: Vec<PathBuf>| {
+        // A thread of its own: a read buffer of its own.
+        std::thread::spawn(move || {
+            let mut last = UnitOutput::default();
+            for path in paths {
+                last = UnitOutput::default();
+                read_file(&path, &settings(), &mut last);
+            }
+            shown(&last)
+        })
+        .join()
+        .unwrap()
+    };
+    let alone = read(vec![damaged_path.clone()]);
+    assert!(
+        alone
+            .iter()
+            .any(|l| l.starts_with("problem") && l.contains("Record(13)")),
+        "{alone:?}"
+    );
+    assert_eq!(read(vec![before_path, damaged_path.clone()]), alone);
+    // And as the crate reads the file from disk, free space and all.
+    let (crate_read, _) = read_with(&damaged_path, ChunkReader::Renderer);
+    assert_eq!(shown(&crate_read), alone);
 }

@@ -132,10 +132,15 @@ impl<B: AsRef<[u8]>> Iterator for MemoryChunks<B> {
     }
 }
 
-/// Slot `n`'s bytes as a chunk the crate holds (a copy), or the crate's
-/// error for its header.
+/// Slot `n`'s bytes as a chunk the crate holds (a copy, with zeros for the
+/// bytes a whole-file read leaves unread: [`super::unread_from`]), or the
+/// crate's error for its header.
 pub(super) fn chunk_data(n: u64, data: &[u8], validate: bool) -> Result<EvtxChunkData, EvtxError> {
-    EvtxChunkData::new(data.to_vec(), validate)
+    let mut bytes = data.to_vec();
+    if let Some(used) = super::unread_from(data) {
+        bytes[used..].fill(0);
+    }
+    EvtxChunkData::new(bytes, validate)
         .map(|mut c| {
             c.number = Some(n);
             c

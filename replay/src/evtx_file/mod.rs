@@ -124,8 +124,9 @@ pub fn read_file(path: &Path, settings: &Arc<ParserSettings>, out: &mut UnitOutp
 /// A file as [`with_whole_file`] gives it.
 pub(crate) enum WholeFile<'b> {
     /// Its first bytes; past them, up to the file's size `len`, it is zeros
-    /// (a trailing hole, not read). In an EVTX file, each chunk's free
-    /// space is zeros too (see [`read_used`]).
+    /// (a trailing hole, not read). In an EVTX file, the free space of each
+    /// chunk written whole is not read and holds stale bytes (see
+    /// [`unread_from`]).
     Held { bytes: &'b [u8], len: usize },
     /// Grown since it was found past what is read into memory: read it as a
     /// large file is.
@@ -211,15 +212,16 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<Option<(usize, usize)>, S
 }
 
 /// Reads into `buf` the bytes of an EVTX file of `size` bytes that hold
-/// anything, and zeros for the rest: its header; of each chunk slot up to
-/// `data_end` (past which the file is a hole), the chunk's header and
-/// records, up to its free space offset (a chunk is on average less than
-/// half full, and the rest is not read); all of a slot whose header is no
-/// chunk's. Returns how many bytes that is: they end with the last slot
-/// read. `buf` keeps its length from file to file, so the bytes about to be
-/// read over are not zeroed first; past the bytes returned it is stale. On
-/// an error `buf` holds just the bytes read; not EVTX: those are its first
-/// bytes, and the error is `InvalidData`.
+/// anything: its header; of each chunk slot up to `data_end` (past which
+/// the file is a hole), the chunk's header and records, up to its free
+/// space offset (a chunk is on average less than half full, and the rest is
+/// not read); all of a slot whose header is no chunk's. Returns how many
+/// bytes that is: they end with the last slot read. A chunk's free space
+/// left unread ([`unread_from`]) holds whatever an earlier file left in
+/// `buf`, and so do the bytes past those returned: `buf` keeps its length
+/// from file to file, so nothing is zeroed. On an error `buf` holds just the
+/// bytes read; not EVTX: those are its first bytes, and the error is
+/// `InvalidData`.
 fn read_used(file: &File, size: usize, data_end: usize, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut held = 0;
     let fill = |buf: &mut Vec<u8>, held: &mut usize, to: usize| -> io::Result<()> {
@@ -255,15 +257,28 @@ fn read_used(file: &File, size: usize, data_end: usize, buf: &mut Vec<u8>) -> io
         if !used.is_some_and(|used| ends_with_last_record(&buf[slot..held], used)) {
             fill(buf, &mut held, end)?;
         }
-        // The free space: zeros, whatever an earlier file left there.
+        // The free space is left as an earlier file left it, not zeroed:
+        // writing 60 KiB per file evicted the rules from the cache. Nothing
+        // reads it (see `unread_from`).
         if buf.len() < end {
             buf.resize(end, 0);
         }
-        buf[held..end].fill(0);
         held = end;
         slot = end;
     }
     Ok(held)
+}
+
+/// Where the bytes of a chunk slot that [`read_used`] leaves unread start:
+/// the free space of a chunk written whole (its tables and last record
+/// before it). `None`: the whole slot is read. What lies there is stale, so
+/// nothing may read it: the template-plan reader is handed the slot up to
+/// it, and the crate a copy with zeros from it ([`memory::chunk_data`]),
+/// the same whichever file the buffer held before.
+fn unread_from(slot: &[u8]) -> Option<usize> {
+    chunk_used(slot)
+        .filter(|&used| used <= slot.len())
+        .filter(|&used| ends_with_last_record(&slot[..used], used))
 }
 
 /// Where a chunk's free space starts, from its header: `None` when the
@@ -448,7 +463,8 @@ fn read_planned(
         out.skipped,
     );
     let mut counts = ChannelCounts::default();
-    match fast::read_chunk(data, header, &mut counts, out) {
+    let live = unread_from(data).map_or(data, |used| &data[..used]);
+    match fast::read_chunk(live, header, &mut counts, out) {
         Ok(()) => {
             out.channels.merge(counts);
             true
