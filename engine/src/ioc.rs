@@ -224,6 +224,10 @@ pub struct IocSet {
     /// Which algorithms the list holds (by [`HashAlgo::index`]): an event's
     /// digest of another is not even decoded.
     algos: [bool; 3],
+    /// A bit per first two bytes of the list's digests: an event's digest
+    /// (three in each Sysmon `Hashes`) is decoded whole only when its first
+    /// four hex digits could start one. Empty for an empty list.
+    heads: Arc<[u64]>,
 }
 
 impl IocSet {
@@ -286,13 +290,17 @@ impl IocSet {
             }
         }
         let mut algos = [false; 3];
+        let mut heads = vec![0u64; 1 << 10];
         for digest in entries.keys() {
             algos[digest.algo().index()] = true;
+            let head = usize::from(u16::from_be_bytes([digest.bytes[0], digest.bytes[1]]));
+            heads[head >> 6] |= 1 << (head & 63);
         }
         (
             IocSet {
                 entries: Arc::new(entries),
                 algos,
+                heads: heads.into(),
             },
             problems,
         )
@@ -349,6 +357,20 @@ impl IocSet {
     /// Looks up `hex` if `label` (when there is one) names its algorithm.
     fn lookup_labelled(&self, label: Option<&str>, hex: &str) -> Option<&IocEntry> {
         if !self.algos[HashAlgo::from_hex_len(hex.len())?.index()] {
+            return None;
+        }
+        let head = match hex.as_bytes() {
+            [a, b, c, d, ..] => {
+                [(*a, *b), (*c, *d)].map(|(h, l)| Some((hex_val(h)? << 4) | hex_val(l)?))
+            }
+            _ => return None,
+        };
+        let head = usize::from(u16::from_be_bytes([head[0]?, head[1]?]));
+        if self
+            .heads
+            .get(head >> 6)
+            .is_none_or(|w| w & (1 << (head & 63)) == 0)
+        {
             return None;
         }
         let digest = Digest::from_hex(hex)?;

@@ -174,10 +174,7 @@ pub(super) fn render(t: u8, b: &[u8], buf: &mut String) -> Option<Val> {
             }
             let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
             let ticks = ft % 10_000_000;
-            let _ = write!(
-                buf,
-                "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ticks:07}Z"
-            );
+            push_timestamp([y as u64, m.into(), d.into(), h, mi, s, ticks], buf);
             Val::Text
         }
         ty::SYSTIME => {
@@ -189,11 +186,9 @@ pub(super) fn render(t: u8, b: &[u8], buf: &mut String) -> Option<Val> {
             if y > 9999 || m > 99 || d > 99 || h > 99 || mi > 99 || s > 99 || ms > 999 {
                 return None;
             }
-            let ticks = u32::from(ms) * 10_000;
-            let _ = write!(
-                buf,
-                "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ticks:07}Z"
-            );
+            let ticks = u64::from(ms) * 10_000;
+            let [y, m, d, h, mi, s] = [y, m, d, h, mi, s].map(u64::from);
+            push_timestamp([y, m, d, h, mi, s, ticks], buf);
             Val::Text
         }
         ty::SID => {
@@ -213,6 +208,27 @@ pub(super) fn render(t: u8, b: &[u8], buf: &mut String) -> Option<Val> {
         }
         _ => return None,
     })
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.fffffffZ` from its seven parts (each
+/// within its width): the crate's spelling, written digit by digit because
+/// `write!` cost more than the rest of a record's reading.
+fn push_timestamp(parts: [u64; 7], out: &mut String) {
+    const WIDTHS: [usize; 7] = [4, 2, 2, 2, 2, 2, 7];
+    const AFTER: [u8; 7] = [b'-', b'-', b'T', b':', b':', b'.', b'Z'];
+    let mut text = [0u8; 28];
+    let mut at = 0;
+    for ((value, width), after) in parts.into_iter().zip(WIDTHS).zip(AFTER) {
+        let mut v = value;
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        text[at + width] = after;
+        at += width + 1;
+    }
+    // Digits and separators only: ASCII.
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
 }
 
 /// UTF-16LE text up to its first NUL code unit: the text the crate reads
@@ -324,6 +340,35 @@ mod tests {
             let s = format!("{}é{}\u{1f600}x", &long[..cut], &long[cut..]);
             assert_eq!(text(ty::STRING, &utf16(&s)), s);
         }
+        // Every length of ASCII run (across the four-unit words and the
+        // 64-byte blocks), then non-ASCII or an unpaired surrogate.
+        let ascii: String = (0..200u8).map(|i| char::from(b' ' + i % 90)).collect();
+        for n in 0..ascii.len() {
+            for tail in [
+                &[][..],
+                &[0xe9, 0x00][..],
+                &[0x00, 0xd8][..],
+                &[b'\'', 0x20][..],
+            ] {
+                let mut units = utf16(&ascii[..n]);
+                units.extend_from_slice(tail);
+                units.extend(utf16("x\u{1f600}"));
+                let want = String::from_utf16_lossy(
+                    &units
+                        .chunks_exact(2)
+                        .map(|u| u16::from_le_bytes([u[0], u[1]]))
+                        .collect::<Vec<_>>(),
+                );
+                let mut got = String::from("kept ");
+                push_utf16(&units, &mut got);
+                assert_eq!(got, format!("kept {want}"), "{n} {tail:?}");
+                // An odd trailing byte is dropped.
+                units.push(b'z');
+                let mut odd = String::new();
+                push_utf16(&units, &mut odd);
+                assert_eq!(odd, want);
+            }
+        }
         // An unpaired surrogate.
         let mut lone = utf16("abcdefgh");
         lone.extend([0x00, 0xd8, b'x', 0]);
@@ -337,6 +382,40 @@ mod tests {
             text(ty::FILETIME, &ft.to_le_bytes()),
             "2019-03-19T23:34:25.2877200Z"
         );
+        assert_eq!(
+            text(ty::FILETIME, &0u64.to_le_bytes()),
+            "1601-01-01T00:00:00.0000000Z"
+        );
+        // 2024-02-29 09:05:03.004 as a SYSTEMTIME (year, month, weekday,
+        // day, hour, minute, second, milliseconds).
+        let st: Vec<u8> = [2024u16, 2, 4, 29, 9, 5, 3, 4]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(text(ty::SYSTIME, &st), "2024-02-29T09:05:03.0040000Z");
+        // Every part at every width, as `format!` pads them.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let p = [
+                seed % 10_000,
+                (seed >> 14) % 100,
+                (seed >> 21) % 100,
+                (seed >> 28) % 100,
+                (seed >> 35) % 100,
+                (seed >> 42) % 100,
+                (seed >> 20) % 10_000_000,
+            ];
+            let mut got = String::from("kept ");
+            push_timestamp(p, &mut got);
+            let [y, m, d, h, mi, s, t] = p;
+            assert_eq!(
+                got,
+                format!("kept {y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{t:07}Z")
+            );
+        }
         let sid = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 2, 0, 0];
         assert_eq!(text(ty::SID, &sid), "S-1-5-32-544");
         let guid = [
