@@ -446,10 +446,7 @@ fn for_each_hash_item<'t>(text: &'t str, mut f: impl FnMut(Option<&'t str>, &'t 
     // Sysmon's own form (`SHA1=…,MD5=…`: printable ASCII, no blank, no `;`)
     // needs neither the character-wise splits nor the whitespace rules
     // below, and it is nearly every event's.
-    if text
-        .bytes()
-        .all(|b| (0x21..=0x7e).contains(&b) && b != b';')
-    {
+    if is_plain_items(text.as_bytes()) {
         for part in text.split(',').filter(|p| !p.is_empty()) {
             match part.split_once('=') {
                 Some((label, value)) => f(Some(label), value),
@@ -459,6 +456,27 @@ fn for_each_hash_item<'t>(text: &'t str, mut f: impl FnMut(Option<&'t str>, &'t 
         return;
     }
     for_each_hash_item_in_any_form(text, f);
+}
+
+/// Whether every byte is printable ASCII other than the blank and `;`
+/// (`0x21..=0x7e`, not `0x3b`): Sysmon's own `Hashes`. Eight bytes at a time,
+/// as it runs on every event.
+fn is_plain_items(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let (words, tail) = bytes.as_chunks::<8>();
+    let plain = |b: &u8| (0x21..=0x7e).contains(b) && *b != b';';
+    words.iter().all(|w| {
+        let x = u64::from_le_bytes(*w);
+        // A byte below 0x21, above 0x7e (adding one sets its top bit, or
+        // it was set), or equal to `;` (a zero byte of `x ^ ';'`s): each
+        // test exact for the word as a whole.
+        let below = x.wrapping_sub(ONES * 0x21) & !x;
+        let above = x.wrapping_add(ONES) | x;
+        let semi = x ^ (ONES * u64::from(b';'));
+        let semi = semi.wrapping_sub(ONES) & !semi;
+        (below | above | semi) & HIGHS == 0
+    }) && tail.iter().all(plain)
 }
 
 /// [`for_each_hash_item`] for any text: items split on `,` and `;`, words on
@@ -495,6 +513,33 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_items_are_told_from_any_byte_at_any_place_in_a_word() {
+        let plain = |b: &[u8]| b.iter().all(|b| (0x21..=0x7e).contains(b) && *b != b';');
+        let base = b"SHA1=99AE9C73E9BEE6F9,MD5=A6177D08".to_vec();
+        assert!(is_plain_items(&base));
+        for at in 0..base.len() {
+            for b in 0..=255u8 {
+                let mut text = base.clone();
+                text[at] = b;
+                assert_eq!(is_plain_items(&text), plain(&text), "{b:#x} at {at}");
+            }
+        }
+        // Two odd bytes in one word, borrows between them included.
+        for (x, y) in [
+            (0x20u8, 0x21u8),
+            (0x7f, 0x7e),
+            (0x00, 0xff),
+            (b';', b'<'),
+            (0x3a, b';'),
+        ] {
+            let mut text = base.clone();
+            text[8] = x;
+            text[9] = y;
+            assert_eq!(is_plain_items(&text), plain(&text), "{x:#x} {y:#x}");
+        }
+    }
     use crate::event::{fields, EventKind, Os, Timestamp};
 
     const SHA: &str = "2a1044e9e6e87a032f80c6d9ea6ae61bbbb053c0a21b186ecb3b812b49eb03b7";

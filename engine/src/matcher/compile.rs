@@ -9,7 +9,7 @@ use super::gram::GramScan;
 use super::needle::Needle;
 use super::needle_set::NeedleSet;
 use super::regexes::{regex_flags, RegexTable};
-use super::text::{compile_glob, literal_variants, PatItem};
+use super::text::{compile_glob, literal_variants, Glob};
 use super::trie::AnchoredTrie;
 use crate::event::FieldKey;
 use crate::ioc::IocSet;
@@ -80,8 +80,8 @@ pub(super) struct CAtom {
 pub(super) enum AtomKind {
     /// Set by the literal scan; false when not hit.
     Literal,
-    /// A glob, compiled to characters.
-    Glob(Vec<PatItem>),
+    /// A glob, compiled.
+    Glob(Glob),
     /// Any other test, evaluated on demand.
     Lazy,
     /// A regex (index into the rule set's [`RegexTable`]).

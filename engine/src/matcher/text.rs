@@ -178,22 +178,152 @@ pub(crate) enum PatItem {
     Char(char),
 }
 
-/// Flattens glob tokens into characters once, at compile time.
-pub(crate) fn compile_glob(tokens: &[GlobToken]) -> Vec<PatItem> {
-    let mut out = Vec::new();
-    for t in tokens {
-        match t {
-            GlobToken::Lit(s) => out.extend(s.chars().map(PatItem::Char)),
-            GlobToken::Star => out.push(PatItem::Star),
-            GlobToken::Question => out.push(PatItem::Any),
-        }
-    }
-    out
+/// A wildcard pattern, compiled once. Most Sigma globs are literals joined
+/// by `*` (`*\\AppData\\*\\*.exe`), and for those the literals are looked
+/// for one after the other, each with a byte search; any other pattern is
+/// matched character by character.
+#[derive(Debug, Clone)]
+pub(crate) struct Glob {
+    items: Vec<PatItem>,
+    segments: Option<Segments>,
 }
 
-/// Whole-text wildcard match. Iterative with single-star backtracking:
-/// linear in practice, never exponential, no allocation.
-pub(crate) fn glob_match(pat: &[PatItem], text: &str, cased: bool) -> bool {
+/// A glob of literals joined by `*`, with no `?`, whose characters are
+/// ASCII or caseless ([`folds_as_bytes`]): for such literals a byte
+/// comparison ignoring ASCII case is the folding rule (see
+/// [`byte_lit_match`]).
+#[derive(Debug, Clone)]
+struct Segments {
+    /// The non-empty literals, in order.
+    parts: Vec<Box<[u8]>>,
+    /// No `*` before the first literal (it must start the text), after the
+    /// last (it must end it), or at all (the text must be the literal).
+    starts: bool,
+    ends: bool,
+    no_star: bool,
+}
+
+/// Flattens glob tokens into characters once, at compile time.
+pub(crate) fn compile_glob(tokens: &[GlobToken]) -> Glob {
+    let mut items = Vec::new();
+    for t in tokens {
+        match t {
+            GlobToken::Lit(s) => items.extend(s.chars().map(PatItem::Char)),
+            GlobToken::Star => items.push(PatItem::Star),
+            GlobToken::Question => items.push(PatItem::Any),
+        }
+    }
+    let plain = items.iter().all(|i| match i {
+        PatItem::Star => true,
+        PatItem::Any => false,
+        PatItem::Char(c) => folds_as_bytes(*c),
+    });
+    let segments = plain.then(|| {
+        let mut parts: Vec<Box<[u8]>> = Vec::new();
+        let mut part = String::new();
+        for i in &items {
+            match i {
+                PatItem::Char(c) => part.push(*c),
+                _ => {
+                    if !part.is_empty() {
+                        parts.push(std::mem::take(&mut part).into_bytes().into());
+                    }
+                }
+            }
+        }
+        if !part.is_empty() {
+            parts.push(part.into_bytes().into());
+        }
+        Segments {
+            parts,
+            starts: items.first().is_some_and(|i| *i != PatItem::Star),
+            ends: items.last().is_some_and(|i| *i != PatItem::Star),
+            no_star: !items.contains(&PatItem::Star),
+        }
+    });
+    Glob { items, segments }
+}
+
+impl Segments {
+    fn matches(&self, text: &[u8], cased: bool) -> bool {
+        let eq = |a: &[u8], b: &[u8]| {
+            if cased {
+                a == b
+            } else {
+                a.eq_ignore_ascii_case(b)
+            }
+        };
+        let mut parts = &self.parts[..];
+        if self.no_star {
+            // Zero or one literal.
+            return match parts {
+                [] => text.is_empty(),
+                [only] => text.len() == only.len() && eq(text, only),
+                _ => false,
+            };
+        }
+        let (mut from, mut to) = (0, text.len());
+        if self.starts {
+            let Some((first, rest)) = parts.split_first() else {
+                return true;
+            };
+            if !text.get(..first.len()).is_some_and(|t| eq(t, first)) {
+                return false;
+            }
+            from = first.len();
+            parts = rest;
+        }
+        if self.ends {
+            // A pattern with a `*` that starts and ends with literals has
+            // two of them: one is left here.
+            let Some((last, rest)) = parts.split_last() else {
+                return true;
+            };
+            if to - from < last.len() || !eq(&text[to - last.len()..], last) {
+                return false;
+            }
+            to -= last.len();
+            parts = rest;
+        }
+        // Leftmost first: the earliest place each literal fits leaves the
+        // most room for the ones after it.
+        for part in parts {
+            match find(&text[from..to], part, cased) {
+                Some(at) => from += at + part.len(),
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Where `needle` first occurs in `hay`, ignoring ASCII case unless `cased`.
+fn find(hay: &[u8], needle: &[u8], cased: bool) -> Option<usize> {
+    if cased {
+        return memchr::memmem::find(hay, needle);
+    }
+    let last = hay.len().checked_sub(needle.len())?;
+    let first = needle[0];
+    memchr::memchr2_iter(
+        first.to_ascii_lowercase(),
+        first.to_ascii_uppercase(),
+        &hay[..=last],
+    )
+    .find(|&i| hay[i..i + needle.len()].eq_ignore_ascii_case(needle))
+}
+
+/// Whether `glob` matches all of `text` (see [`Glob`]).
+pub(crate) fn glob_match(glob: &Glob, text: &str, cased: bool) -> bool {
+    match &glob.segments {
+        Some(s) => s.matches(text.as_bytes(), cased),
+        None => glob_chars(&glob.items, text, cased),
+    }
+}
+
+/// Whole-text wildcard match, character by character. Iterative with
+/// single-star backtracking: linear in practice, never exponential, no
+/// allocation.
+fn glob_chars(pat: &[PatItem], text: &str, cased: bool) -> bool {
     let (mut p, mut t) = (0usize, 0usize);
     // After a star: the pattern position after it, and the text position it
     // has swallowed up to.
@@ -246,6 +376,51 @@ mod tests {
         assert!(glob(&[Lit("ÉTÉ".into())], "été"));
         assert!(glob(&[Star, Lit("é".into()), Star], "ééé"));
         assert!(!glob_match(&compile_glob(&[Lit("A".into())]), "a", true));
+    }
+
+    #[test]
+    fn literal_segments_match_as_the_character_walk_does() {
+        // Pattern characters: ASCII in both cases, a caseless dash (byte
+        // path), `é` (character path), stars and `?`; text characters also
+        // take the other case of each letter.
+        let pat_chars = ['a', 'B', '\\', '.', '\u{2013}', 'é', '*', '*', '?'];
+        let text_chars = ['a', 'A', 'b', 'B', '\\', '.', '\u{2013}', 'é', 'É', 'x'];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut fast, mut total) = (0, 0);
+        for _ in 0..40_000 {
+            let pat: String = (0..next(7))
+                .map(|_| pat_chars[next(pat_chars.len())])
+                .collect();
+            let text: String = (0..next(12))
+                .map(|_| text_chars[next(text_chars.len())])
+                .collect();
+            let mut tokens = Vec::new();
+            for c in pat.chars() {
+                tokens.push(match c {
+                    '*' => Star,
+                    '?' => Question,
+                    c => Lit(c.to_string()),
+                });
+            }
+            let g = compile_glob(&tokens);
+            fast += usize::from(g.segments.is_some());
+            total += 1;
+            for cased in [false, true] {
+                assert_eq!(
+                    glob_match(&g, &text, cased),
+                    glob_chars(&g.items, &text, cased),
+                    "{pat:?} {text:?} cased={cased}"
+                );
+            }
+        }
+        // Both paths were taken, the byte path often.
+        assert!(fast > total / 4 && fast < total, "{fast} of {total}");
     }
 
     #[test]
