@@ -232,12 +232,27 @@ fn push_timestamp(parts: [u64; 7], out: &mut String) {
 }
 
 /// UTF-16LE text up to its first NUL code unit: the text the crate reads
-/// from a value, a literal or a name, whatever length it was given.
+/// from a value, a literal or a name, whatever length it was given. Four
+/// code units at a time: most values have no NUL but their last.
 pub(super) fn until_nul(units: &[u8]) -> &[u8] {
-    let end = units
-        .chunks_exact(2)
-        .position(|u| u == [0, 0])
-        .map_or(units.len(), |i| i * 2);
+    const LOW_BITS: u64 = 0x0001_0001_0001_0001;
+    const HIGH_BITS: u64 = 0x8000_8000_8000_8000;
+    let (words, _) = units.as_chunks::<8>();
+    // The first word with a zero unit (exact for the word as a whole).
+    let clean = words
+        .iter()
+        .take_while(|w| {
+            let x = u64::from_le_bytes(**w);
+            x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS == 0
+        })
+        .count();
+    let from = clean * 8;
+    let end = units[from..]
+        .as_chunks::<2>()
+        .0
+        .iter()
+        .position(|u| *u == [0, 0])
+        .map_or(units.len(), |i| from + i * 2);
     &units[..end]
 }
 
@@ -340,6 +355,18 @@ mod tests {
             let s = format!("{}é{}\u{1f600}x", &long[..cut], &long[cut..]);
             assert_eq!(text(ty::STRING, &utf16(&s)), s);
         }
+        // A NUL at every place of the four-unit words ends the text; an odd
+        // last byte is kept (and dropped as text).
+        let long = utf16("abcdefghijklmnopqrst");
+        for at in 0..long.len() / 2 {
+            let mut units = long.clone();
+            units[2 * at..2 * at + 2].copy_from_slice(&[0, 0]);
+            assert_eq!(until_nul(&units), &long[..2 * at]);
+        }
+        // Two zero bytes that are not one unit (`a` then U+0100) end nothing.
+        let straddling = utf16("a\u{100}b\u{200}c\u{300}d\u{400}e");
+        assert_eq!(until_nul(&straddling), &straddling[..]);
+        assert_eq!(until_nul(b"a\0b\0c"), b"a\0b\0c");
         // Every length of ASCII run (across the four-unit words and the
         // 64-byte blocks), then non-ASCII or an unpaired surrogate.
         let ascii: String = (0..200u8).map(|i| char::from(b' ' + i % 90)).collect();
