@@ -96,6 +96,9 @@ pub(super) enum AtomKind {
 #[derive(Debug)]
 pub(super) struct FieldScan {
     pub(super) target: FieldTarget,
+    /// Its number among every field scan of the rule set: which memo of a
+    /// [`super::Scratch`] is its (see [`super::memo`]).
+    pub(super) id: u32,
     /// The `contains` (and KQL `has`) literals that wake rules.
     pub(super) contains: Option<GramScan>,
     /// Every `startswith` and equals literal.
@@ -648,6 +651,8 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
     let scans =
         crate::parallel::map_owned_in_parallel(per_field, |(target, [c, p, s])| FieldScan {
             target,
+            // Numbered once every view is built.
+            id: 0,
             contains: (!c.is_empty()).then(|| GramScan::build(c)),
             prefix: (!p.is_empty()).then(|| AnchoredTrie::build(p, false)),
             suffix: (!s.is_empty()).then(|| AnchoredTrie::build(s, true)),

@@ -56,6 +56,7 @@ use crate::rule::{FieldTarget, Rule, Test, Unsupported};
 
 mod compile;
 mod gram;
+mod memo;
 mod needle;
 mod needle_set;
 mod regexes;
@@ -101,7 +102,15 @@ pub struct Ruleset {
     regexes: RegexTable,
     max_atoms: usize,
     max_rules: usize,
+    /// Field scans in all views, numbered `0..scans` (see `FieldScan::id`).
+    scans: usize,
+    /// Tells this rule set from any other, so a [`Scratch`] never takes
+    /// another's remembered scans for its own.
+    id: u64,
 }
+
+/// The next [`Ruleset::id`].
+static NEXT_RULESET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Ruleset {
     /// Compiles rules, in the order given (alerts of one event come out in this
@@ -144,9 +153,14 @@ impl Ruleset {
             }
         }
         // Views are independent: built on every core, kept in order.
-        let views: Vec<View> = crate::parallel::map_in_parallel(&member_sets, 1, |m| {
+        let mut views: Vec<View> = crate::parallel::map_in_parallel(&member_sets, 1, |m| {
             View::build(&accepted, m, &regexes)
         });
+        let mut scans = 0;
+        for fs in views.iter_mut().flat_map(|v| v.scans.iter_mut()) {
+            fs.id = scans as u32;
+            scans += 1;
+        }
         let max = |f: &dyn Fn(&View) -> usize| views.iter().map(f).max().unwrap_or(0);
         let max_atoms = max(&|v| v.atoms.len());
         let max_rules = max(&|v| v.rules.len());
@@ -158,6 +172,8 @@ impl Ruleset {
                 max_atoms,
                 max_rules,
                 regexes,
+                scans,
+                id: NEXT_RULESET.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             },
             rejected,
         )
@@ -349,6 +365,12 @@ pub struct Scratch {
     joined_starts: Vec<u32>,
     /// Text derived from an event (a digest in lower case).
     derived: String,
+    /// Per field scan: texts seen and the atoms they set; and the rule set
+    /// they are of.
+    memos: Vec<memo::FieldMemo>,
+    memos_of: u64,
+    /// The atoms one text sets, as they are found.
+    found: Vec<u32>,
 }
 
 const TRUE: u8 = 1;
@@ -372,6 +394,9 @@ impl Scratch {
             joined: Vec::new(),
             joined_starts: Vec::new(),
             derived: String::new(),
+            memos: Vec::new(),
+            memos_of: 0,
+            found: Vec::new(),
         };
         s.fit(ruleset);
         s
@@ -388,6 +413,11 @@ impl Scratch {
         }
         if self.regex_caches.len() < rs.regexes.len() {
             self.regex_caches.resize_with(rs.regexes.len(), || None);
+        }
+        if self.memos_of != rs.id {
+            self.memos.clear();
+            self.memos.resize_with(rs.scans, Default::default);
+            self.memos_of = rs.id;
         }
     }
 
@@ -482,7 +512,7 @@ impl<'a> Eval<'a> {
                     };
                     let mut num = std::mem::take(&mut self.s.num);
                     if let Some(text) = value.match_text(&mut num) {
-                        self.scan_field(fs, text, Some(i));
+                        self.scan_remembered(fs, text, i);
                     }
                     self.s.num = num;
                 }
@@ -552,6 +582,54 @@ impl<'a> Eval<'a> {
         self.s.lowered = lowered;
     }
 
+    /// [`Eval::scan_field`] of a named field (the event's `index`th), unless
+    /// this text was scanned for this field before: then the atoms it set
+    /// are set again (see [`memo`]).
+    fn scan_remembered(&mut self, fs: &FieldScan, text: &str, index: usize) {
+        let hay = text.as_bytes();
+        if hay.len() > memo::MAX_TEXT {
+            return self.scan_field(fs, text, Some(index));
+        }
+        let hash = memo::hash(hay);
+        let mut found = std::mem::take(&mut self.s.found);
+        found.clear();
+        match self.s.memos[fs.id as usize].get(hash, hay) {
+            Some(atoms) => found.extend_from_slice(atoms),
+            None => {
+                self.find_atoms(fs, text, index, &mut found);
+                self.s.memos[fs.id as usize].put(hash, hay, &found);
+            }
+        }
+        for &atom in &found {
+            if self.s.state[atom as usize] != TRUE {
+                self.settle(atom, u32::MAX);
+            }
+        }
+        self.s.found = found;
+    }
+
+    /// Every atom `text` sets as field scan `fs` (the event's `index`th
+    /// field), whatever the event's other fields set: in the order found,
+    /// each once.
+    fn find_atoms(&mut self, fs: &FieldScan, text: &str, index: usize, found: &mut Vec<u32>) {
+        let hay = text.as_bytes();
+        let mut take = |u: &LitUse, start: usize, end: usize| {
+            if placed(u, hay, start, end) && !found.contains(&u.atom) {
+                found.push(u.atom);
+            }
+        };
+        if let Some(t) = &fs.prefix {
+            t.walk(hay, &mut take);
+        }
+        if let Some(t) = &fs.suffix {
+            t.walk(hay, &mut take);
+        }
+        if let Some(c) = &fs.contains {
+            let lower = self.s.lowered.get(index, hay);
+            c.scan(lower, take);
+        }
+    }
+
     /// A literal seen at `hay[start..end]` (ignoring ASCII case): if its
     /// position and case hold, its atom is true and its rules wake.
     #[inline]
@@ -559,24 +637,18 @@ impl<'a> Eval<'a> {
         if self.s.state[u.atom as usize] == TRUE {
             return;
         }
-        let placed = match u.op {
-            crate::rule::StrOp::Contains => true,
-            crate::rule::StrOp::Prefix => start == 0,
-            crate::rule::StrOp::Suffix => end == hay.len(),
-            crate::rule::StrOp::Equals => start == 0 && end == hay.len(),
-            crate::rule::StrOp::Term => term_bounded(hay, start, end),
-        };
-        if !placed {
-            return;
+        if placed(u, hay, start, end) {
+            self.settle(u.atom, field_index);
         }
-        if let Some(exact) = &u.cased {
-            if &hay[start..end] != exact.as_bytes() {
-                return;
-            }
-        }
-        self.s.set(u.atom, TRUE);
-        self.s.hit_field[u.atom as usize] = field_index;
-        for &code in &self.view.atom_rules[u.atom as usize] {
+    }
+
+    /// Atom `atom` holds (in the event's `field_index`th field, for
+    /// keywords): it is true, and its rules wake.
+    #[inline]
+    fn settle(&mut self, atom: u32, field_index: u32) {
+        self.s.set(atom, TRUE);
+        self.s.hit_field[atom as usize] = field_index;
+        for &code in &self.view.atom_rules[atom as usize] {
             self.s.wake(code, &self.view.rule_needs);
         }
     }
@@ -795,6 +867,24 @@ impl<'a> Eval<'a> {
     }
 }
 
+/// Whether a literal seen at `hay[start..end]` (ignoring ASCII case) sits
+/// where its use says (anywhere, at the start, at the end, the whole text,
+/// a KQL term) in the case it asks for.
+#[inline]
+fn placed(u: &LitUse, hay: &[u8], start: usize, end: usize) -> bool {
+    let placed = match u.op {
+        crate::rule::StrOp::Contains => true,
+        crate::rule::StrOp::Prefix => start == 0,
+        crate::rule::StrOp::Suffix => end == hay.len(),
+        crate::rule::StrOp::Equals => start == 0 && end == hay.len(),
+        crate::rule::StrOp::Term => term_bounded(hay, start, end),
+    };
+    placed
+        && u.cased
+            .as_ref()
+            .is_none_or(|exact| &hay[start..end] == exact.as_bytes())
+}
+
 /// A value a test reads: an event field, or text derived from the event.
 #[derive(Clone, Copy)]
 enum Seen<'a> {
@@ -885,6 +975,99 @@ mod tests {
         ev.set(fields::IMAGE, image.into());
         ev.set(fields::COMMAND_LINE, cmd.into());
         ev
+    }
+
+    fn on(field: FieldKey, op: StrOp, v: &str, cased: bool) -> Expr {
+        Expr::Atom(Atom {
+            target: FieldTarget::Field(field),
+            test: Test::Str {
+                op,
+                value: v.into(),
+                cased,
+            },
+        })
+    }
+
+    /// Rule ids firing on each event, evaluated with `scratch`.
+    fn fired(rs: &Ruleset, events: &[Event], scratch: &mut Scratch) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        events
+            .iter()
+            .map(|ev| {
+                out.clear();
+                rs.evaluate(ev, scratch, &mut out);
+                out.iter().map(|d| rs.rule(d.rule).id.clone()).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn remembered_field_texts_fire_as_scanned_ones() {
+        use StrOp::*;
+        let (image, line) = (|| fields::IMAGE, || fields::COMMAND_LINE);
+        let rules = [
+            ("a", on(image(), Suffix, "\\cmd.exe", false)),
+            ("b", on(line(), Contains, " /c ", false)),
+            (
+                "c",
+                Expr::And(vec![
+                    on(image(), Prefix, "C:\\Windows\\", false),
+                    on(line(), Contains, "whoami", false),
+                ]),
+            ),
+            ("d", on(line(), Equals, "cmd.exe", false)),
+            ("e", on(line(), Contains, "WHOAMI", true)),
+            ("f", on(image(), Contains, "Temp", true)),
+            ("g", Expr::Not(Box::new(on(line(), Contains, "/c", false)))),
+        ];
+        let rules = rules.map(|(id, e)| rule(id, proc_win(), e)).to_vec();
+        let (rs, _) = Ruleset::compile(rules);
+        // Values repeated across events and across the two fields, in
+        // other cases, as the first event of a pair and as the second.
+        let images = [
+            "C:\\Windows\\System32\\cmd.exe",
+            "c:\\temp\\CMD.EXE",
+            "C:\\Temp\\x.exe",
+            "cmd.exe",
+        ];
+        let lines = [
+            "cmd.exe",
+            "cmd.exe /c whoami",
+            "CMD.EXE /C WHOAMI",
+            "x /c y",
+            "C:\\Temp\\x.exe",
+            "",
+        ];
+        let mut events = Vec::new();
+        for round in 0..3 {
+            for (i, image) in images.iter().enumerate() {
+                for (j, line) in lines.iter().enumerate() {
+                    if (i + j + round) % 2 == 0 {
+                        events.push(proc(image, line));
+                    }
+                }
+            }
+        }
+        // Each event scanned afresh, against one scratch that remembers.
+        let fresh: Vec<Vec<String>> = events
+            .iter()
+            .map(|ev| fired(&rs, std::slice::from_ref(ev), &mut Scratch::new(&rs)).remove(0))
+            .collect();
+        let mut shared = Scratch::new(&rs);
+        assert_eq!(fired(&rs, &events, &mut shared), fresh);
+        assert!(fresh.iter().any(|f| f.len() >= 3), "{fresh:?}");
+        // A scratch moved to another rule set forgets this one's texts.
+        let other = vec![rule(
+            "z",
+            proc_win(),
+            on(fields::COMMAND_LINE, Contains, "zzz", false),
+        )];
+        let (other, _) = Ruleset::compile(other);
+        assert_eq!(
+            fired(&other, &events, &mut shared),
+            vec![Vec::<String>::new(); events.len()]
+        );
+        assert_eq!(fired(&rs, &events, &mut shared), fresh);
     }
 
     const PROC_WIN: Scope = Scope {
