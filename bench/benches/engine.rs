@@ -56,6 +56,8 @@ fn evaluate_all(
     scratch: &mut Scratch,
     out: &mut Vec<trawl_engine::matcher::Detection>,
 ) -> usize {
+    // Each pass as a stream of these events, not a second look at them.
+    scratch.forget();
     let mut alerted = 0;
     for ev in events {
         out.clear();

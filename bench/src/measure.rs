@@ -39,8 +39,11 @@ impl Pass {
 /// Evaluates every event with the matcher, the events split into one
 /// contiguous share per scratch, one thread each. The scratches are the
 /// caller's, so their memory is reused from pass to pass as a pipeline
-/// worker reuses its own.
+/// worker reuses its own; the field texts they remember are forgotten
+/// first ([`Scratch::forget`]), so a pass gains only from the values its
+/// events repeat, not from having seen them all in the pass before.
 pub fn engine_pass(ruleset: &Ruleset, events: &[Event], scratches: &mut [Scratch]) -> Pass {
+    scratches.iter_mut().for_each(Scratch::forget);
     split_pass(events, scratches, |share, scratch| {
         let mut out = Vec::new();
         let mut alerted = 0;

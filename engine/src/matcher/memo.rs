@@ -40,6 +40,11 @@ impl FieldMemo {
         (slot.filled && slot.hash == hash && slot.text == text).then_some(&slot.atoms[..])
     }
 
+    /// Forgets every text (keeping the memory).
+    pub(super) fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|s| s.filled = false);
+    }
+
     /// Remembers that `text` (of hash `hash`) sets `atoms`.
     pub(super) fn put(&mut self, hash: u64, text: &[u8], atoms: &[u32]) {
         if self.slots.is_empty() {
@@ -88,6 +93,9 @@ mod tests {
         assert_eq!(m.get(hash(b), b), None);
         // A text sharing the hash (forced) but not the bytes is not taken.
         assert_eq!(m.get(hash(a), b), None);
+        m.clear();
+        assert_eq!(m.get(hash(a), a), None);
+        m.put(hash(a), a, &[3, 7]);
         // A new text in the same slot replaces the old one.
         let h = hash(a) ^ (1 << 40);
         m.put(h, b, &[]);
