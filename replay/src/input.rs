@@ -166,7 +166,7 @@ fn walk_folder(dir: &Path, read_whole: Option<u64>, found: &mut dyn FnMut(Found)
         .follow_links(true)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().as_encoded_bytes().starts_with(b"."));
     for entry in walk {
         let met = match entry {
             Ok(e) if e.file_type().is_file() => {

@@ -52,15 +52,22 @@ pub(super) fn string(s: &str, out: &mut Vec<u8>) {
     let mut i = 0;
     while i < bytes.len() {
         // Skip eight plain bytes at a time, then straight to the first
-        // byte to escape.
-        if let Some(word) = bytes.get(i..i + 8) {
-            let flags = escape_flags(u64::from_le_bytes(word.try_into().expect("eight bytes")));
-            if flags == 0 {
-                i += 8;
-                continue;
+        // byte to escape. The last few bytes are read as a word too, padded
+        // with blanks (never escaped): most strings end without one.
+        let word = match bytes.get(i..i + 8) {
+            Some(word) => u64::from_le_bytes(word.try_into().expect("eight bytes")),
+            None => {
+                let mut padded = [b' '; 8];
+                padded[..bytes.len() - i].copy_from_slice(&bytes[i..]);
+                u64::from_le_bytes(padded)
             }
-            i += (flags.trailing_zeros() / 8) as usize;
+        };
+        let flags = escape_flags(word);
+        if flags == 0 {
+            i += 8;
+            continue;
         }
+        i += (flags.trailing_zeros() / 8) as usize;
         let b = bytes[i];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
