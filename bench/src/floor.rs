@@ -7,6 +7,13 @@
 //! this pass does more work per event than simply looking for the rules'
 //! words; the engine/floor ratio is the benchmarks' headline.
 //!
+//! The floor scans every field of every event. The engine remembers the
+//! literals of field texts it has scanned and does not scan a repeated one
+//! again, so its ratio partly reflects how often a corpus repeats values;
+//! the harness and `evtx_match` also report the engine with that memory off
+//! ([`trawl_engine::matcher::Scratch::remember_texts`]), which scans as the
+//! floor does.
+//!
 //! The literals are read from the rules' IR ([`trawl_engine::rule`]): every
 //! string test's value and every literal piece of a glob, per field target,
 //! for the rules in scope of each (event kind, OS) pair, as the engine

@@ -157,6 +157,20 @@ fn throughput(args: &ThroughputArgs) -> Result<()> {
         "ratio={:.3}  # engine/floor: 1.0 or more means evaluating every rule costs no more than scanning for their literals",
         engine_rate / floor_rate
     );
+    // The same without the matcher's memory of field texts: every field of
+    // every event scanned, as the floor scans them.
+    let mut plain_scratch = scratches(&ruleset, threads);
+    plain_scratch
+        .iter_mut()
+        .for_each(|s| s.remember_texts(false));
+    let plain = median_pass(args.passes, || {
+        engine_pass(&ruleset, &events, &mut plain_scratch)
+    });
+    let plain_rate = plain.rate(events.len());
+    println!(
+        "engine_unremembered_events_per_sec={plain_rate:.0} ratio_unremembered={:.3}  # the same with the matcher's memory of field texts off: every field of every event scanned",
+        plain_rate / floor_rate
+    );
     println!(
         "compile_ms={:.1}  # reading, parsing and compiling the rules (one run)",
         loaded.elapsed.as_secs_f64() * 1000.0

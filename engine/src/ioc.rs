@@ -226,7 +226,8 @@ pub struct IocSet {
     algos: [bool; 3],
     /// A bit per first two bytes of the list's digests: an event's digest
     /// (three in each Sysmon `Hashes`) is decoded whole only when its first
-    /// four hex digits could start one. Empty for an empty list.
+    /// four hex digits could start one. Empty only in `IocSet::default()`
+    /// (which holds no digest either).
     heads: Arc<[u64]>,
 }
 

@@ -336,7 +336,9 @@ pub struct ViewStats {
 }
 
 /// Per-thread working memory for [`Ruleset::evaluate`]: reused from event to
-/// event so that evaluation allocates nothing unless a rule fires.
+/// event so that, once warmed up, evaluation allocates nothing unless a rule
+/// fires. It also remembers recent field texts and the literals they hold
+/// (see [`Scratch::forget`] and [`Scratch::remember_texts`]).
 #[derive(Debug)]
 pub struct Scratch {
     /// Per atom: 0 = not (yet) known true, 1 = true, 2 = false.
@@ -369,6 +371,8 @@ pub struct Scratch {
     /// they are of.
     memos: Vec<memo::FieldMemo>,
     memos_of: u64,
+    /// Whether texts are remembered at all.
+    remember: bool,
     /// The atoms one text sets, as they are found.
     found: Vec<u32>,
 }
@@ -396,6 +400,7 @@ impl Scratch {
             derived: String::new(),
             memos: Vec::new(),
             memos_of: 0,
+            remember: true,
             found: Vec::new(),
         };
         s.fit(ruleset);
@@ -423,6 +428,21 @@ impl Scratch {
     /// ```
     pub fn forget(&mut self) {
         self.memos.iter_mut().for_each(memo::FieldMemo::clear);
+    }
+
+    /// Turns the memory of field texts on (the default) or off: off, every
+    /// field of every event is scanned, as a matcher without it would. For
+    /// benchmarks that tell the memory's gain from the rest.
+    ///
+    /// ```
+    /// use trawl_engine::matcher::{Ruleset, Scratch};
+    ///
+    /// let (rs, _) = Ruleset::compile(trawl_engine::seed::load().rules);
+    /// let mut scratch = Scratch::new(&rs);
+    /// scratch.remember_texts(false);
+    /// ```
+    pub fn remember_texts(&mut self, on: bool) {
+        self.remember = on;
     }
 
     fn fit(&mut self, rs: &Ruleset) {
@@ -610,7 +630,7 @@ impl<'a> Eval<'a> {
     /// are set again (see [`memo`]).
     fn scan_remembered(&mut self, fs: &FieldScan, text: &str, index: usize) {
         let hay = text.as_bytes();
-        if hay.len() > memo::MAX_TEXT {
+        if hay.len() > memo::MAX_TEXT || !self.s.remember {
             return self.scan_field(fs, text, Some(index));
         }
         let hash = memo::hash(hay);
@@ -1078,6 +1098,9 @@ mod tests {
             .collect();
         let mut shared = Scratch::new(&rs);
         assert_eq!(fired(&rs, &events, &mut shared), fresh);
+        let mut off = Scratch::new(&rs);
+        off.remember_texts(false);
+        assert_eq!(fired(&rs, &events, &mut off), fresh);
         assert!(fresh.iter().any(|f| f.len() >= 3), "{fresh:?}");
         // A scratch moved to another rule set forgets this one's texts.
         let other = vec![rule(

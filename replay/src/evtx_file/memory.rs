@@ -132,14 +132,28 @@ impl<B: AsRef<[u8]>> Iterator for MemoryChunks<B> {
     }
 }
 
-/// Slot `n`'s bytes as a chunk the crate holds (a copy, with zeros for the
-/// bytes a whole-file read leaves unread: [`super::unread_from`]), or the
-/// crate's error for its header.
+/// Slot `n`'s bytes as a chunk the crate holds (a copy), or the crate's
+/// error for its header.
 pub(super) fn chunk_data(n: u64, data: &[u8], validate: bool) -> Result<EvtxChunkData, EvtxError> {
+    chunk_data_of(n, data.to_vec(), validate)
+}
+
+/// [`chunk_data`] of a slot from a whole-file read into a reused buffer:
+/// with zeros for the bytes that read leaves unread ([`super::unread_from`]),
+/// which an earlier file left there.
+pub(super) fn chunk_data_read_used(
+    n: u64,
+    data: &[u8],
+    validate: bool,
+) -> Result<EvtxChunkData, EvtxError> {
     let mut bytes = data.to_vec();
     if let Some(used) = super::unread_from(data) {
         bytes[used..].fill(0);
     }
+    chunk_data_of(n, bytes, validate)
+}
+
+fn chunk_data_of(n: u64, bytes: Vec<u8>, validate: bool) -> Result<EvtxChunkData, EvtxError> {
     EvtxChunkData::new(bytes, validate)
         .map(|mut c| {
             c.number = Some(n);

@@ -35,7 +35,7 @@ use evtx::{EvtxChunkData, EvtxChunkHeader, EvtxParser, ParserSettings};
 use crate::unit::UnitOutput;
 use crate::winlog::{read_record, ChannelCounts};
 use crate::Location;
-use memory::{chunk_data, MemoryChunks, CHUNK_HEADER, FILE_HEADER};
+use memory::{chunk_data_read_used, MemoryChunks, CHUNK_HEADER, FILE_HEADER};
 
 mod bytes;
 mod fast;
@@ -273,7 +273,8 @@ fn read_used(file: &File, size: usize, data_end: usize, buf: &mut Vec<u8>) -> io
 /// the free space of a chunk written whole (its tables and last record
 /// before it). `None`: the whole slot is read. What lies there is stale, so
 /// nothing may read it: the template-plan reader is handed the slot up to
-/// it, and the crate a copy with zeros from it ([`memory::chunk_data`]),
+/// it, and the crate a copy with zeros from it
+/// ([`memory::chunk_data_read_used`]),
 /// the same whichever file the buffer held before.
 fn unread_from(slot: &[u8]) -> Option<usize> {
     chunk_used(slot)
@@ -390,7 +391,7 @@ pub(crate) fn read_bytes(
         let header = match EvtxChunkHeader::from_bytes(data) {
             Ok(h) if !validate => h,
             _ => {
-                match chunk_data(n, data, validate) {
+                match chunk_data_read_used(n, data, validate) {
                     Ok(c) => read_chunk(Box::new(c), settings, out),
                     Err(e) => {
                         let (at, reason) = locate(&e, Location::File);
@@ -402,7 +403,7 @@ pub(crate) fn read_bytes(
         };
         if !read_planned(data, &header, Some(n), out) {
             // A chunk of this header is one the crate takes.
-            if let Ok(c) = chunk_data(n, data, validate) {
+            if let Ok(c) = chunk_data_read_used(n, data, validate) {
                 render_chunk(Box::new(c), settings, out);
             }
         }

@@ -355,14 +355,17 @@ mod tests {
             let s = format!("{}é{}\u{1f600}x", &long[..cut], &long[cut..]);
             assert_eq!(text(ty::STRING, &utf16(&s)), s);
         }
-        // A NUL at every place of the four-unit words ends the text; an odd
-        // last byte is kept (and dropped as text).
-        let long = utf16("abcdefghijklmnopqrst");
+        // A NUL at every place, in the four-unit words and in the units
+        // after the last whole word, ends the text; with no NUL, an odd
+        // last byte is kept (and dropped as text later).
+        let mut long = utf16("abcdefghijklmnopqrstu");
+        long.push(b'v');
         for at in 0..long.len() / 2 {
             let mut units = long.clone();
             units[2 * at..2 * at + 2].copy_from_slice(&[0, 0]);
             assert_eq!(until_nul(&units), &long[..2 * at]);
         }
+        assert_eq!(until_nul(&long), &long[..]);
         // Two zero bytes that are not one unit (`a` then U+0100) end nothing.
         let straddling = utf16("a\u{100}b\u{200}c\u{300}d\u{400}e");
         assert_eq!(until_nul(&straddling), &straddling[..]);
