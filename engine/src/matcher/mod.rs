@@ -605,21 +605,12 @@ impl<'a> Eval<'a> {
     #[inline]
     fn scan_field(&mut self, fs: &FieldScan, text: &str, position: Option<usize>) {
         let hay = text.as_bytes();
-        if let Some(t) = &fs.prefix {
-            t.walk(hay, |u, start, end| self.hit(u, hay, start, end, u32::MAX));
-        }
-        if let Some(t) = &fs.suffix {
-            t.walk(hay, |u, start, end| self.hit(u, hay, start, end, u32::MAX));
-        }
-        let Some(c) = &fs.contains else {
-            return;
-        };
         let mut lowered = std::mem::take(&mut self.s.lowered);
-        let lower = match position {
+        let lower = fs.contains.is_some().then(|| match position {
             Some(i) => lowered.get(i, hay),
             None => lowered.scratch(hay),
-        };
-        c.scan(lower, |u, start, end| {
+        });
+        each_literal(fs, hay, lower, |u, start, end| {
             self.hit(u, hay, start, end, u32::MAX)
         });
         self.s.lowered = lowered;
@@ -656,21 +647,15 @@ impl<'a> Eval<'a> {
     /// each once.
     fn find_atoms(&mut self, fs: &FieldScan, text: &str, index: usize, found: &mut Vec<u32>) {
         let hay = text.as_bytes();
-        let mut take = |u: &LitUse, start: usize, end: usize| {
+        let lower = fs
+            .contains
+            .is_some()
+            .then(|| self.s.lowered.get(index, hay));
+        each_literal(fs, hay, lower, |u, start, end| {
             if placed(u, hay, start, end) && !found.contains(&u.atom) {
                 found.push(u.atom);
             }
-        };
-        if let Some(t) = &fs.prefix {
-            t.walk(hay, &mut take);
-        }
-        if let Some(t) = &fs.suffix {
-            t.walk(hay, &mut take);
-        }
-        if let Some(c) = &fs.contains {
-            let lower = self.s.lowered.get(index, hay);
-            c.scan(lower, take);
-        }
+        });
     }
 
     /// A literal seen at `hay[start..end]` (ignoring ASCII case): if its
@@ -907,6 +892,27 @@ impl<'a> Eval<'a> {
             value,
             name: None,
         }
+    }
+}
+
+/// Calls `f(use, start, end)` for every literal of field scan `fs` seen in
+/// `hay` (ignoring ASCII case): the anchored tries' walks, then the
+/// `contains` filter over `lower`, the text lower-cased (given when `fs` has
+/// `contains` literals).
+fn each_literal(
+    fs: &FieldScan,
+    hay: &[u8],
+    lower: Option<&[u8]>,
+    mut f: impl FnMut(&LitUse, usize, usize),
+) {
+    if let Some(t) = &fs.prefix {
+        t.walk(hay, &mut f);
+    }
+    if let Some(t) = &fs.suffix {
+        t.walk(hay, &mut f);
+    }
+    if let (Some(c), Some(lower)) = (&fs.contains, lower) {
+        c.scan(lower, f);
     }
 }
 
