@@ -34,6 +34,7 @@ pub mod evtx_file;
 pub mod input;
 pub mod lines;
 pub mod ndjson;
+pub mod prefetch;
 pub mod unit;
 pub mod winlog;
 
@@ -221,7 +222,7 @@ pub fn replay(
             })
             .expect("spawning a thread only fails when the OS is out of resources");
         run_ordered(
-            units(found_rx.into_iter()),
+            units(prefetch::Prefetch::new(found_rx, small)),
             threads,
             &settings,
             &evaluator,

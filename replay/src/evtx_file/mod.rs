@@ -232,7 +232,8 @@ fn read_used(file: &File, size: usize, data_end: usize, buf: &mut Vec<u8>) -> io
         if buf.len() < to {
             buf.resize(to, 0);
         }
-        if let Err(e) = read_exact_at(file, &mut buf[from..to], from as u64) {
+        // Reads that miss the page cache turn prefetching on.
+        if let Err(e) = crate::prefetch::read_exact_at(file, &mut buf[from..to], from as u64) {
             // Whatever the error, `buf` holds just the bytes read.
             buf.truncate(from);
             return Err(e);
@@ -316,25 +317,6 @@ fn ends_with_last_record(chunk: &[u8], used: usize) -> bool {
 fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
     let b = bytes.get(at..at.checked_add(4)?)?;
     Some(u32::from_le_bytes(b.try_into().ok()?) as usize)
-}
-
-#[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
-}
-
-#[cfg(windows)]
-fn read_exact_at(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        match std::os::windows::fs::FileExt::seek_read(file, buf, at)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => {
-                buf = &mut buf[n..];
-                at += n as u64;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The size of a chunk.
