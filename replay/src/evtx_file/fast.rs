@@ -170,19 +170,23 @@ fn instance<'a>(
     }
     let n = c.u32().ok_or(fail)? as usize;
     let descriptors = c.take(n.checked_mul(4).ok_or(fail)?).ok_or(fail)?;
+    let descriptors = descriptors.as_chunks::<4>().0;
     values.clear();
-    if !descriptors.chunks_exact(4).all(|d| is_known_type(d[2])) {
+    if !descriptors.iter().all(|d| is_known_type(d[2])) {
         return Err("a value of an unknown type");
     }
-    for d in descriptors.chunks_exact(4) {
+    values.reserve(descriptors.len());
+    let mut rest = c.rest();
+    for d in descriptors {
         let size = usize::from(u16::from_le_bytes([d[0], d[1]]));
-        let bytes = c.take(size).ok_or(fail)?;
+        let (bytes, after) = rest.split_at_checked(size).ok_or(fail)?;
+        rest = after;
         if !reads_alone(d[2], bytes) {
             return Err("a value its size does not hold");
         }
         values.push((d[2], bytes));
     }
-    match c.rest() {
+    match rest {
         [] | [0, ..] => Ok(def),
         _ => Err("content after the template instance"),
     }

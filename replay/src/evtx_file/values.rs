@@ -46,7 +46,17 @@ mod ty {
 /// Whether `t` is a value type the BinXML format defines (MS-EVEN6
 /// 2.2.18): a record naming any other is damaged.
 pub(super) fn is_known_type(t: u8) -> bool {
-    matches!(t, 0x00..=0x15 | 0x20 | 0x21 | 0x23 | 0x81..=0x95)
+    // Asked of every value of every record: one load.
+    const KNOWN: [bool; 256] = {
+        let mut known = [false; 256];
+        let mut t = 0;
+        while t < 256 {
+            known[t] = matches!(t as u8, 0x00..=0x15 | 0x20 | 0x21 | 0x23 | 0x81..=0x95);
+            t += 1;
+        }
+        known
+    };
+    KNOWN[usize::from(t)]
 }
 
 /// Whether the crate reads a value of type `t` declared as these bytes
