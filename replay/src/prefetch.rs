@@ -5,15 +5,18 @@
 //! by each reader: open, read (and wait for the disk), match, next. The
 //! disk is idle while the readers match, and the readers while it seeks.
 //! So the files the walk found, in the order they will be read, pass
-//! through a lookahead ([`Prefetch`]); while reads miss the page cache,
-//! each small file entering it is advised `WILLNEED`, and the kernel reads
-//! it in the background, up to [`AHEAD_BYTES`] ahead of the readers.
+//! through a lookahead of up to 64 MiB or 1,024 files; while reads miss the
+//! page cache, each small file entering it is advised `WILLNEED` (on a
+//! thread of its own, started at the first miss), and the kernel reads it
+//! in the background while the readers work on the files before it.
 //!
 //! Whether reads miss is told by the reads themselves
-//! ([`read_exact_at`]): the first attempt asks not to wait for the disk, and
-//! one that would have to counts a miss. A warm replay never misses and
-//! never advises, so it pays nothing more than that flag. Only timing
-//! depends on any of this: what is read, and the alerts, do not.
+//! ([`read_exact_at`]): on Linux the first attempt asks not to wait for the
+//! disk, and one that would have to counts a miss. A warm replay never
+//! misses, so it advises nothing and starts no thread. Where the system
+//! cannot tell (other systems, filesystems that refuse to be asked), nothing
+//! is advised either. Only timing depends on any of this: what is read, and
+//! the alerts, do not.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -21,7 +24,9 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crossbeam_channel::{Receiver, TryRecvError};
+use std::path::PathBuf;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::input::Found;
 
@@ -34,6 +39,12 @@ pub(crate) const AHEAD_FILES: usize = 1024;
 
 /// Reads (in this process) that found their bytes not in the page cache.
 static MISSES: AtomicU64 = AtomicU64::new(0);
+/// Set once a filesystem refused a read that does not wait: it is not
+/// asked again (each refusal would cost a call).
+#[cfg(target_os = "linux")]
+static NOWAIT_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Files waiting for the advising thread; past this, files are not advised.
+const ADVISE_QUEUE: usize = 4096;
 
 /// Whether a read found its bytes already in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,15 +53,16 @@ pub enum Cached {
     Yes,
     /// Some had to come from the disk (counted as a miss).
     No,
-    /// The system cannot tell (not Linux, or a filesystem without
-    /// `RWF_NOWAIT`); counted as a miss, so such files are advised too.
+    /// The system cannot tell: not Linux, a filesystem that refuses
+    /// `RWF_NOWAIT`, or an attempt interrupted or refused for another reason
+    /// (the bytes are then read the plain way). Not counted as a miss.
     Unknown,
 }
 
 /// Reads exactly `buf.len()` bytes of `file` at offset `at`, like
-/// `FileExt::read_exact_at`, and says whether they were all in the page
-/// cache; a read that was not counts as a miss, which turns prefetching on
-/// for the files found next (see [`Prefetch`]).
+/// `FileExt::read_exact_at` (with its errors), and says whether they were
+/// all in the page cache; a read that was not counts as a miss, which
+/// turns prefetching on for the files found next.
 ///
 /// ```
 /// use std::io::Write;
@@ -66,7 +78,7 @@ pub enum Cached {
 /// ```
 pub fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<Cached> {
     let cached = read_exact_at_inner(file, buf, at)?;
-    if cached != Cached::Yes {
+    if cached == Cached::No {
         MISSES.fetch_add(1, Relaxed);
     }
     Ok(cached)
@@ -79,6 +91,10 @@ fn read_exact_at_inner(file: &File, buf: &mut [u8], at: u64) -> io::Result<Cache
     use std::os::unix::fs::FileExt;
     if buf.is_empty() {
         return Ok(Cached::Yes);
+    }
+    if NOWAIT_REFUSED.load(Relaxed) {
+        file.read_exact_at(buf, at)?;
+        return Ok(Cached::Unknown);
     }
     // One attempt that returns what the cache holds instead of waiting.
     let got = preadv2(
@@ -94,8 +110,13 @@ fn read_exact_at_inner(file: &File, buf: &mut [u8], at: u64) -> io::Result<Cache
         Ok(n) => (n, Cached::No),
         Err(Errno::AGAIN) => (0, Cached::No),
         Err(Errno::INTR) => (0, Cached::Unknown),
-        // This file cannot be asked (`EOPNOTSUPP` and the like): read it as
-        // any file, and let it count as a miss.
+        // The filesystem cannot be asked: read as any file, from now on.
+        Err(Errno::OPNOTSUPP) => {
+            NOWAIT_REFUSED.store(true, Relaxed);
+            (0, Cached::Unknown)
+        }
+        // Anything else (a bad offset, a read error) the plain read below
+        // meets again and reports as it would.
         Err(_) => (0, Cached::Unknown),
     };
     file.read_exact_at(&mut buf[n..], at + n as u64)?;
@@ -122,41 +143,70 @@ fn read_exact_at_inner(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Resu
     Ok(Cached::Unknown)
 }
 
-/// Asks the kernel to start reading the first `len` bytes of `path` into
-/// the page cache, without waiting. Failures are of no consequence: the
-/// reader opens the file itself, and reports what it finds.
+/// Asks the kernel to start reading `path` (its first `len` bytes) into
+/// the page cache. The kernel caps one request at its readahead size (128
+/// KiB by default), so a larger file is asked for a step at a time.
+/// Failures are of no consequence: the reader opens the file itself, and
+/// reports what it finds.
 #[cfg(target_os = "linux")]
 fn advise(path: &Path, len: u64) {
-    if let Ok(file) = File::open(path) {
-        let _ = rustix::fs::fadvise(
+    const STEP: u64 = 128 << 10;
+    let Ok(file) = File::open(path) else { return };
+    let mut at = 0;
+    while at < len {
+        let step = STEP.min(len - at);
+        let advised = rustix::fs::fadvise(
             &file,
-            0,
-            std::num::NonZeroU64::new(len),
+            at,
+            std::num::NonZeroU64::new(step),
             rustix::fs::Advice::WillNeed,
         );
+        if advised.is_err() {
+            return;
+        }
+        at += step;
     }
 }
 
 #[cfg(not(target_os = "linux"))]
 fn advise(_path: &Path, _len: u64) {}
 
+/// A thread that advises the files sent to it, so that a disk whose queue
+/// is full holds up that thread only. It ends when the sender is dropped.
+fn start_adviser() -> Option<Sender<(PathBuf, u64)>> {
+    let (tx, rx) = crossbeam_channel::bounded::<(PathBuf, u64)>(ADVISE_QUEUE);
+    std::thread::Builder::new()
+        .name("trawl-prefetch".into())
+        .spawn(move || {
+            for (path, len) in rx {
+                advise(&path, len);
+            }
+        })
+        .ok()?;
+    Some(tx)
+}
+
 /// The walk's findings, in their order, through a lookahead of up to
 /// [`AHEAD_BYTES`] / [`AHEAD_FILES`]: while reads miss the page cache
 /// ([`read_exact_at`]), the files `wanted` picks are advised as they enter
 /// it (and, when misses start, all those already in it). Items are taken
 /// from the walk without waiting while any are held, so the lookahead
-/// never holds up the readers.
+/// never holds up the readers; advising is left to its own thread.
 pub(crate) struct Prefetch<F> {
     found: Receiver<Found>,
     /// Which findings are read whole, and their size: those are advised.
     wanted: F,
-    /// Held findings, and whether each was advised.
-    ahead: VecDeque<(Found, bool)>,
+    /// Held findings; the last `unadvised` of them were not advised.
+    ahead: VecDeque<Found>,
+    unadvised: usize,
     ahead_bytes: u64,
     /// [`MISSES`] when last looked at.
     misses_seen: u64,
     /// Files still to advise since the last miss seen.
     advise_next: usize,
+    /// The advising thread, once a miss started it.
+    adviser: Option<Sender<(PathBuf, u64)>>,
+    adviser_failed: bool,
     walk_done: bool,
 }
 
@@ -166,44 +216,56 @@ impl<F: Fn(&Found) -> Option<(&Path, u64)>> Prefetch<F> {
             found,
             wanted,
             ahead: VecDeque::new(),
+            unadvised: 0,
             ahead_bytes: 0,
             misses_seen: MISSES.load(Relaxed),
             advise_next: 0,
+            adviser: None,
+            adviser_failed: false,
             walk_done: false,
+        }
+    }
+
+    /// Hands `found` to the advising thread, if it is wanted; a full queue
+    /// drops it (it is then read as it comes).
+    fn advise(&self, found: &Found) {
+        if let (Some(tx), Some((path, size))) = (&self.adviser, (self.wanted)(found)) {
+            let _ = tx.try_send((path.to_owned(), size));
         }
     }
 
     /// Holds one more finding, advised when misses are recent.
     fn hold(&mut self, found: Found) {
-        let mut advised = false;
-        if let Some((path, size)) = (self.wanted)(&found) {
+        if let Some((_, size)) = (self.wanted)(&found) {
             self.ahead_bytes += size;
-            if self.advise_next > 0 {
-                self.advise_next -= 1;
-                advise(path, size);
-                advised = true;
-            }
         }
-        self.ahead.push_back((found, advised));
+        if self.advise_next > 0 {
+            self.advise_next -= 1;
+            self.advise(&found);
+        } else {
+            self.unadvised += 1;
+        }
+        self.ahead.push_back(found);
     }
 
     /// When reads have missed since last looked, advises every held file
     /// not advised yet, and the next [`AHEAD_FILES`] found.
     fn look_at_misses(&mut self) {
         let misses = MISSES.load(Relaxed);
-        if misses == self.misses_seen {
+        if misses == self.misses_seen || self.adviser_failed {
             return;
         }
         self.misses_seen = misses;
-        self.advise_next = AHEAD_FILES;
-        for (found, advised) in &mut self.ahead {
-            if !*advised {
-                if let Some((path, size)) = (self.wanted)(found) {
-                    advise(path, size);
-                }
-                *advised = true;
-            }
+        if self.adviser.is_none() {
+            self.adviser = start_adviser();
+            self.adviser_failed = self.adviser.is_none();
         }
+        self.advise_next = AHEAD_FILES;
+        let from = self.ahead.len() - self.unadvised;
+        for found in self.ahead.range(from..) {
+            self.advise(found);
+        }
+        self.unadvised = 0;
     }
 }
 
@@ -227,7 +289,9 @@ impl<F: Fn(&Found) -> Option<(&Path, u64)>> Iterator for Prefetch<F> {
                 None => self.walk_done = true,
             }
         }
-        let (found, _) = self.ahead.pop_front()?;
+        let found = self.ahead.pop_front()?;
+        // The unadvised ones are the last held: this was one when all are.
+        self.unadvised = self.unadvised.min(self.ahead.len());
         if let Some((_, size)) = (self.wanted)(&found) {
             self.ahead_bytes -= size;
         }
@@ -238,13 +302,26 @@ impl<F: Fn(&Found) -> Option<(&Path, u64)>> Iterator for Prefetch<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Tests that count on [`MISSES`] standing still, or move it, take
+    /// turns.
+    static MISSES_TURN: Mutex<()> = Mutex::new(());
+
+    fn turn() -> std::sync::MutexGuard<'static, ()> {
+        MISSES_TURN.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
     fn unsniffed(i: u64) -> Found {
         Found::Unsniffed {
             path: PathBuf::from(format!("/nonexistent/{i}.evtx")),
             size: 1 << 20,
         }
+    }
+
+    fn passed_over(i: u64) -> Found {
+        Found::PassedOver(PathBuf::from(format!("/x/{i}")))
     }
 
     fn small(found: &Found) -> Option<(&Path, u64)> {
@@ -254,16 +331,24 @@ mod tests {
         }
     }
 
+    fn path_of(found: Found) -> PathBuf {
+        match found {
+            Found::Unsniffed { path, .. } | Found::PassedOver(path) => path,
+            _ => unreachable!(),
+        }
+    }
+
     #[test]
     fn findings_come_out_in_walk_order_whatever_the_walk_pace() {
+        let _turn = turn();
         let (tx, rx) = crossbeam_channel::bounded(16);
         let walker = std::thread::spawn(move || {
             for i in 0..3000u64 {
                 if i % 97 == 0 {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 let found = if i % 5 == 0 {
-                    Found::PassedOver(PathBuf::from(format!("/x/{i}")))
+                    passed_over(i)
                 } else {
                     unsniffed(i)
                 };
@@ -273,30 +358,50 @@ mod tests {
         // Misses now and then, so some findings are advised (of paths that
         // do not exist: advising them must change nothing).
         let mut seen = Vec::new();
-        for (n, found) in Prefetch::new(rx, small).enumerate() {
+        let mut p = Prefetch::new(rx, small);
+        for (n, found) in p.by_ref().enumerate() {
             if n % 700 == 0 {
                 MISSES.fetch_add(1, Relaxed);
             }
-            seen.push(match found {
-                Found::Unsniffed { path, .. } | Found::PassedOver(path) => path,
-                _ => unreachable!(),
-            });
+            seen.push(path_of(found));
         }
+        assert!(p.adviser.is_some(), "misses start the advising thread");
         walker.join().unwrap();
         let want: Vec<PathBuf> = (0..3000u64)
             .map(|i| {
-                if i % 5 == 0 {
-                    PathBuf::from(format!("/x/{i}"))
+                path_of(if i % 5 == 0 {
+                    passed_over(i)
                 } else {
-                    PathBuf::from(format!("/nonexistent/{i}.evtx"))
-                }
+                    unsniffed(i)
+                })
             })
             .collect();
         assert_eq!(seen, want);
     }
 
     #[test]
-    fn lookahead_is_bounded_by_bytes() {
+    fn held_findings_are_advised_when_misses_start_and_not_before() {
+        let _turn = turn();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for i in 0..10 {
+            tx.send(unsniffed(i)).unwrap();
+        }
+        let mut p = Prefetch::new(rx, small);
+        assert!(p.next().is_some());
+        // No miss: nothing advised, no thread.
+        assert_eq!((p.unadvised, p.adviser.is_some()), (9, false));
+        MISSES.fetch_add(1, Relaxed);
+        assert!(p.next().is_some());
+        assert_eq!((p.unadvised, p.adviser.is_some()), (0, true));
+        // Found from now on are advised as they come.
+        tx.send(unsniffed(10)).unwrap();
+        assert!(p.next().is_some());
+        assert_eq!(p.unadvised, 0);
+        assert_eq!(p.advise_next, AHEAD_FILES - 1);
+    }
+
+    #[test]
+    fn lookahead_is_bounded_by_bytes_and_by_files() {
         let (tx, rx) = crossbeam_channel::unbounded();
         for i in 0..500 {
             tx.send(unsniffed(i)).unwrap();
@@ -307,6 +412,35 @@ mod tests {
         assert_eq!(p.ahead.len() as u64, (AHEAD_BYTES >> 20) - 1);
         drop(tx);
         assert_eq!(p.count(), 499);
+        // Findings not read whole weigh nothing, and are bounded by count.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for i in 0..2000 {
+            tx.send(passed_over(i)).unwrap();
+        }
+        let mut p = Prefetch::new(rx, small);
+        assert!(p.next().is_some());
+        assert_eq!(p.ahead.len(), AHEAD_FILES - 1);
+    }
+
+    #[test]
+    fn held_findings_are_given_out_without_waiting_for_the_walk() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(unsniffed(0)).unwrap();
+        tx.send(unsniffed(1)).unwrap();
+        let (out_tx, out_rx) = crossbeam_channel::unbounded();
+        // The walk goes on (its sender is kept), and sends nothing more.
+        let reader = std::thread::spawn(move || {
+            let mut p = Prefetch::new(rx, small);
+            for _ in 0..2 {
+                out_tx.send(p.next().map(path_of)).unwrap();
+            }
+        });
+        for i in 0..2 {
+            let got = out_rx.recv_timeout(Duration::from_secs(10));
+            assert_eq!(got, Ok(Some(path_of(unsniffed(i)))));
+        }
+        reader.join().unwrap();
+        drop(tx);
     }
 
     #[test]
@@ -320,23 +454,23 @@ mod tests {
         f.sync_all().unwrap();
         drop(f);
         let f = File::open(&path).unwrap();
-        // Dropped from the cache where the system allows (clean pages).
+        // Dropped from the cache where the system allows (clean pages on a
+        // disk; tmpfs keeps them).
         #[cfg(target_os = "linux")]
         let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
-        let before = MISSES.load(Relaxed);
         let mut buf = vec![0u8; 150_000];
-        let first = read_exact_at(&f, &mut buf, 40_000).unwrap();
+        read_exact_at(&f, &mut buf, 40_000).unwrap();
         assert_eq!(buf, data[40_000..190_000]);
-        if first != Cached::Yes {
-            assert!(MISSES.load(Relaxed) > before);
-        }
         // Now all in memory: the same read finds it there, where the
         // system can tell.
+        buf.fill(0);
         let again = read_exact_at(&f, &mut buf, 40_000).unwrap();
         assert_eq!(buf, data[40_000..190_000]);
         assert_ne!(again, Cached::No);
-        // Past the end: an error, as the plain read gives.
+        // Past the end: the plain read's error.
         let mut tail = vec![0u8; 100];
-        assert!(read_exact_at(&f, &mut tail, 199_950).is_err());
+        let err = read_exact_at(&f, &mut tail, 199_950).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(read_exact_at(&f, &mut [], 300_000).unwrap(), Cached::Yes);
     }
 }
