@@ -36,6 +36,10 @@ use crate::input::Found;
 pub(crate) const AHEAD_BYTES: u64 = 64 << 20;
 /// See [`AHEAD_BYTES`]; this also bounds the lookahead's own memory.
 pub(crate) const AHEAD_FILES: usize = 1024;
+/// How many files found after a miss are advised. Misses go on while the
+/// disk is behind, and each renews this; when they stop (the files are in
+/// memory after all), advising soon stops too, for it is not free.
+pub(crate) const ADVISE_AFTER_MISS: usize = 256;
 
 /// Reads (in this process) that found their bytes not in the page cache.
 static MISSES: AtomicU64 = AtomicU64::new(0);
@@ -143,15 +147,19 @@ fn read_exact_at_inner(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Resu
     Ok(Cached::Unknown)
 }
 
-/// Asks the kernel to start reading `path` (its first `len` bytes) into
-/// the page cache. The kernel caps one request at its readahead size (128
-/// KiB by default), so a larger file is asked for a step at a time.
-/// Failures are of no consequence: the reader opens the file itself, and
-/// reports what it finds.
+/// Asks the kernel to start reading `path` (its first `len` bytes, up to
+/// its first hole) into the page cache. A hole is not asked for: the
+/// readers skip an EVTX file's trailing hole (its empty chunk slots, often
+/// half of it), and advising it would fill the cache with zeroed pages.
+/// The kernel caps one request at its readahead size (128 KiB by default),
+/// so a larger file is asked for a step at a time. Failures are of no
+/// consequence: the reader opens the file itself, and reports what it finds.
 #[cfg(target_os = "linux")]
 fn advise(path: &Path, len: u64) {
     const STEP: u64 = 128 << 10;
     let Ok(file) = File::open(path) else { return };
+    let len =
+        rustix::fs::seek(&file, rustix::fs::SeekFrom::Hole(0)).map_or(len, |hole| hole.min(len));
     let mut at = 0;
     while at < len {
         let step = STEP.min(len - at);
@@ -249,7 +257,7 @@ impl<F: Fn(&Found) -> Option<(&Path, u64)>> Prefetch<F> {
     }
 
     /// When reads have missed since last looked, advises every held file
-    /// not advised yet, and the next [`AHEAD_FILES`] found.
+    /// not advised yet, and the next [`ADVISE_AFTER_MISS`] found.
     fn look_at_misses(&mut self) {
         let misses = MISSES.load(Relaxed);
         if misses == self.misses_seen || self.adviser_failed {
@@ -260,7 +268,7 @@ impl<F: Fn(&Found) -> Option<(&Path, u64)>> Prefetch<F> {
             self.adviser = start_adviser();
             self.adviser_failed = self.adviser.is_none();
         }
-        self.advise_next = AHEAD_FILES;
+        self.advise_next = ADVISE_AFTER_MISS;
         let from = self.ahead.len() - self.unadvised;
         for found in self.ahead.range(from..) {
             self.advise(found);
@@ -397,7 +405,7 @@ mod tests {
         tx.send(unsniffed(10)).unwrap();
         assert!(p.next().is_some());
         assert_eq!(p.unadvised, 0);
-        assert_eq!(p.advise_next, AHEAD_FILES - 1);
+        assert_eq!(p.advise_next, ADVISE_AFTER_MISS - 1);
     }
 
     #[test]
