@@ -36,7 +36,8 @@ use crate::input::Found;
 pub(crate) const AHEAD_BYTES: u64 = 64 << 20;
 /// See [`AHEAD_BYTES`]; this also bounds the lookahead's own memory.
 pub(crate) const AHEAD_FILES: usize = 1024;
-/// How many files found after a miss are advised. Misses go on while the
+/// How many findings after a miss are advised (those read whole; the
+/// files already held are advised too). Misses go on while the
 /// disk is behind, and each renews this; when they stop (the files are in
 /// memory after all), advising soon stops too, for it is not free.
 pub(crate) const ADVISE_AFTER_MISS: usize = 256;
@@ -147,19 +148,16 @@ fn read_exact_at_inner(file: &File, mut buf: &mut [u8], mut at: u64) -> io::Resu
     Ok(Cached::Unknown)
 }
 
-/// Asks the kernel to start reading `path` (its first `len` bytes, up to
-/// its first hole) into the page cache. A hole is not asked for: the
-/// readers skip an EVTX file's trailing hole (its empty chunk slots, often
-/// half of it), and advising it would fill the cache with zeroed pages.
-/// The kernel caps one request at its readahead size (128 KiB by default),
-/// so a larger file is asked for a step at a time. Failures are of no
-/// consequence: the reader opens the file itself, and reports what it finds.
+/// Asks the kernel to start reading `path` (its first [`advised_len`]
+/// bytes) into the page cache. The kernel caps one request at its readahead
+/// size (128 KiB by default), so a larger file is asked for a step at a
+/// time. Failures are of no consequence: the reader opens the file itself,
+/// and reports what it finds.
 #[cfg(target_os = "linux")]
 fn advise(path: &Path, len: u64) {
     const STEP: u64 = 128 << 10;
     let Ok(file) = File::open(path) else { return };
-    let len =
-        rustix::fs::seek(&file, rustix::fs::SeekFrom::Hole(0)).map_or(len, |hole| hole.min(len));
+    let len = advised_len(&file, len);
     let mut at = 0;
     while at < len {
         let step = STEP.min(len - at);
@@ -174,6 +172,16 @@ fn advise(path: &Path, len: u64) {
         }
         at += step;
     }
+}
+
+/// How much of a file of `len` bytes to advise: up to its first hole. A
+/// hole is not asked for, since advising one fills the cache with zeroed
+/// pages: an EVTX log's empty chunk slots, often half of it, are a hole
+/// the readers skip. Data after a hole in the middle is not advised either;
+/// its reads are merely not helped. Where the system cannot say, `len`.
+#[cfg(target_os = "linux")]
+fn advised_len(file: &File, len: u64) -> u64 {
+    rustix::fs::seek(file, rustix::fs::SeekFrom::Hole(0)).map_or(len, |hole| hole.min(len))
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -453,6 +461,8 @@ mod tests {
 
     #[test]
     fn reads_tell_bytes_the_cache_holds_and_the_bytes_are_right() {
+        // Its reads may miss, which moves `MISSES`.
+        let _turn = turn();
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.bin");
@@ -480,5 +490,32 @@ mod tests {
         let err = read_exact_at(&f, &mut tail, 199_950).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(read_exact_at(&f, &mut [], 300_000).unwrap(), Cached::Yes);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn advice_stops_at_a_files_first_hole() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse.evtx");
+        let mut f = File::create(&path).unwrap();
+        f.write_all(&[7u8; 1 << 20]).unwrap();
+        // Two MiB of nothing after the data: a trailing hole, where the
+        // filesystem makes holes (not every one does).
+        f.set_len(3 << 20).unwrap();
+        f.sync_all().unwrap();
+        let f = File::open(&path).unwrap();
+        let len = advised_len(&f, 3 << 20);
+        assert!(len == 3 << 20 || (1 << 20..3 << 20).contains(&len), "{len}");
+        // Never past what was asked, never past the data where a hole is.
+        assert_eq!(advised_len(&f, 4096), 4096);
+        // Where the system tells the hole, advice stops there (at 1 MiB).
+        if let Ok(hole) = rustix::fs::seek(&f, rustix::fs::SeekFrom::Hole(0)) {
+            assert_eq!(len, hole.min(3 << 20));
+        }
+        // An empty file: nothing to advise.
+        let empty = dir.path().join("empty");
+        File::create(&empty).unwrap();
+        assert_eq!(advised_len(&File::open(&empty).unwrap(), 0), 0);
     }
 }
