@@ -21,10 +21,8 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-
-use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
