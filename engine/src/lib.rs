@@ -21,3 +21,4 @@ pub mod pipeline;
 pub mod rule;
 pub mod seed;
 pub mod sigma;
+pub mod walk;

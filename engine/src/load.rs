@@ -115,12 +115,7 @@ pub fn load_rules_path(path: &Path) -> Result<RuleLoad, LoadError> {
     // their rules put back in that order, so the load order (and with it the
     // alert order) does not depend on the thread count.
     let mut entries: Vec<Result<PathBuf, Unsupported>> = Vec::new();
-    let walk = walkdir::WalkDir::new(path)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
-    for entry in walk {
+    for entry in crate::walk::sorted(path) {
         match entry {
             Ok(e) if e.file_type().is_file() && has_extension(e.path(), RULE_EXTENSIONS) => {
                 entries.push(Ok(e.into_path()));

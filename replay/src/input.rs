@@ -162,12 +162,7 @@ pub fn walk(paths: &[PathBuf], read_whole: Option<u64>, found: &mut dyn FnMut(Fo
 
 /// [`walk`] of one folder; `false` once `found` said to stop.
 fn walk_folder(dir: &Path, read_whole: Option<u64>, found: &mut dyn FnMut(Found) -> bool) -> bool {
-    let walk = walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().as_encoded_bytes().starts_with(b"."));
-    for entry in walk {
+    for entry in trawl_engine::walk::sorted(dir) {
         let met = match entry {
             Ok(e) if e.file_type().is_file() => {
                 let size = e.metadata().map_or(0, |m| m.len());
