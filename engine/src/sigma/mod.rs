@@ -101,6 +101,8 @@
 //! ```
 
 mod condition;
+#[cfg(test)]
+mod corpus;
 mod pcre;
 mod peek;
 mod value;
