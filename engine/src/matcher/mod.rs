@@ -117,21 +117,17 @@ impl Ruleset {
     /// order). Rules that cannot be compiled (a regex the engine rejects) are
     /// returned with the reason; they never stop the others.
     pub fn compile(rules: Vec<Rule>) -> (Ruleset, Vec<Unsupported>) {
-        let mut accepted = Vec::with_capacity(rules.len());
-        let mut rejected = Vec::new();
-        let mut regexes = RegexTable::default();
-        for rule in rules {
-            match regexes.add_rule(&rule) {
-                Ok(()) => accepted.push(rule),
-                Err(reason) => rejected.push(Unsupported {
-                    path: rule.origin.clone(),
-                    id: Some(rule.id.clone()),
-                    title: Some(rule.title.clone()),
-                    reason,
-                    out_of_scope: false,
-                }),
-            }
-        }
+        let (regexes, accepted, failed) = RegexTable::build_for(rules);
+        let rejected: Vec<Unsupported> = failed
+            .into_iter()
+            .map(|(rule, reason)| Unsupported {
+                path: rule.origin,
+                id: Some(rule.id),
+                title: Some(rule.title),
+                reason,
+                out_of_scope: false,
+            })
+            .collect();
 
         // Views shared by every (kind, os) pair that sees the same rules.
         let mut member_sets: Vec<Vec<usize>> = Vec::new();
@@ -1676,6 +1672,32 @@ mod tests {
         assert_eq!(values, ["\\x.exe", "-bb", "-cc"]);
         assert_eq!(rs.matching_ids(&proc("C:\\x.exe", "x -dd")), ["none"]);
         assert!(rs.matching_ids(&proc("C:\\y.exe", "x -aa")).is_empty());
+    }
+
+    /// Regexes are built together on every core: a rule is rejected for the
+    /// first of its regexes that fails, a regex shared with a rejected rule
+    /// still serves the accepted ones, and each distinct regex is kept once.
+    #[test]
+    fn regexes_shared_across_rules_are_built_once_and_judged_per_rule() {
+        let atom = |p: &str| Expr::Atom(Atom::field(fields::IMAGE, re(p)));
+        let (rs, rej) = Ruleset::compile(vec![
+            rule("a", proc_win(), atom("x+y")),
+            rule(
+                "b",
+                proc_win(),
+                Expr::And(vec![atom("x+y"), atom("(?<=a)b"), atom("(")]),
+            ),
+            rule("c", proc_win(), Expr::Or(vec![atom("q\\d"), atom("x+y")])),
+            rule("d", proc_win(), Expr::Or(vec![atom("(")])),
+        ]);
+        let ids: Vec<&str> = rej.iter().map(|u| u.id.as_deref().unwrap()).collect();
+        assert_eq!(ids, ["b", "d"]);
+        assert!(rej[0].reason.contains("(?<=a)b"), "{}", rej[0].reason);
+        assert!(rej[1].reason.contains("`(`"), "{}", rej[1].reason);
+        assert_eq!(rs.len(), 2);
+        assert_eq!(rs.regexes.len(), 2);
+        assert_eq!(rs.matching_ids(&proc("C:\\xxy.exe", "")), ["a", "c"]);
+        assert_eq!(rs.matching_ids(&proc("C:\\q7.exe", "")), ["c"]);
     }
 
     #[test]

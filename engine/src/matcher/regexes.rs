@@ -55,49 +55,54 @@ pub(super) struct RegexTable {
     /// Per regex: literals one of which every match contains (see
     /// [`required_literals`]), `None` when it has none worth gating on.
     pub(super) gates: Vec<Option<Vec<String>>>,
-    index: HashMap<(String, RegexFlags), u32>,
+    index: HashMap<RegexKey, u32>,
 }
 
 impl RegexTable {
-    /// Compiles every regex of `rule` not seen before. On error nothing of
-    /// the rule is kept, and the reason says what to change.
-    pub(super) fn add_rule(&mut self, rule: &Rule) -> Result<(), String> {
-        let RuleBody::Expr(e) = &rule.body else {
-            return Ok(());
-        };
-        let mut new = Vec::new();
-        self.collect(e, &mut new)?;
-        for (key, re) in new {
-            if !self.index.contains_key(&key) {
-                self.gates.push(required_literals(&key.0, key.1));
-                self.index.insert(key, self.regexes.len() as u32);
-                self.regexes.push(re);
-            }
+    /// Compiles the distinct regexes of `rules` on every core and keeps the
+    /// rules whose regexes all compile; each other rule comes back with the
+    /// reason of its first regex that does not (what to change), and nothing
+    /// of it is kept. Ids follow the accepted rules' order, whatever the
+    /// thread count.
+    ///
+    /// Why in parallel: building a regex's automata is most of compiling
+    /// SigmaHQ's rules when done one at a time (about a quarter).
+    pub(super) fn build_for(rules: Vec<Rule>) -> (RegexTable, Vec<Rule>, Vec<(Rule, String)>) {
+        let keys_of: Vec<Vec<RegexKey>> = rules.iter().map(rule_regexes).collect();
+        let mut distinct: HashMap<&RegexKey, usize> = HashMap::new();
+        let mut keys: Vec<&RegexKey> = Vec::new();
+        for key in keys_of.iter().flatten() {
+            distinct.entry(key).or_insert_with(|| {
+                keys.push(key);
+                keys.len() - 1
+            });
         }
-        Ok(())
-    }
-
-    fn collect(
-        &self,
-        e: &Expr,
-        new: &mut Vec<((String, RegexFlags), meta::Regex)>,
-    ) -> Result<(), String> {
-        match e {
-            Expr::Atom(a) => {
-                let Some((pattern, flags)) = regex_flags(&a.test) else {
-                    return Ok(());
-                };
-                let key = (pattern.to_owned(), flags);
-                if self.index.contains_key(&key) || new.iter().any(|(k, _)| *k == key) {
-                    return Ok(());
+        let built = crate::parallel::map_in_parallel(&keys, 4, |(pattern, flags)| {
+            build(pattern, *flags).map(|re| (re, required_literals(pattern, *flags)))
+        });
+        let mut built: Vec<Option<Result<_, String>>> = built.into_iter().map(Some).collect();
+        let mut table = RegexTable::default();
+        let (mut accepted, mut rejected) = (Vec::with_capacity(rules.len()), Vec::new());
+        for (rule, keys) in rules.into_iter().zip(&keys_of) {
+            let failed = keys.iter().find_map(|k| match &built[distinct[k]] {
+                Some(Err(reason)) => Some(reason.clone()),
+                _ => None,
+            });
+            if let Some(reason) = failed {
+                rejected.push((rule, reason));
+                continue;
+            }
+            for key in keys {
+                let slot = &mut built[distinct[key]];
+                if let Some(Ok((re, gate))) = slot.take() {
+                    table.index.insert(key.clone(), table.regexes.len() as u32);
+                    table.regexes.push(re);
+                    table.gates.push(gate);
                 }
-                new.push((key, build(pattern, flags)?));
-                Ok(())
             }
-            Expr::Const(_) => Ok(()),
-            Expr::And(v) | Expr::Or(v) => v.iter().try_for_each(|e| self.collect(e, new)),
-            Expr::Not(e) => self.collect(e, new),
+            accepted.push(rule);
         }
+        (table, accepted, rejected)
     }
 
     /// The id of a regex of an accepted rule.
@@ -108,6 +113,32 @@ impl RegexTable {
     pub(super) fn len(&self) -> usize {
         self.regexes.len()
     }
+}
+
+/// A regex's pattern and flags: what makes two regexes one.
+type RegexKey = (String, RegexFlags);
+
+/// The distinct regexes of a rule, in the order its expression names them.
+fn rule_regexes(rule: &Rule) -> Vec<RegexKey> {
+    fn walk(e: &Expr, out: &mut Vec<RegexKey>) {
+        match e {
+            Expr::Atom(a) => {
+                if let Some((pattern, flags)) = regex_flags(&a.test) {
+                    if !out.iter().any(|(p, f)| p == pattern && *f == flags) {
+                        out.push((pattern.to_owned(), flags));
+                    }
+                }
+            }
+            Expr::Const(_) => {}
+            Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| walk(e, out)),
+            Expr::Not(e) => walk(e, out),
+        }
+    }
+    let mut out = Vec::new();
+    if let RuleBody::Expr(e) = &rule.body {
+        walk(e, &mut out);
+    }
+    out
 }
 
 /// Builds one regex exactly as `regex::RegexBuilder` would (leftmost-first,
