@@ -56,6 +56,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     );
     progress.bar.finish_and_clear();
     print_summary(&summary, &ruleset);
+    super::leave_to_exit(ruleset);
 
     let p = &summary.pipeline;
     if p.failed_events > 0 {

@@ -31,6 +31,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             println!("{line}");
         }
     }
+    super::leave_to_exit(loaded);
     Ok(ExitCode::SUCCESS)
 }
 
