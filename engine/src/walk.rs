@@ -36,12 +36,13 @@ pub fn sorted(dir: &Path) -> impl Iterator<Item = walkdir::Result<walkdir::DirEn
 
 /// The bytes of an entry's name: its path after the last separator. A walk
 /// joins each name to its folder's path, so below depth 0 this is exactly
-/// `file_name()`, without parsing the path.
+/// `file_name()`, without parsing the path. On Windows a drive's colon
+/// counts as a separator too: the walk of `C:` joins `a` as `C:a`.
 fn name(entry: &walkdir::DirEntry) -> &[u8] {
     let path = entry.path().as_os_str().as_encoded_bytes();
     let start = path
         .iter()
-        .rposition(|&b| std::path::is_separator(char::from(b)))
+        .rposition(|&b| std::path::is_separator(char::from(b)) || (cfg!(windows) && b == b':'))
         .map_or(0, |i| i + 1);
     &path[start..]
 }

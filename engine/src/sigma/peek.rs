@@ -111,10 +111,21 @@ fn judge(text: &str) -> Option<OutOfScope> {
 /// lines of flow scalars and collections are indented under their key.
 /// Anything else in column 0 (a quoted or complex key, a directive, a byte
 /// order mark, a flow mapping) gives `None`, and the text is read whole.
+///
+/// That holds in valid YAML. So that a broken file is not read as valid, a
+/// line that opens a quoted scalar or a flow collection without closing it,
+/// or is indented with a tab, also gives `None` (a column-0 line after it
+/// could be inside it): the whole parse then reports the error, with its
+/// line. Other syntax errors in the entries the verdict does not read are
+/// not looked for, as in all that follows `detection`: an out-of-scope rule
+/// is judged on its title, id and log source alone.
 fn head_entries(text: &str) -> Option<String> {
     let mut head = String::new();
     let mut keep = false;
     for line in text.split_inclusive('\n') {
+        if !closes_what_it_opens(line.as_bytes()) {
+            return None;
+        }
         match line.as_bytes().first() {
             // Indented, blank or a comment: part of the entry above.
             Some(b' ' | b'\t' | b'\r' | b'\n' | b'#') => {}
@@ -140,6 +151,47 @@ fn head_entries(text: &str) -> Option<String> {
         }
     }
     Some(head)
+}
+
+/// Whether a line, read alone, leaves nothing open: no tab indentation, and
+/// a value (after any `- ` and `key: `) that starts a quoted scalar or a flow
+/// collection ends it on the same line. Conservative: `"a" # note` or a
+/// quoted scalar folded over lines gives `false`, and the text is read whole.
+fn closes_what_it_opens(line: &[u8]) -> bool {
+    if line.first() == Some(&b'\t') {
+        return false;
+    }
+    let line = line.trim_ascii_end();
+    let mut rest = line.trim_ascii_start();
+    if line.len() > rest.len() && line[..line.len() - rest.len()].contains(&b'\t') {
+        return false;
+    }
+    while let Some(after) = rest.strip_prefix(b"-") {
+        if !after.is_empty() && !matches!(after[0], b' ' | b'\t') {
+            break;
+        }
+        rest = after.trim_ascii_start();
+    }
+    if !matches!(rest.first(), Some(b'"' | b'\'' | b'[' | b'{')) {
+        if let Some(colon) = rest.windows(2).position(|w| w == b": ") {
+            rest = rest[colon + 2..].trim_ascii_start();
+        }
+    }
+    match rest.first() {
+        Some(&q @ (b'"' | b'\'')) => {
+            let closed = rest.len() >= 2 && rest.ends_with(&[q]);
+            // `"…\"` ends in an escaped quote: the scalar goes on.
+            let escapes = rest[..rest.len() - 1]
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b'\\')
+                .count();
+            closed && (q == b'\'' || escapes % 2 == 0)
+        }
+        Some(b'[') => rest.ends_with(b"]"),
+        Some(b'{') => rest.ends_with(b"}"),
+        _ => true,
+    }
 }
 
 /// The key of a top-level line `key: value` or `key:`, where `key` is a
@@ -257,6 +309,29 @@ mod tests {
             assert_eq!(head_entries(odd), None, "{odd:?}");
         }
         assert_eq!(head_entries("action: global\ntitle: T\n"), None);
+        // A broken entry the verdict would skip, whose column-0 lines a cut
+        // would take for keys: left to the whole parse, which reports it.
+        let ls = "logsource:\n  category: registry_set\n  product: windows\ndetection:\n";
+        for broken in [
+            "title: T\ndescription: \"foo\nid: fake\"\n",
+            "title: T\ndescription: 'foo\nid: fake'\n",
+            "title: T\ndescription: \"foo\\\"\nid: fake\"\n",
+            "title: T\ntags: [a,\nid: x]\n",
+            "title: T\nx: {a: 1,\nid: x}\n",
+            "title: T\nreferences:\n  - 'a\nid: x'\n",
+            "title: T\nreferences:\n\t- x\nid: x\n",
+            "title: T\nreferences:\n  -\t\"x\nid: x\"\n",
+        ] {
+            let text = format!("{broken}{ls}");
+            assert_eq!(head_entries(&text), None, "{text:?}");
+            assert!(out_of_scope(&text).is_none(), "{text:?}");
+            let whole = whole(&text).unsupported;
+            assert!(!whole[0].out_of_scope, "{text:?}: {whole:?}");
+        }
+        // What a line closes itself is cut as usual.
+        let fine = format!("title: 'T'\nid: \"7\"\ntags: [a, b]\nx: {{a: 1}}\nd: it's \"x\n{ls}");
+        assert!(head_entries(&fine).is_some());
+        assert_eq!(out_of_scope(&fine).unwrap().id.as_deref(), Some("7"));
     }
 
     /// The head cut gives every SigmaHQ rule file the verdict the whole head

@@ -24,9 +24,6 @@ pub fn lines_count(n: usize) -> String {
     format!("{n} {}", if n == 1 { "line" } else { "lines" })
 }
 
-/// Says on stderr how many rules loaded; names each in-scope rule that could
-/// not be used (with its reason) and each skipped line of a rule file that did
-/// load, and counts the rules for other log sources.
 /// Leaves a compiled rule set to the operating system when a command ends,
 /// instead of freeing it. Why: a SigmaHQ rule set is hundreds of thousands
 /// of small allocations, freeing them one by one took about 10 ms of a
@@ -36,10 +33,14 @@ pub fn leave_to_exit<T>(rules: T) {
     std::mem::forget(rules);
 }
 
+/// Says on stderr how many rules loaded; names each in-scope rule that could
+/// not be used (with its reason) and each skipped line of a rule file that did
+/// load, and counts the rules for other log sources.
 pub fn report_rules(loaded: &LoadedRules) {
-    for line in rules_report(loaded) {
-        eprintln!("{line}");
-    }
+    // One write: stderr is unbuffered.
+    let mut text = rules_report(loaded).join("\n");
+    text.push('\n');
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
 }
 
 /// The lines [`report_rules`] prints, built apart so tests can read them.

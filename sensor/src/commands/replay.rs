@@ -1,7 +1,8 @@
 //! `trawl replay`: recorded traces through the same matching and alert rendering the live sensor runs.
 
+use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal};
+use std::io::{self, BufWriter, IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -148,6 +149,16 @@ impl Observer for Progress {
 }
 
 fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
+    // One write: stderr is unbuffered, and a summary of a few hundred
+    // channel and rule lines written piece by piece took thousands of
+    // system calls.
+    let mut out = String::new();
+    summary_lines(s, rules, &mut out);
+    let _ = io::stderr().lock().write_all(out.as_bytes());
+}
+
+/// The end-of-replay summary, one `trawl: ` line per fact, appended to `out`.
+fn summary_lines(s: &ReplaySummary, rules: &Ruleset, out: &mut String) {
     let p = &s.pipeline;
     let kinds: Vec<String> = EventKind::ALL
         .iter()
@@ -160,7 +171,8 @@ fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
         .filter(|(_, n)| *n > 0)
         .map(|(f, n)| format!("{n} {f}"))
         .collect();
-    eprintln!(
+    let _ = writeln!(
+        out,
         "trawl: replayed {} file{}{}: {} records, {} events ({}), {} skipped",
         s.files,
         if s.files == 1 { "" } else { "s" },
@@ -179,17 +191,21 @@ fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
         s.skipped
     );
     if s.passed_over > 0 {
-        eprintln!(
+        let _ = writeln!(
+            out,
             "trawl: {} file{} in the folders given passed over (neither EVTX nor JSON)",
             s.passed_over,
             if s.passed_over == 1 { "" } else { "s" }
         );
     }
     if !s.channels.is_empty() {
-        eprintln!("trawl: Windows records per channel (event id ×records):");
+        let _ = writeln!(
+            out,
+            "trawl: Windows records per channel (event id ×records):"
+        );
         for (channel, ids) in s.channels.channels() {
             let ids: Vec<String> = ids.iter().map(|(id, n)| format!("{id} ×{n}")).collect();
-            eprintln!("trawl:   {channel}: {}", ids.join(", "));
+            let _ = writeln!(out, "trawl:   {channel}: {}", ids.join(", "));
         }
     }
     let mut per_level = [0u64; 5];
@@ -202,7 +218,8 @@ fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
         .filter(|l| per_level[**l as usize] > 0)
         .map(|l| format!("{l} {}", per_level[*l as usize]))
         .collect();
-    eprintln!(
+    let _ = writeln!(
+        out,
         "trawl: {} alerts{}",
         p.alerts,
         if levels.is_empty() {
@@ -221,14 +238,16 @@ fn print_summary(s: &ReplaySummary, rules: &Ruleset) {
     fired.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     for (i, n) in fired {
         let r = rules.rule(i);
-        eprintln!(
+        let _ = writeln!(
+            out,
             "trawl: {n:>8}  {:<8}  {}  {}",
             r.level.as_str(),
             r.id,
             r.title
         );
     }
-    eprintln!(
+    let _ = writeln!(
+        out,
         "trawl: {:.3} s, {:.0} events/s, {:.0} records/s",
         s.elapsed.as_secs_f64(),
         s.events_per_sec(),

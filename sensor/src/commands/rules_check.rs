@@ -27,9 +27,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", json_report(&loaded));
     } else {
-        for line in text_report(&loaded) {
-            println!("{line}");
-        }
+        // One write: stdout writes each line on its own otherwise.
+        let mut text = text_report(&loaded).join("\n");
+        text.push('\n');
+        std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+            .context("writing the report")?;
     }
     super::leave_to_exit(loaded);
     Ok(ExitCode::SUCCESS)
