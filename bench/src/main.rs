@@ -10,6 +10,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The allocator the `trawl` binary runs with on Linux (see
+/// `sensor/src/allocator.rs`), so the harness measures what users run:
+/// loading the rules is mostly small allocations, and took 10–20% longer
+/// with the system allocator.
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use trawl_bench::corpus::{self, Corpus};
