@@ -109,6 +109,17 @@ pub struct Ruleset {
     id: u64,
 }
 
+/// A rule the engine cannot compile, with why.
+fn unsupported(rule: Rule, reason: String) -> Unsupported {
+    Unsupported {
+        path: rule.origin,
+        id: Some(rule.id),
+        title: Some(rule.title),
+        reason,
+        out_of_scope: false,
+    }
+}
+
 /// The next [`Ruleset::id`].
 static NEXT_RULESET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -117,16 +128,10 @@ impl Ruleset {
     /// order). Rules that cannot be compiled (a regex the engine rejects) are
     /// returned with the reason; they never stop the others.
     pub fn compile(rules: Vec<Rule>) -> (Ruleset, Vec<Unsupported>) {
-        let (regexes, accepted, failed) = RegexTable::build_for(rules);
-        let rejected: Vec<Unsupported> = failed
+        let (mut regexes, accepted, failed) = RegexTable::plan_for(rules);
+        let mut rejected: Vec<Unsupported> = failed
             .into_iter()
-            .map(|(rule, reason)| Unsupported {
-                path: rule.origin,
-                id: Some(rule.id),
-                title: Some(rule.title),
-                reason,
-                out_of_scope: false,
-            })
+            .map(|(rule, reason)| unsupported(rule, reason))
             .collect();
 
         // Views shared by every (kind, os) pair that sees the same rules.
@@ -148,10 +153,66 @@ impl Ruleset {
                 view_of[kind.index()][os.index()] = idx;
             }
         }
-        // Views are independent: built on every core, kept in order.
-        let mut views: Vec<View> = crate::parallel::map_in_parallel(&member_sets, 1, |m| {
-            View::build(&accepted, m, &regexes)
+        // Views and regexes are independent: built on every core, the
+        // largest views first so that the regexes fill in beside them.
+        enum Job<'a> {
+            View(&'a [usize]),
+            Regex(&'a regexes::RegexKey),
+        }
+        enum Built {
+            View(View),
+            Regex(Result<meta::Regex, String>),
+        }
+        let mut by_size: Vec<usize> = (0..member_sets.len()).collect();
+        by_size.sort_by_key(|&i| std::cmp::Reverse(member_sets[i].len()));
+        let jobs: Vec<Job> = (by_size.iter().map(|&i| Job::View(&member_sets[i])))
+            .chain(regexes.keys().iter().map(Job::Regex))
+            .collect();
+        let built = crate::parallel::map_in_parallel(&jobs, 1, |job| match job {
+            Job::View(members) => Built::View(View::build(&accepted, members, &regexes)),
+            Job::Regex(key) => Built::Regex(regexes::build(key)),
         });
+        let mut views: Vec<Option<View>> = (0..member_sets.len()).map(|_| None).collect();
+        let mut built_regexes = Vec::with_capacity(regexes.len());
+        let mut too_big: std::collections::HashMap<&regexes::RegexKey, String> = Default::default();
+        let mut built = built.into_iter();
+        for &i in &by_size {
+            if let Some(Built::View(v)) = built.next() {
+                views[i] = Some(v);
+            }
+        }
+        for (key, b) in regexes.keys().iter().zip(built) {
+            match b {
+                Built::Regex(Ok(re)) => built_regexes.push(re),
+                Built::Regex(Err(reason)) => {
+                    too_big.insert(key, reason);
+                }
+                Built::View(_) => unreachable!("views come first"),
+            }
+        }
+        if !too_big.is_empty() {
+            // A regex that parses but does not build (over the size limit):
+            // rare, so its rules are rejected and the rest compiled again.
+            let (mut keep, mut dropped) = (Vec::new(), Vec::new());
+            for rule in accepted {
+                let first = regexes::rule_regexes(&rule)
+                    .iter()
+                    .find_map(|k| too_big.get(k).cloned());
+                match first {
+                    Some(reason) => dropped.push(unsupported(rule, reason)),
+                    None => keep.push(rule),
+                }
+            }
+            let (ruleset, again) = Ruleset::compile(keep);
+            rejected.extend(dropped);
+            rejected.extend(again);
+            return (ruleset, rejected);
+        }
+        regexes.set_built(built_regexes);
+        let mut views: Vec<View> = views
+            .into_iter()
+            .map(|v| v.expect("every view was built"))
+            .collect();
         let mut scans = 0;
         for fs in views.iter_mut().flat_map(|v| v.scans.iter_mut()) {
             fs.id = scans as u32;
@@ -1689,11 +1750,22 @@ mod tests {
             ),
             rule("c", proc_win(), Expr::Or(vec![atom("q\\d"), atom("x+y")])),
             rule("d", proc_win(), Expr::Or(vec![atom("(")])),
+            // Parses, but is over the size limit once built.
+            rule(
+                "e",
+                proc_win(),
+                Expr::Or(vec![atom("x+y"), atom("\\w{5000}")]),
+            ),
         ]);
         let ids: Vec<&str> = rej.iter().map(|u| u.id.as_deref().unwrap()).collect();
-        assert_eq!(ids, ["b", "d"]);
+        assert_eq!(ids, ["b", "d", "e"]);
         assert!(rej[0].reason.contains("(?<=a)b"), "{}", rej[0].reason);
         assert!(rej[1].reason.contains("`(`"), "{}", rej[1].reason);
+        assert!(
+            rej[2].reason.contains("compiles to more than"),
+            "{}",
+            rej[2].reason
+        );
         assert_eq!(rs.len(), 2);
         assert_eq!(rs.regexes.len(), 2);
         assert_eq!(rs.matching_ids(&proc("C:\\xxy.exe", "")), ["a", "c"]);

@@ -51,23 +51,27 @@ pub(super) fn regex_flags(test: &Test) -> Option<(&str, RegexFlags)> {
 /// The compiled regexes, by id.
 #[derive(Debug, Default)]
 pub(super) struct RegexTable {
+    /// Empty until [`RegexTable::set_built`].
     pub(super) regexes: Vec<meta::Regex>,
+    keys: Vec<RegexKey>,
     /// Per regex: literals one of which every match contains (see
-    /// [`required_literals`]), `None` when it has none worth gating on.
+    /// [`required_literals_of`]), `None` when it has none worth gating on.
     pub(super) gates: Vec<Option<Vec<String>>>,
     index: HashMap<RegexKey, u32>,
 }
 
 impl RegexTable {
-    /// Compiles the distinct regexes of `rules` on every core and keeps the
-    /// rules whose regexes all compile; each other rule comes back with the
-    /// reason of its first regex that does not (what to change), and nothing
-    /// of it is kept. Ids follow the accepted rules' order, whatever the
-    /// thread count.
+    /// Plans the table for `rules`: each distinct regex is parsed (on every
+    /// core) and given an id and its gate, but not yet built (see
+    /// [`RegexTable::keys`] and [`RegexTable::set_built`]). Keeps the rules
+    /// whose regexes all parse; each other rule comes back with the reason of
+    /// its first regex that does not (what to change), and nothing of it is
+    /// kept. Ids follow the accepted rules' order, whatever the thread count.
     ///
-    /// Why in parallel: building a regex's automata is most of compiling
-    /// SigmaHQ's rules when done one at a time (about a quarter).
-    pub(super) fn build_for(rules: Vec<Rule>) -> (RegexTable, Vec<Rule>, Vec<(Rule, String)>) {
+    /// Why built apart: building a regex's automata is most of compiling
+    /// SigmaHQ's rules when done one at a time (about a quarter); the views
+    /// only need the ids and gates, so the builds can run beside them.
+    pub(super) fn plan_for(rules: Vec<Rule>) -> (RegexTable, Vec<Rule>, Vec<(Rule, String)>) {
         let keys_of: Vec<Vec<RegexKey>> = rules.iter().map(rule_regexes).collect();
         let mut distinct: HashMap<&RegexKey, usize> = HashMap::new();
         let mut keys: Vec<&RegexKey> = Vec::new();
@@ -77,14 +81,16 @@ impl RegexTable {
                 keys.len() - 1
             });
         }
-        let built = crate::parallel::map_in_parallel(&keys, 4, |(pattern, flags)| {
-            build(pattern, *flags).map(|re| (re, required_literals(pattern, *flags)))
+        let parsed = crate::parallel::map_in_parallel(&keys, 8, |(pattern, flags)| {
+            syntax::parse_with(pattern, &syntax_config(*flags))
+                .map(|hir| required_literals_of(&hir))
+                .map_err(|e| format!("regex `{pattern}` does not compile: {e}"))
         });
-        let mut built: Vec<Option<Result<_, String>>> = built.into_iter().map(Some).collect();
+        let mut parsed: Vec<Option<Result<_, String>>> = parsed.into_iter().map(Some).collect();
         let mut table = RegexTable::default();
         let (mut accepted, mut rejected) = (Vec::with_capacity(rules.len()), Vec::new());
         for (rule, keys) in rules.into_iter().zip(&keys_of) {
-            let failed = keys.iter().find_map(|k| match &built[distinct[k]] {
+            let failed = keys.iter().find_map(|k| match &parsed[distinct[k]] {
                 Some(Err(reason)) => Some(reason.clone()),
                 _ => None,
             });
@@ -93,10 +99,9 @@ impl RegexTable {
                 continue;
             }
             for key in keys {
-                let slot = &mut built[distinct[key]];
-                if let Some(Ok((re, gate))) = slot.take() {
-                    table.index.insert(key.clone(), table.regexes.len() as u32);
-                    table.regexes.push(re);
+                if let Some(Ok(gate)) = parsed[distinct[key]].take() {
+                    table.index.insert(key.clone(), table.keys.len() as u32);
+                    table.keys.push(key.clone());
                     table.gates.push(gate);
                 }
             }
@@ -105,21 +110,33 @@ impl RegexTable {
         (table, accepted, rejected)
     }
 
+    /// The pattern and flags of each planned regex, by id.
+    pub(super) fn keys(&self) -> &[RegexKey] {
+        &self.keys
+    }
+
+    /// Takes the built regexes, by id (what [`build`] made of
+    /// [`RegexTable::keys`]).
+    pub(super) fn set_built(&mut self, regexes: Vec<meta::Regex>) {
+        debug_assert_eq!(regexes.len(), self.keys.len());
+        self.regexes = regexes;
+    }
+
     /// The id of a regex of an accepted rule.
     pub(super) fn id(&self, pattern: &str, flags: RegexFlags) -> u32 {
         self.index[&(pattern.to_owned(), flags)]
     }
 
     pub(super) fn len(&self) -> usize {
-        self.regexes.len()
+        self.keys.len()
     }
 }
 
 /// A regex's pattern and flags: what makes two regexes one.
-type RegexKey = (String, RegexFlags);
+pub(super) type RegexKey = (String, RegexFlags);
 
 /// The distinct regexes of a rule, in the order its expression names them.
-fn rule_regexes(rule: &Rule) -> Vec<RegexKey> {
+pub(super) fn rule_regexes(rule: &Rule) -> Vec<RegexKey> {
     fn walk(e: &Expr, out: &mut Vec<RegexKey>) {
         match e {
             Expr::Atom(a) => {
@@ -141,9 +158,18 @@ fn rule_regexes(rule: &Rule) -> Vec<RegexKey> {
     out
 }
 
+/// The syntax a Sigma regex with flags `f` is read with.
+fn syntax_config(f: RegexFlags) -> syntax::Config {
+    syntax::Config::new()
+        .utf8(true)
+        .case_insensitive(f.case_insensitive)
+        .multi_line(f.multi_line)
+        .dot_matches_new_line(f.dot_all)
+}
+
 /// Builds one regex exactly as `regex::RegexBuilder` would (leftmost-first,
 /// UTF-8), so verdicts are those of the `regex` crate.
-fn build(pattern: &str, f: RegexFlags) -> Result<meta::Regex, String> {
+pub(super) fn build((pattern, f): &RegexKey) -> Result<meta::Regex, String> {
     meta::Regex::builder()
         .configure(
             meta::Config::new()
@@ -152,13 +178,7 @@ fn build(pattern: &str, f: RegexFlags) -> Result<meta::Regex, String> {
                 .match_kind(regex_automata::MatchKind::LeftmostFirst)
                 .utf8_empty(true),
         )
-        .syntax(
-            syntax::Config::new()
-                .utf8(true)
-                .case_insensitive(f.case_insensitive)
-                .multi_line(f.multi_line)
-                .dot_matches_new_line(f.dot_all),
-        )
+        .syntax(syntax_config(*f))
         .build(pattern)
         .map_err(|e| match (e.size_limit(), e.syntax_error()) {
             (Some(limit), _) => format!(
@@ -187,19 +207,17 @@ type Alternatives = Vec<Vec<u8>>;
 /// `` ` ``). Compared ignoring ASCII case, a gate may let through text the
 /// regex then rejects, never the other way round. `None` when no piece of
 /// every match is a short list of literals.
-pub(super) fn required_literals(pattern: &str, f: RegexFlags) -> Option<Vec<String>> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(true)
-        .case_insensitive(f.case_insensitive)
-        .multi_line(f.multi_line)
-        .dot_matches_new_line(f.dot_all)
-        .build()
-        .parse(pattern)
-        .ok()?;
-    required(&hir)?
+fn required_literals_of(hir: &Hir) -> Option<Vec<String>> {
+    required(hir)?
         .into_iter()
         .map(|b| String::from_utf8(b).ok())
         .collect()
+}
+
+/// [`required_literals_of`] a pattern, for tests.
+#[cfg(test)]
+pub(super) fn required_literals(pattern: &str, f: RegexFlags) -> Option<Vec<String>> {
+    required_literals_of(&syntax::parse_with(pattern, &syntax_config(f)).ok()?)
 }
 
 /// Every string `h` can match, when that is a short list (zero-width
@@ -403,7 +421,7 @@ mod tests {
                     multi_line: false,
                     dot_all: false,
                 };
-                let re = build(p, f).unwrap();
+                let re = build(&(p.to_owned(), f)).unwrap();
                 let Some(lits) = required_literals(p, f) else {
                     continue;
                 };
