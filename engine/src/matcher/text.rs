@@ -45,6 +45,10 @@ pub(crate) const MAX_CASE_VARIANTS: usize = 16;
 /// [`fold_eq`] allows. `None` when that would be more than
 /// [`MAX_CASE_VARIANTS`] spellings: such a literal is tested directly.
 pub(crate) fn literal_variants(value: &str) -> Option<Vec<String>> {
+    // Nearly every literal: one spelling, without a look at each character.
+    if value.is_ascii() {
+        return Some(vec![value.to_owned()]);
+    }
     let mut variants = vec![String::with_capacity(value.len())];
     for c in value.chars() {
         let mut forms = vec![c];

@@ -243,7 +243,6 @@ fn parse_whole(text: &str, origin: &str, mut load: SigmaLoad) -> SigmaLoad {
                 continue;
             }
         };
-        previous = Some(merged.clone());
         match build_rule(&merged, &path) {
             Ok(rule) => load.rules.push(rule),
             Err(problem) => {
@@ -252,6 +251,7 @@ fn parse_whole(text: &str, origin: &str, mut load: SigmaLoad) -> SigmaLoad {
                 load.unsupported.push(u);
             }
         }
+        previous = Some(merged);
     }
     load
 }
