@@ -128,11 +128,21 @@ impl Ruleset {
     /// order). Rules that cannot be compiled (a regex the engine rejects) are
     /// returned with the reason; they never stop the others.
     pub fn compile(rules: Vec<Rule>) -> (Ruleset, Vec<Unsupported>) {
-        let (mut regexes, accepted, failed) = RegexTable::plan_for(rules);
-        let mut rejected: Vec<Unsupported> = failed
+        let (ruleset, mut rejected) = Ruleset::compile_placed(rules);
+        rejected.sort_by_key(|(at, _)| *at);
+        (ruleset, rejected.into_iter().map(|(_, u)| u).collect())
+    }
+
+    /// [`Ruleset::compile`], each rejected rule with its place in `rules`.
+    /// A rule is rejected for its first regex that does not parse or, when
+    /// all parse, for its first that is too big to build.
+    fn compile_placed(rules: Vec<Rule>) -> (Ruleset, Vec<(usize, Unsupported)>) {
+        let (mut regexes, placed, failed) = RegexTable::plan_for(rules);
+        let mut rejected: Vec<(usize, Unsupported)> = failed
             .into_iter()
-            .map(|(rule, reason)| unsupported(rule, reason))
+            .map(|(at, rule, reason)| (at, unsupported(rule, reason)))
             .collect();
+        let (places, accepted): (Vec<usize>, Vec<Rule>) = placed.into_iter().unzip();
 
         // Views shared by every (kind, os) pair that sees the same rules.
         let mut member_sets: Vec<Vec<usize>> = Vec::new();
@@ -193,19 +203,21 @@ impl Ruleset {
         if !too_big.is_empty() {
             // A regex that parses but does not build (over the size limit):
             // rare, so its rules are rejected and the rest compiled again.
-            let (mut keep, mut dropped) = (Vec::new(), Vec::new());
-            for rule in accepted {
+            let (mut keep, mut kept_at) = (Vec::new(), Vec::new());
+            for (rule, at) in accepted.into_iter().zip(places) {
                 let first = regexes::rule_regexes(&rule)
                     .iter()
                     .find_map(|k| too_big.get(k).cloned());
                 match first {
-                    Some(reason) => dropped.push(unsupported(rule, reason)),
-                    None => keep.push(rule),
+                    Some(reason) => rejected.push((at, unsupported(rule, reason))),
+                    None => {
+                        keep.push(rule);
+                        kept_at.push(at);
+                    }
                 }
             }
-            let (ruleset, again) = Ruleset::compile(keep);
-            rejected.extend(dropped);
-            rejected.extend(again);
+            let (ruleset, again) = Ruleset::compile_placed(keep);
+            rejected.extend(again.into_iter().map(|(i, u)| (kept_at[i], u)));
             return (ruleset, rejected);
         }
         regexes.set_built(built_regexes);
@@ -1736,7 +1748,8 @@ mod tests {
     }
 
     /// Regexes are built together on every core: a rule is rejected for the
-    /// first of its regexes that fails, a regex shared with a rejected rule
+    /// first of its regexes that does not parse (else the first too big to
+    /// build), a regex shared with a rejected rule
     /// still serves the accepted ones, and each distinct regex is kept once.
     #[test]
     fn regexes_shared_across_rules_are_built_once_and_judged_per_rule() {
@@ -1759,6 +1772,14 @@ mod tests {
         ]);
         let ids: Vec<&str> = rej.iter().map(|u| u.id.as_deref().unwrap()).collect();
         assert_eq!(ids, ["b", "d", "e"]);
+        // Rejections are listed in rule order, whatever rejected them.
+        let (_, rej2) = Ruleset::compile(vec![
+            rule("big", proc_win(), atom("\\w{5000}")),
+            rule("ok", proc_win(), atom("x+y")),
+            rule("bad", proc_win(), atom("(")),
+        ]);
+        let ids2: Vec<&str> = rej2.iter().map(|u| u.id.as_deref().unwrap()).collect();
+        assert_eq!(ids2, ["big", "bad"]);
         assert!(rej[0].reason.contains("(?<=a)b"), "{}", rej[0].reason);
         assert!(rej[1].reason.contains("`(`"), "{}", rej[1].reason);
         assert!(

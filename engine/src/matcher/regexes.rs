@@ -71,7 +71,8 @@ impl RegexTable {
     /// Why built apart: building a regex's automata is most of compiling
     /// SigmaHQ's rules when done one at a time (about a quarter); the views
     /// only need the ids and gates, so the builds can run beside them.
-    pub(super) fn plan_for(rules: Vec<Rule>) -> (RegexTable, Vec<Rule>, Vec<(Rule, String)>) {
+    /// Rules come back with their place in `rules`.
+    pub(super) fn plan_for(rules: Vec<Rule>) -> (RegexTable, Placed, Vec<(usize, Rule, String)>) {
         let keys_of: Vec<Vec<RegexKey>> = rules.iter().map(rule_regexes).collect();
         let mut distinct: HashMap<&RegexKey, usize> = HashMap::new();
         let mut keys: Vec<&RegexKey> = Vec::new();
@@ -89,13 +90,13 @@ impl RegexTable {
         let mut parsed: Vec<Option<Result<_, String>>> = parsed.into_iter().map(Some).collect();
         let mut table = RegexTable::default();
         let (mut accepted, mut rejected) = (Vec::with_capacity(rules.len()), Vec::new());
-        for (rule, keys) in rules.into_iter().zip(&keys_of) {
+        for (at, (rule, keys)) in rules.into_iter().zip(&keys_of).enumerate() {
             let failed = keys.iter().find_map(|k| match &parsed[distinct[k]] {
                 Some(Err(reason)) => Some(reason.clone()),
                 _ => None,
             });
             if let Some(reason) = failed {
-                rejected.push((rule, reason));
+                rejected.push((at, rule, reason));
                 continue;
             }
             for key in keys {
@@ -105,7 +106,7 @@ impl RegexTable {
                     table.gates.push(gate);
                 }
             }
-            accepted.push(rule);
+            accepted.push((at, rule));
         }
         (table, accepted, rejected)
     }
@@ -131,6 +132,9 @@ impl RegexTable {
         self.keys.len()
     }
 }
+
+/// Rules with their place in the list they came from.
+pub(super) type Placed = Vec<(usize, Rule)>;
 
 /// A regex's pattern and flags: what makes two regexes one.
 pub(super) type RegexKey = (String, RegexFlags);

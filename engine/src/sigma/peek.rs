@@ -46,10 +46,21 @@ pub(super) fn out_of_scope(text: &str) -> Option<OutOfScope> {
     if IN_SCOPE_WORDS.iter().any(|w| text.contains(w)) {
         return None;
     }
+    // The parser ends the stream at a NUL and breaks lines at a lone CR,
+    // which a cut by lines would not see: such a text is read whole.
+    if text.contains('\0') || has_lone_cr(text) {
+        return judge(text);
+    }
     match head_entries(text) {
         Some(head) => judge_plain(&head).unwrap_or_else(|| judge(&head)),
         None => judge(text),
     }
+}
+
+/// Whether a CR in `text` is not the start of a CRLF line end.
+fn has_lone_cr(text: &str) -> bool {
+    text.match_indices('\r')
+        .any(|(i, _)| text.as_bytes().get(i + 1) != Some(&b'\n'))
 }
 
 /// The verdict on a cut head (see [`head_entries`]) written in the plainest
@@ -428,6 +439,18 @@ mod tests {
             assert!(out_of_scope(&text).is_none(), "{text:?}");
             let whole = whole(&text).unsupported;
             assert!(!whole[0].out_of_scope, "{text:?}: {whole:?}");
+        }
+        // A NUL ends the parser's stream, and a lone CR breaks its lines:
+        // neither is cut, nor read by lines.
+        for odd in [
+            "title: T\nid: 1\nlogsource:\n  product: windows\n  # c\r  category: registry_set\n",
+            "title: T\nid: 1\n# c\rid: 9\nlogsource:\n  category: registry_set\n",
+            "title: T\nstatus: test\n# c\rid: 9\nid: 1\nlogsource:\n  category: registry_set\n",
+            "title: T\0\nid: 1\nlogsource:\n  category: registry_set\n",
+            "title: T\nid: 1\nlogsource:\n  category: a\0\n",
+        ] {
+            let text = format!("{odd}detection:\n  sel:\n    x: 1\n  condition: sel\n");
+            assert_eq!(key(&out_of_scope(&text)), key(&judge(&text)), "{text:?}");
         }
         // What a line closes itself is cut as usual.
         let fine = format!("title: 'T'\nid: \"7\"\ntags: [a, b]\nx: {{a: 1}}\nd: it's \"x\n{ls}");
