@@ -7,8 +7,8 @@
 //! Field keys are interned: the well-known names are a `u16` index into
 //! [`KNOWN_FIELDS`], so building and looking up the usual fields allocates
 //! nothing for the name, and a lookup is an integer compare. Any other field a
-//! source carries is kept under its own name ([`FieldKey::Other`]) and is just as
-//! matchable.
+//! source carries is kept under its own name (a [`FieldKey`] holding the text)
+//! and is just as matchable.
 //!
 //! ```
 //! use trawl_engine::event::{Event, EventKind, FieldKey, Os, Value};
@@ -181,7 +181,7 @@ pub const KNOWN_FIELDS: &[(&str, FieldType)] = &[
 /// An interned field name.
 ///
 /// Equality of two keys is equality of the names they stand for: a
-/// well-known name is always [`FieldKey::Known`], never `Other`, because the
+/// well-known name is always held as its index, never as text, because the
 /// only way to build one is [`FieldKey::from_name`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FieldKey(Repr);

@@ -3,9 +3,11 @@
 //! Over half of SigmaHQ's rules are for log sources trawl does not produce
 //! (registry, network, cloud audit logs, …), and reading YAML is most of the
 //! time a rule set takes to load. A rule's `logsource` comes before its
-//! `detection`, so the top-level keys are read as parser events up to
-//! `detection`, without building a tree; a rule found out of scope there is
-//! reported as such and the rest of its file is never read.
+//! `detection`, so only the head is looked at: its top-level `title`, `id`
+//! and `logsource` entries are cut out by lines (the description, references
+//! and tags are most of a head), read by lines when they are written in the
+//! plainest YAML, and by the parser's events otherwise. A rule found out of
+//! scope there is reported as such and the rest of its file is never read.
 //!
 //! Anything unusual (more than one document, a collection `action`, a
 //! `filter` or `correlation` document, aliases or tags in `logsource`, `id`
