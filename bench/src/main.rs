@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 /// The allocator the `trawl` binary runs with on Linux (see
 /// `sensor/src/allocator.rs`), so the harness measures what users run:
-/// loading the rules is mostly small allocations, and took 10–20% longer
-/// with the system allocator.
+/// loading the rules is mostly small allocations, and took about 15% longer
+/// with the system allocator (medians of 6 alternated runs, 162 against
+/// 140 ms), for 17 MB less peak RSS.
 #[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
