@@ -109,6 +109,83 @@ pub struct Ruleset {
     id: u64,
 }
 
+/// The distinct sets of rules (indices into `rules`) that the (kind, os)
+/// pairs see, and which set each pair sees: pairs that see the same rules
+/// share one view.
+fn view_members(rules: &[Rule]) -> (Vec<Vec<usize>>, [[usize; 2]; 6]) {
+    let mut member_sets: Vec<Vec<usize>> = Vec::new();
+    let mut by_members: std::collections::HashMap<Vec<usize>, usize> = Default::default();
+    let mut view_of = [[0usize; 2]; 6];
+    for kind in EventKind::ALL {
+        for os in Os::ALL {
+            let members: Vec<usize> = (rules.iter().enumerate())
+                .filter(|(_, r)| r.scope.admits(kind, os))
+                .map(|(i, _)| i)
+                .collect();
+            let idx = *by_members.entry(members.clone()).or_insert_with(|| {
+                member_sets.push(members);
+                member_sets.len() - 1
+            });
+            view_of[kind.index()][os.index()] = idx;
+        }
+    }
+    (member_sets, view_of)
+}
+
+/// A regex that does not build, by its key, with why.
+type TooBig<'a> = std::collections::HashMap<&'a regexes::RegexKey, String>;
+
+/// Builds the views of `member_sets` and the planned regexes of `regexes`,
+/// all on every core, the largest views first so that the regexes fill in
+/// beside them (views need only the regexes' ids and gates). The views come
+/// back in `member_sets` order, the regexes by id, or those that failed.
+fn build_beside<'a>(
+    rules: &[Rule],
+    member_sets: &[Vec<usize>],
+    regexes: &'a RegexTable,
+) -> (Vec<View>, Result<Vec<meta::Regex>, TooBig<'a>>) {
+    enum Job<'a> {
+        View(usize),
+        Regex(&'a regexes::RegexKey),
+    }
+    enum Built {
+        View(View),
+        Regex(Result<meta::Regex, String>),
+    }
+    let mut by_size: Vec<usize> = (0..member_sets.len()).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(member_sets[i].len()));
+    let jobs: Vec<Job> = (by_size.iter().map(|&i| Job::View(i)))
+        .chain(regexes.keys().iter().map(Job::Regex))
+        .collect();
+    let built = crate::parallel::map_in_parallel(&jobs, 1, |job| match job {
+        Job::View(i) => Built::View(View::build(rules, &member_sets[*i], regexes)),
+        Job::Regex(key) => Built::Regex(regexes::build(key)),
+    });
+    let mut views: Vec<Option<View>> = (0..member_sets.len()).map(|_| None).collect();
+    let (mut built_regexes, mut too_big) = (Vec::with_capacity(regexes.len()), TooBig::new());
+    for (job, b) in jobs.iter().zip(built) {
+        match (job, b) {
+            (Job::View(i), Built::View(v)) => views[*i] = Some(v),
+            (Job::Regex(_), Built::Regex(Ok(re))) => built_regexes.push(re),
+            (Job::Regex(key), Built::Regex(Err(reason))) => {
+                too_big.insert(*key, reason);
+            }
+            _ => unreachable!("each job gives its own kind"),
+        }
+    }
+    let views = (views.into_iter())
+        .map(|v| v.expect("every view was built"))
+        .collect();
+    (
+        views,
+        if too_big.is_empty() {
+            Ok(built_regexes)
+        } else {
+            Err(too_big)
+        },
+    )
+}
+
 /// A rule the engine cannot compile, with why.
 fn unsupported(rule: Rule, reason: String) -> Unsupported {
     Unsupported {
@@ -144,87 +221,33 @@ impl Ruleset {
             .collect();
         let (places, accepted): (Vec<usize>, Vec<Rule>) = placed.into_iter().unzip();
 
-        // Views shared by every (kind, os) pair that sees the same rules.
-        let mut member_sets: Vec<Vec<usize>> = Vec::new();
-        let mut by_members: std::collections::HashMap<Vec<usize>, usize> = Default::default();
-        let mut view_of = [[0usize; 2]; 6];
-        for kind in EventKind::ALL {
-            for os in Os::ALL {
-                let members: Vec<usize> = accepted
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| r.scope.admits(kind, os))
-                    .map(|(i, _)| i)
-                    .collect();
-                let idx = *by_members.entry(members.clone()).or_insert_with(|| {
-                    member_sets.push(members);
-                    member_sets.len() - 1
-                });
-                view_of[kind.index()][os.index()] = idx;
-            }
-        }
-        // Views and regexes are independent: built on every core, the
-        // largest views first so that the regexes fill in beside them.
-        enum Job<'a> {
-            View(&'a [usize]),
-            Regex(&'a regexes::RegexKey),
-        }
-        enum Built {
-            View(View),
-            Regex(Result<meta::Regex, String>),
-        }
-        let mut by_size: Vec<usize> = (0..member_sets.len()).collect();
-        by_size.sort_by_key(|&i| std::cmp::Reverse(member_sets[i].len()));
-        let jobs: Vec<Job> = (by_size.iter().map(|&i| Job::View(&member_sets[i])))
-            .chain(regexes.keys().iter().map(Job::Regex))
-            .collect();
-        let built = crate::parallel::map_in_parallel(&jobs, 1, |job| match job {
-            Job::View(members) => Built::View(View::build(&accepted, members, &regexes)),
-            Job::Regex(key) => Built::Regex(regexes::build(key)),
-        });
-        let mut views: Vec<Option<View>> = (0..member_sets.len()).map(|_| None).collect();
-        let mut built_regexes = Vec::with_capacity(regexes.len());
-        let mut too_big: std::collections::HashMap<&regexes::RegexKey, String> = Default::default();
-        let mut built = built.into_iter();
-        for &i in &by_size {
-            if let Some(Built::View(v)) = built.next() {
-                views[i] = Some(v);
-            }
-        }
-        for (key, b) in regexes.keys().iter().zip(built) {
-            match b {
-                Built::Regex(Ok(re)) => built_regexes.push(re),
-                Built::Regex(Err(reason)) => {
-                    too_big.insert(key, reason);
-                }
-                Built::View(_) => unreachable!("views come first"),
-            }
-        }
-        if !too_big.is_empty() {
-            // A regex that parses but does not build (over the size limit):
-            // rare, so its rules are rejected and the rest compiled again.
-            let (mut keep, mut kept_at) = (Vec::new(), Vec::new());
-            for (rule, at) in accepted.into_iter().zip(places) {
-                let first = regexes::rule_regexes(&rule)
-                    .iter()
-                    .find_map(|k| too_big.get(k).cloned());
-                match first {
-                    Some(reason) => rejected.push((at, unsupported(rule, reason))),
-                    None => {
-                        keep.push(rule);
-                        kept_at.push(at);
+        let (member_sets, view_of) = view_members(&accepted);
+        let (mut views, built) = build_beside(&accepted, &member_sets, &regexes);
+        let built_regexes = match built {
+            Ok(built) => built,
+            Err(too_big) => {
+                // A regex that parses but does not build (over the size
+                // limit): rare, so its rules are rejected and the rest
+                // compiled again.
+                let (mut keep, mut kept_at) = (Vec::new(), Vec::new());
+                for (rule, at) in accepted.into_iter().zip(places) {
+                    let first = regexes::rule_regexes(&rule)
+                        .iter()
+                        .find_map(|k| too_big.get(k).cloned());
+                    match first {
+                        Some(reason) => rejected.push((at, unsupported(rule, reason))),
+                        None => {
+                            keep.push(rule);
+                            kept_at.push(at);
+                        }
                     }
                 }
+                let (ruleset, again) = Ruleset::compile_placed(keep);
+                rejected.extend(again.into_iter().map(|(i, u)| (kept_at[i], u)));
+                return (ruleset, rejected);
             }
-            let (ruleset, again) = Ruleset::compile_placed(keep);
-            rejected.extend(again.into_iter().map(|(i, u)| (kept_at[i], u)));
-            return (ruleset, rejected);
-        }
+        };
         regexes.set_built(built_regexes);
-        let mut views: Vec<View> = views
-            .into_iter()
-            .map(|v| v.expect("every view was built"))
-            .collect();
         let mut scans = 0;
         for fs in views.iter_mut().flat_map(|v| v.scans.iter_mut()) {
             fs.id = scans as u32;
