@@ -1,5 +1,5 @@
 //! Support for trawl's benchmarks and its throughput harness: a
-//! deterministic, seeded event corpus ([`corpus`]), so figures compare across
+//! deterministic, seeded event corpus ([`corpus`](mod@corpus)), so figures compare across
 //! machines and runs; the literal-scan floor the matcher is measured against
 //! ([`floor`]); where the optional real corpora live ([`sources`]); and the
 //! timing helpers the harness shares with the benches ([`measure`]).

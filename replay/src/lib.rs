@@ -2,7 +2,7 @@
 //!
 //! The replay driver finds the traces ([`input`]: files or folders; trawl
 //! NDJSON, Windows EVTX and `evtx_dump` JSON, recognised by content), cuts
-//! them into units of work ([`unit`]: small files, EVTX chunks, blocks of
+//! them into units of work ([`unit`](mod@unit): small files, EVTX chunks, blocks of
 //! lines) that reader threads turn into events ([`winlog`] maps Windows
 //! records). Each reader then evaluates the events it has just read with the
 //! same [`Evaluator`] the live sensor's pipeline workers use, so a replay

@@ -7,7 +7,7 @@
 //! with class paths of kilobytes, Office, git…), 200 Linux process starts
 //! (shell pipelines, `curl`, Python, container shims, JVMs, coreutils…), 240
 //! file events (create 120, write 80, delete 40; 70% Windows), and 10 planted
-//! intrusion events ([`attacks`]: the seed pack's DEV-0228 tools and common
+//! intrusion events (`attacks`: the seed pack's DEV-0228 tools and common
 //! SigmaHQ detections), which are the ones meant to raise alerts.
 //!
 //! ```

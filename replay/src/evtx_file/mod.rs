@@ -9,7 +9,7 @@
 //! - **template plans** (the default): each record is one instance of a
 //!   template, and a plan compiled once per template says which of its
 //!   substitution values are `Channel`, `EventID`, … and each `Data`; the
-//!   record is read by looking those up ([`fast`]), without building or
+//!   record is read by looking those up (`fast`), without building or
 //!   rendering its XML. A chunk with anything the plans do not cover goes
 //!   whole to the second way.
 //! - **the crate's renderer**: records rendered by the crate's

@@ -1,4 +1,4 @@
-//! ETW property sets → [`trawl_engine::Event`]s, with the state that takes:
+//! ETW property sets → [`trawl_engine::event::Event`]s, with the state that takes:
 //! the start joiner, the process table, the device map and the account names.
 //!
 //! The Windows glue hands every parsed record to [`Converter::on_record`]

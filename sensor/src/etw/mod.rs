@@ -1,7 +1,7 @@
 //! Windows events from ETW, as trawl events — the platform-free part.
 //!
 //! Everything between a raw ETW property set and the normalized
-//! [`trawl_engine::Event`] lives here and compiles (and is tested) on every
+//! [`trawl_engine::event::Event`] lives here and compiles (and is tested) on every
 //! platform: the property sets ([`props`]), the join of the two process-start
 //! halves ([`join`]), the process table ([`process_table`]), device paths to
 //! drive letters ([`device_map`]), SIDs to account names ([`sid`]), the

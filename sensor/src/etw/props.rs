@@ -2,7 +2,7 @@
 //!
 //! The Windows glue fills these from an `EVENT_RECORD` (through ferrisetw's
 //! parser) and does nothing else; everything after — joining, path mapping,
-//! naming users, building the [`trawl_engine::Event`] — works on these structs
+//! naming users, building the [`trawl_engine::event::Event`] — works on these structs
 //! and is tested on any platform with property sets written down in the tests.
 //! Property names in the docs are the providers' own.
 
