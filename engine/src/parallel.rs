@@ -21,7 +21,7 @@ pub(crate) fn map_in_parallel<T: Sync, R: Send>(
         return items.iter().map(f).collect();
     }
     let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -38,11 +38,19 @@ pub(crate) fn map_in_parallel<T: Sync, R: Send>(
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
+        join_in_item_order(workers)
+    })
+}
+
+/// Joins workers that each return `(item index, result)` pairs, and puts
+/// the results in item order; a worker's panic is resumed here.
+fn join_in_item_order<R>(
+    workers: Vec<std::thread::ScopedJoinHandle<'_, Vec<(usize, R)>>>,
+) -> Vec<R> {
+    let mut done: Vec<(usize, R)> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        .collect();
     done.sort_unstable_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()
 }
@@ -64,6 +72,37 @@ pub(crate) fn map_owned_in_parallel<T: Send, R: Send>(
     })
 }
 
+/// [`map_in_parallel`] over items the calling thread produces while the
+/// others work: `items` is drawn on this thread (a folder walk, say) and each
+/// item handed to a worker as soon as it is drawn, so producing and working
+/// overlap. The results come back in item order.
+pub(crate) fn map_iter_in_parallel<T: Send, R: Send>(
+    items: impl Iterator<Item = T>,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads <= 1 {
+        return items.map(f).collect();
+    }
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<(usize, T)>(256);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let work_rx = work_rx.clone();
+                let f = &f;
+                scope.spawn(move || work_rx.iter().map(|(i, t)| (i, f(t))).collect::<Vec<_>>())
+            })
+            .collect();
+        for item in items.enumerate() {
+            if work_tx.send(item).is_err() {
+                break; // every worker is gone: a panic, resumed below
+            }
+        }
+        drop(work_tx);
+        join_in_item_order(workers)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +117,23 @@ mod tests {
         let lens = map_owned_in_parallel(strings, |s| s.len());
         assert_eq!(lens[9], 1);
         assert_eq!(lens[10], 2);
+    }
+
+    #[test]
+    fn streamed_results_keep_item_order() {
+        // A producer slower than the work, and work of uneven cost.
+        let produced = (0..2000u64).inspect(|i| {
+            if i % 500 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        let out = map_iter_in_parallel(produced, |i| {
+            (0..(i % 7) * 1000).fold(i, |a, b| a.wrapping_mul(31).wrapping_add(b))
+        });
+        let expected: Vec<u64> = (0..2000u64)
+            .map(|i| (0..(i % 7) * 1000).fold(i, |a, b| a.wrapping_mul(31).wrapping_add(b)))
+            .collect();
+        assert_eq!(out, expected);
+        assert!(map_iter_in_parallel(std::iter::empty::<u8>(), |i| i).is_empty());
     }
 }
