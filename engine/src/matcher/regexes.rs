@@ -66,12 +66,12 @@ impl RegexTable {
     /// [`RegexTable::keys`] and [`RegexTable::set_built`]). Keeps the rules
     /// whose regexes all parse; each other rule comes back with the reason of
     /// its first regex that does not (what to change), and nothing of it is
-    /// kept. Ids follow the accepted rules' order, whatever the thread count.
+    /// kept. Rules come back with their place in `rules`. Ids follow the
+    /// accepted rules' order, whatever the thread count.
     ///
     /// Why built apart: building a regex's automata is most of compiling
     /// SigmaHQ's rules when done one at a time (about a quarter); the views
     /// only need the ids and gates, so the builds can run beside them.
-    /// Rules come back with their place in `rules`.
     pub(super) fn plan_for(rules: Vec<Rule>) -> (RegexTable, Placed, Vec<(usize, Rule, String)>) {
         let keys_of: Vec<Vec<RegexKey>> = rules.iter().map(rule_regexes).collect();
         let mut distinct: HashMap<&RegexKey, usize> = HashMap::new();
