@@ -24,8 +24,19 @@ pub(super) fn event(event: &Event, out: &mut Vec<u8>) {
     string(event.os.as_str(), out);
     for (k, v) in event.fields() {
         out.push(b',');
-        string(k.as_str(), out);
-        out.push(b':');
+        match k.known_id() {
+            // A well-known name is plain ASCII: nothing to escape (a test
+            // holds every one to `string`).
+            Some(_) => {
+                out.push(b'"');
+                out.extend_from_slice(k.as_str().as_bytes());
+                out.extend_from_slice(b"\":");
+            }
+            None => {
+                string(k.as_str(), out);
+                out.push(b':');
+            }
+        }
         match v {
             Value::Str(s) => string(s, out),
             other => serde(other, out),
@@ -51,6 +62,14 @@ pub(super) fn string(s: &str, out: &mut Vec<u8>) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
+        // Sixteen plain bytes at a time while sixteen are left.
+        #[cfg(target_arch = "x86_64")]
+        {
+            i = skip_plain_blocks(bytes, i);
+            if i == bytes.len() {
+                break;
+            }
+        }
         // Skip eight plain bytes at a time, then straight to the first
         // byte to escape. The last few bytes are read as a word too, padded
         // with blanks (never escaped): most strings end without one.
@@ -106,6 +125,34 @@ pub(super) fn string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// From `i`, the first byte to escape, read sixteen bytes at a time while
+/// sixteen are left; else where the last, shorter, block starts.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn skip_plain_blocks(bytes: &[u8], mut i: usize) -> usize {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    while i + 16 <= bytes.len() {
+        // SAFETY: SSE2 is part of every x86_64 CPU, and the unaligned load
+        // reads `bytes[i..i + 16]`, in bounds by the loop's condition.
+        let mask = unsafe {
+            let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast());
+            // Below 0x20: the unsigned minimum with 0x1f is the byte itself.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+        };
+        if mask != 0 {
+            return i + mask.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    i
+}
+
 /// The high bit of each of the eight bytes of `w` (read little-endian) that
 /// is `"`, `\` or below 0x20, exact up to the first such byte (the lowest
 /// flag); bytes after it may be flagged falsely. Zero: none is.
@@ -135,13 +182,15 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_as_serde_json_escapes_them() {
-        // Every byte value a string can hold, at every offset within an
-        // eight-byte word, alone and among plain text.
+        // Every byte value a string can hold, at every offset within a
+        // sixteen-byte block and an eight-byte word, alone and among plain
+        // text.
         let mut cases: Vec<String> = (0u32..0x80)
             .chain([0xe9, 0x7ff, 0x800, 0xffff, 0x10000, 0x10ffff])
             .filter_map(char::from_u32)
             .flat_map(|c| {
-                (0..10).map(move |pad| format!("{}{c}{}", "a".repeat(pad), "b".repeat(9 - pad)))
+                // Every place in a 16-byte block and in the shorter tail.
+                (0..40).map(move |pad| format!("{}{c}{}", "a".repeat(pad), "b".repeat(39 - pad)))
             })
             .collect();
         cases.push(String::new());
@@ -164,6 +213,14 @@ mod tests {
         }
         for s in &cases {
             assert_eq!(ours(s), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn well_known_names_need_no_escaping() {
+        // `event` writes them between quotes as they are.
+        for (name, _) in crate::event::KNOWN_FIELDS {
+            assert_eq!(ours(name), format!("\"{name}\""));
         }
     }
 

@@ -370,8 +370,11 @@ fn build_scan(lits: Vec<(String, LitUse)>) -> Option<LiteralScan> {
         });
         uses[p].push(u);
     }
+    // Case-sensitive over folded patterns, the text folded by the scan: an
+    // automaton that folds case itself can only prefilter on a literal's
+    // first byte (often `\` or a blank, every few bytes of a command
+    // line); this one can look for its rarest bytes.
     let ac = AhoCorasick::builder()
-        .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard)
         .build(&patterns)
         .expect("an automaton over literals of bounded total size always builds");

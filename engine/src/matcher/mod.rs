@@ -454,8 +454,10 @@ pub struct Scratch {
     known_slot: Vec<u32>,
     num: NumBuf,
     /// For keywords: every field's text, each followed by a NUL, and where
-    /// each starts.
+    /// each starts; and the same text with ASCII letters in lower case,
+    /// which the keyword automaton searches.
     joined: Vec<u8>,
+    joined_lower: Vec<u8>,
     joined_starts: Vec<u32>,
     /// Text derived from an event (a digest in lower case).
     derived: String,
@@ -488,6 +490,7 @@ impl Scratch {
             known_slot: vec![0; crate::event::KNOWN_FIELDS.len()],
             num: NumBuf::new(),
             joined: Vec::new(),
+            joined_lower: Vec::new(),
             joined_starts: Vec::new(),
             derived: String::new(),
             memos: Vec::new(),
@@ -677,7 +680,13 @@ impl<'a> Eval<'a> {
             joined.push(0);
         }
         self.s.num = num;
-        for m in scan.ac.find_overlapping_iter(&joined[..]) {
+        // The automaton is over ASCII-folded literals and matches bytes as
+        // they are: the text is folded the same way (positions do not move).
+        let mut lower = std::mem::take(&mut self.s.joined_lower);
+        lower.clear();
+        lower.extend_from_slice(&joined);
+        lower.make_ascii_lowercase();
+        for m in scan.ac.find_overlapping_iter(&lower[..]) {
             // The field the hit is in, and the hit within that field's text.
             let field = starts.partition_point(|&s| s as usize <= m.start()) - 1;
             let from = starts[field] as usize;
@@ -688,6 +697,7 @@ impl<'a> Eval<'a> {
             }
         }
         self.s.joined = joined;
+        self.s.joined_lower = lower;
         self.s.joined_starts = starts;
     }
 
@@ -1723,6 +1733,38 @@ mod tests {
             Value::Json(Box::new(serde_json::json!({"k": "inner"}))),
         );
         assert_eq!(rs.matching_ids(&ev), ["pid", "json"]);
+    }
+
+    #[test]
+    fn keywords_ignore_case_and_cased_ones_keep_it() {
+        let any = |v: &str, cased: bool| {
+            Expr::Atom(Atom {
+                target: FieldTarget::AnyField,
+                test: Test::Str {
+                    op: StrOp::Contains,
+                    value: v.into(),
+                    cased,
+                },
+            })
+        };
+        let (rs, _) = Ruleset::compile(vec![
+            rule("lower", proc_win(), any("\\perfc.dat", false)),
+            rule("upper", proc_win(), any("\\PERFC.Dat", false)),
+            rule("accent", proc_win(), any("é.dat", false)),
+            rule("cased", proc_win(), any("Perfc", true)),
+        ]);
+        // Both spellings fold to one pattern; either case of the text hits.
+        let ids = |cmd: &str| rs.matching_ids(&proc("C:\\x.exe", cmd));
+        assert_eq!(ids("c:\\windows\\PerFC.dAT"), ["lower", "upper"]);
+        assert_eq!(ids("C:\\WINDOWS\\PERFC.DAT"), ["lower", "upper"]);
+        // Other letters are found in either case through the literal's
+        // spelled variants, which fold like any pattern.
+        assert_eq!(ids("C:\\É.DAT"), ["accent"]);
+        assert_eq!(ids("C:\\é.dAt"), ["accent"]);
+        assert_eq!(ids("C:\\e.dat"), Vec::<&str>::new());
+        // A cased keyword is checked against the text as written.
+        assert_eq!(ids("\\Perfc.dat"), ["lower", "upper", "cased"]);
+        assert_eq!(ids("\\pERFC"), Vec::<&str>::new());
     }
 
     #[test]

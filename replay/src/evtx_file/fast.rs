@@ -172,12 +172,12 @@ fn instance<'a>(
     let descriptors = c.take(n.checked_mul(4).ok_or(fail)?).ok_or(fail)?;
     let descriptors = descriptors.as_chunks::<4>().0;
     values.clear();
-    if !descriptors.iter().all(|d| is_known_type(d[2])) {
-        return Err("a value of an unknown type");
-    }
     values.reserve(descriptors.len());
     let mut rest = c.rest();
     for d in descriptors {
+        if !is_known_type(d[2]) {
+            return Err("a value of an unknown type");
+        }
         let size = usize::from(u16::from_le_bytes([d[0], d[1]]));
         let (bytes, after) = rest.split_at_checked(size).ok_or(fail)?;
         rest = after;

@@ -65,6 +65,7 @@ pub(super) fn is_known_type(t: u8) -> bool {
 /// declared size shifts every value after it; sized arrays must be whole
 /// elements; ANSI text must decode. A record with any other value goes to
 /// the crate, which reads, or reports, it as it does.
+#[inline]
 pub(super) fn reads_alone(t: u8, b: &[u8]) -> bool {
     let whole = |n: usize| b.len().is_multiple_of(n);
     match t {
