@@ -11,6 +11,7 @@ use super::needle_set::NeedleSet;
 use super::regexes::{regex_flags, RegexTable};
 use super::text::{compile_glob, literal_variants, Glob};
 use super::trie::AnchoredTrie;
+use super::typical;
 use crate::event::FieldKey;
 use crate::ioc::IocSet;
 use crate::rule::{Atom, Expr, FieldTarget, GlobToken, Rule, RuleBody, StrOp, Test};
@@ -287,8 +288,10 @@ impl ViewBuilder<'_> {
 
 /// How often a literal atom is expected to wake its rules, relative to the
 /// others: short literals (` -`, `.exe`, `\\`) are in nearly every command
-/// line, long ones are rare, and a placed test (prefix, suffix, equals) holds
-/// less often than `contains`. Only ever compared with other costs.
+/// line, long ones are rare, a long one found in typical values of its
+/// field (`\Windows\` in `Image`, see [`typical`]) is not, and a placed
+/// test (prefix, suffix, equals) holds less often than `contains`. Only ever
+/// compared with other costs.
 fn gate_cost(atom: &CAtom) -> f64 {
     let Test::Str { op, value, .. } = &atom.test else {
         return f64::INFINITY;
@@ -304,7 +307,11 @@ fn gate_cost(atom: &CAtom) -> f64 {
         FieldTarget::AnyField => 8.0,
         _ => 1.0,
     };
-    placed * fields * 2f64.powf(-len)
+    let typical = match &atom.target {
+        FieldTarget::Field(key) => typical::share(key, *op, value),
+        _ => 0.0,
+    };
+    placed * fields * (2f64.powf(-len) + typical)
 }
 
 /// A set of literal atoms at least one of which holds whenever a condition

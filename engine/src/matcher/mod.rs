@@ -62,6 +62,7 @@ mod needle_set;
 mod regexes;
 mod text;
 mod trie;
+mod typical;
 
 use compile::{AtomKind, CBody, FieldScan, LitUse, LiteralScan, Node, View};
 use needle::{LoweredFields, Needle};
@@ -1338,6 +1339,40 @@ mod tests {
         let stats = rs.view_stats(EventKind::ProcessStart, Os::Windows);
         assert_eq!(stats.literals, 4, "each rule wakes on its own literal");
         assert_eq!(rs.matching_ids(&proc("C:\\x.exe", "x -BBBBB")), ["b"]);
+    }
+
+    #[test]
+    fn a_long_literal_in_most_events_does_not_wake_a_rule() {
+        // SigmaHQ's path traversal rule: by length alone `\Windows\` (nine
+        // characters) passes for rarer than `\..\..\` (seven), yet it is in
+        // most images.
+        let image = Expr::Atom(Atom::field(
+            fields::IMAGE,
+            s(StrOp::Contains, "\\Windows\\"),
+        ));
+        let cl = Expr::Atom(Atom::field(
+            fields::COMMAND_LINE,
+            s(StrOp::Contains, "\\..\\..\\"),
+        ));
+        let (rs, _) = Ruleset::compile(vec![rule(
+            "traversal",
+            proc_win(),
+            Expr::And(vec![image, cl]),
+        )]);
+        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        let waking: Vec<&str> = (v.atoms.iter().zip(&v.atom_rules))
+            .filter(|(_, rules)| !rules.is_empty())
+            .filter_map(|(a, _)| match &a.test {
+                Test::Str { value, .. } => Some(value.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(waking, ["\\..\\..\\"]);
+        assert_eq!(
+            rs.matching_ids(&proc("C:\\Windows\\x.exe", "x ..\\..\\..\\y")),
+            ["traversal"]
+        );
+        assert!(rs.matching_ids(&proc("C:\\Windows\\x.exe", "x")).is_empty());
     }
 
     #[test]
