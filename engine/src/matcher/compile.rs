@@ -256,26 +256,31 @@ impl ViewBuilder<'_> {
                 let Test::Glob { tokens, cased } = test else {
                     return node;
                 };
-                // Gate a glob on its longest literal piece, so it only costs
-                // work when that piece is in the text.
-                let longest = tokens
-                    .iter()
-                    .filter_map(|t| match t {
-                        GlobToken::Lit(s) => Some(s),
+                // Gate a glob on its rarest literal piece, so it only costs
+                // work when that piece is in the text: the first piece is a
+                // prefix of any text the glob matches, the last a suffix
+                // (`7z*.exe`: `7z` at the start, rarer than `.exe`).
+                let last = tokens.len().saturating_sub(1);
+                let gate = (tokens.iter().enumerate())
+                    .filter_map(|(i, t)| match t {
+                        GlobToken::Lit(s) if !s.is_empty() => Some((i, s)),
                         _ => None,
                     })
-                    .max_by_key(|s| s.chars().count());
-                let Some(lit) = longest.filter(|s| !s.is_empty()) else {
+                    .map(|(i, lit)| Test::Str {
+                        op: match i {
+                            _ if last == 0 => StrOp::Contains,
+                            0 => StrOp::Prefix,
+                            i if i == last => StrOp::Suffix,
+                            _ => StrOp::Contains,
+                        },
+                        value: lit.clone(),
+                        cased: *cased,
+                    })
+                    .filter(is_literal)
+                    .min_by(|a, b| test_cost(target, a).total_cmp(&test_cost(target, b)));
+                let Some(gate) = gate else {
                     return node;
                 };
-                let gate = Test::Str {
-                    op: StrOp::Contains,
-                    value: lit.clone(),
-                    cased: *cased,
-                };
-                if !is_literal(&gate) {
-                    return node;
-                }
                 Node::And(vec![Node::Gate(self.intern(target, &gate)), node])
             }
             Expr::And(v) => Node::And(v.iter().map(|e| self.lower(e)).collect()),
@@ -293,7 +298,12 @@ impl ViewBuilder<'_> {
 /// test (prefix, suffix, equals) holds less often than `contains`. Only ever
 /// compared with other costs.
 fn gate_cost(atom: &CAtom) -> f64 {
-    let Test::Str { op, value, .. } = &atom.test else {
+    test_cost(&atom.target, &atom.test)
+}
+
+/// [`gate_cost`] of a test on `target`.
+fn test_cost(target: &FieldTarget, test: &Test) -> f64 {
+    let Test::Str { op, value, .. } = test else {
         return f64::INFINITY;
     };
     let len = value.chars().count().clamp(1, 24) as f64;
@@ -303,11 +313,11 @@ fn gate_cost(atom: &CAtom) -> f64 {
         StrOp::Contains | StrOp::Term => 1.0,
     };
     // Keyword literals are looked for in every field of an event.
-    let fields = match atom.target {
+    let fields = match target {
         FieldTarget::AnyField => 8.0,
         _ => 1.0,
     };
-    let typical = match &atom.target {
+    let typical = match target {
         FieldTarget::Field(key) => typical::share(key, *op, value),
         _ => 0.0,
     };

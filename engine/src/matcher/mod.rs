@@ -1701,6 +1701,42 @@ mod tests {
     }
 
     #[test]
+    fn a_glob_is_gated_on_its_rarest_piece_at_its_place() {
+        // `.exe` is the longer piece, but in every original file name.
+        let glob = Test::Glob {
+            tokens: vec![
+                GlobToken::Lit("7z".into()),
+                GlobToken::Star,
+                GlobToken::Lit(".exe".into()),
+            ],
+            cased: false,
+        };
+        let (rs, _) = Ruleset::compile(vec![rule(
+            "7z",
+            proc_win(),
+            Expr::Atom(Atom::field(fields::ORIGINAL_FILE_NAME, glob)),
+        )]);
+        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        let waking: Vec<(StrOp, &str)> = (v.atoms.iter().zip(&v.atom_rules))
+            .filter(|(_, rules)| !rules.is_empty())
+            .filter_map(|(a, _)| match &a.test {
+                Test::Str { op, value, .. } => Some((*op, value.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(waking, [(StrOp::Prefix, "7z")]);
+        let ofn = |name: &str| {
+            let mut ev = proc("C:\\x.exe", "");
+            ev.set(fields::ORIGINAL_FILE_NAME, name.into());
+            rs.matching_ids(&ev)
+        };
+        assert_eq!(ofn("7z.exe"), ["7z"]);
+        assert_eq!(ofn("7ZIP.EXE"), ["7z"]);
+        assert!(ofn("a7z.exe").is_empty());
+        assert!(ofn("7z.dll").is_empty());
+    }
+
+    #[test]
     fn glob_gates_agree_with_globs_and_stay_out_of_matches() {
         let glob = |tokens: Vec<GlobToken>| Test::Glob {
             tokens,
