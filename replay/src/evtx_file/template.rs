@@ -202,7 +202,7 @@ fn compile_noting(
                 let n = c.u16().ok_or("truncated text")? as usize;
                 let units = c.take(n * 2).ok_or("truncated text")?;
                 let mut text = String::new();
-                super::values::push_utf16(super::values::until_nul(units), &mut text);
+                super::values::push_utf16_until_nul(units, &mut text);
                 push_piece(&mut stack, in_attr, Piece::Text(text))?;
             }
             0x06 | 0x46 => {
@@ -257,7 +257,7 @@ fn name_ref(
         c.skip(8 + n * 2 + 2).ok_or("truncated inline name")?;
     }
     let mut name = String::new();
-    super::values::push_utf16(super::values::until_nul(units), &mut name);
+    super::values::push_utf16_until_nul(units, &mut name);
     Ok(name)
 }
 

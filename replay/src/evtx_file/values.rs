@@ -122,7 +122,7 @@ pub(super) fn render(t: u8, b: &[u8], buf: &mut String) -> Option<Val> {
             if !b.len().is_multiple_of(2) {
                 return None;
             }
-            push_utf16(until_nul(b), buf);
+            push_utf16_until_nul(b, buf);
             Val::Text
         }
         ty::INT8 => Val::Int(i64::from(int(1)?[0] as i8)),
@@ -267,13 +267,112 @@ pub(super) fn until_nul(units: &[u8]) -> &[u8] {
     &units[..end]
 }
 
-/// Appends UTF-16LE text to `out`, unpaired surrogates as U+FFFD. Most
-/// text in event logs is ASCII: sixteen code units at a time are narrowed
-/// while all of them are ASCII ([`push_ascii_blocks`]); the rest of the
-/// ASCII run is found four units at a time and copied a block at a time.
-pub(super) fn push_utf16(units: &[u8], out: &mut String) {
+/// [`push_utf16`] of [`until_nul`]`(units)`: most values are ASCII up to
+/// their NUL, and that is found in the same pass that narrows them
+/// ([`push_ascii_until_nul`]); text after a non-ASCII unit goes the general
+/// way.
+pub(super) fn push_utf16_until_nul(units: &[u8], out: &mut String) {
+    let (taken, ended) = push_ascii_until_nul(units, out);
+    if !ended {
+        push_utf16(until_nul(&units[taken..]), out);
+    }
+}
+
+/// Appends the ASCII text at the start of the UTF-16LE `units`, sixteen
+/// units at a time with SSE2, up to the first NUL unit or the first
+/// non-ASCII one, whichever comes first; the last, shorter block is read
+/// padded with NULs. Returns how many bytes of `units` it took, and whether
+/// it reached a NUL or the end (then nothing is left to append).
+#[cfg(target_arch = "x86_64")]
+fn push_ascii_until_nul(units: &[u8], out: &mut String) -> (usize, bool) {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_packs_epi16, _mm_packus_epi16, _mm_set1_epi16, _mm_setzero_si128, _mm_storeu_si128,
+    };
+    /// How many units of the 32-byte `block` come before its first NUL
+    /// (16 when none), and whether all of those are ASCII; when they are,
+    /// they are appended.
+    ///
+    /// SAFETY: `bytes` must have room for 16 more bytes.
+    unsafe fn narrow(block: &[u8; 32], bytes: &mut Vec<u8>) -> (u32, bool) {
+        // SAFETY: the loads read the 32 bytes of `block`; the store writes
+        // 16 bytes within the room the caller made, and the length then
+        // covers the units before the NUL, all ASCII.
+        unsafe {
+            let lo = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+            let hi = _mm_loadu_si128(block.as_ptr().add(16).cast::<__m128i>());
+            let zero = _mm_setzero_si128();
+            // One bit per unit: the unit is NUL; the unit is ASCII (its
+            // high byte and its low byte's top bit are zero).
+            let units_where = |a: __m128i, b: __m128i| {
+                _mm_movemask_epi8(_mm_packs_epi16(
+                    _mm_cmpeq_epi16(a, zero),
+                    _mm_cmpeq_epi16(b, zero),
+                )) as u32
+            };
+            let nul = units_where(lo, hi);
+            let mask = _mm_set1_epi16(0xff80u16 as i16);
+            let ascii = units_where(_mm_and_si128(lo, mask), _mm_and_si128(hi, mask));
+            let n = (nul | 1 << 16).trailing_zeros();
+            let before = (1u32 << n) - 1;
+            if ascii & before != before {
+                return (n, false);
+            }
+            // Units below 0x80 narrow to their low byte exactly; the bytes
+            // after the NUL are written but not counted.
+            let len = bytes.len();
+            _mm_storeu_si128(
+                bytes.as_mut_ptr().add(len).cast::<__m128i>(),
+                _mm_packus_epi16(lo, hi),
+            );
+            bytes.set_len(len + n as usize);
+            (n, true)
+        }
+    }
+    // SAFETY: only bytes below 0x80 are appended, so `out` stays UTF-8.
+    let bytes = unsafe { out.as_mut_vec() };
     let units = &units[..units.len() & !1];
-    let units = &units[push_ascii_blocks(units, out)..];
+    let (blocks, last) = units.as_chunks::<32>();
+    // Room for every block, the last one's padding included.
+    bytes.reserve(16 * (blocks.len() + 1));
+    let mut taken = 0;
+    for block in blocks {
+        // SAFETY: each block appends at most 16 of the bytes reserved.
+        match unsafe { narrow(block, bytes) } {
+            (16, true) => taken += 32,
+            (_, true) => return (taken, true),
+            (_, false) => return (taken, false),
+        }
+    }
+    if last.is_empty() {
+        return (taken, true);
+    }
+    let mut padded = [0u8; 32];
+    padded[..last.len()].copy_from_slice(last);
+    // SAFETY: as above; the padding reads as a NUL, which ends the text.
+    match unsafe { narrow(&padded, bytes) } {
+        (_, true) => (units.len(), true),
+        (_, false) => (taken, false),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn push_ascii_until_nul(_units: &[u8], _out: &mut String) -> (usize, bool) {
+    (0, false)
+}
+
+/// Appends UTF-16LE text that holds no NUL unit (cut at its first, see
+/// [`until_nul`]) to `out`, unpaired surrogates as U+FFFD. Most text in
+/// event logs is ASCII: sixteen code units at a time are narrowed while all
+/// of them are ASCII ([`push_ascii_until_nul`]); the rest of the ASCII run
+/// is found four units at a time and copied a block at a time.
+fn push_utf16(units: &[u8], out: &mut String) {
+    let units = &units[..units.len() & !1];
+    let (taken, ended) = push_ascii_until_nul(units, out);
+    if ended {
+        return;
+    }
+    let units = &units[taken..];
     // The high byte of each unit zero, and the low byte's top bit.
     const NOT_ASCII: u64 = 0xff80_ff80_ff80_ff80;
     let words = units.as_chunks::<8>().0;
@@ -301,73 +400,6 @@ pub(super) fn push_utf16(units: &[u8], out: &mut String) {
         .chunks_exact(2)
         .map(|u| u16::from_le_bytes([u[0], u[1]]));
     out.extend(char::decode_utf16(rest).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)));
-}
-
-/// Appends the ASCII text at the start of the UTF-16LE `units` (of an even
-/// length), sixteen units at a time while all sixteen are ASCII, with SSE2
-/// (every x86-64 has it); the last, shorter block is read padded with NULs
-/// (ASCII, and not appended). Returns how many bytes of `units` it took.
-#[cfg(target_arch = "x86_64")]
-fn push_ascii_blocks(units: &[u8], out: &mut String) -> usize {
-    use std::arch::x86_64::{
-        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
-        _mm_packus_epi16, _mm_set1_epi16, _mm_setzero_si128, _mm_storeu_si128,
-    };
-    /// Appends the first `n` units of the 32-byte `block` when all its
-    /// units are ASCII; `false` (nothing appended) when not.
-    ///
-    /// SAFETY: `bytes` must have room for 16 more bytes.
-    unsafe fn narrow(block: &[u8; 32], n: usize, bytes: &mut Vec<u8>) -> bool {
-        // SAFETY: the loads read the 32 bytes of `block`; the store writes
-        // 16 bytes within the room the caller made, and the length then
-        // covers the `n` (at most 16) of them that are text.
-        unsafe {
-            let lo = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-            let hi = _mm_loadu_si128(block.as_ptr().add(16).cast::<__m128i>());
-            // A unit is ASCII when its high byte and its low byte's top bit
-            // are zero.
-            let mask = _mm_set1_epi16(0xff80u16 as i16);
-            let not_ascii = _mm_and_si128(_mm_or_si128(lo, hi), mask);
-            if _mm_movemask_epi8(_mm_cmpeq_epi8(not_ascii, _mm_setzero_si128())) != 0xffff {
-                return false;
-            }
-            // Units below 0x80 narrow to their low byte exactly.
-            let len = bytes.len();
-            _mm_storeu_si128(
-                bytes.as_mut_ptr().add(len).cast::<__m128i>(),
-                _mm_packus_epi16(lo, hi),
-            );
-            bytes.set_len(len + n);
-        }
-        true
-    }
-    // SAFETY: only bytes below 0x80 are appended, so `out` stays UTF-8.
-    let bytes = unsafe { out.as_mut_vec() };
-    let (blocks, last) = units.as_chunks::<32>();
-    // Room for every block, the last one's padding included.
-    bytes.reserve(16 * (blocks.len() + 1));
-    let mut taken = 0;
-    for block in blocks {
-        // SAFETY: each block appends at most 16 of the bytes reserved.
-        if !unsafe { narrow(block, 16, bytes) } {
-            return taken;
-        }
-        taken += 32;
-    }
-    if !last.is_empty() {
-        let mut padded = [0u8; 32];
-        padded[..last.len()].copy_from_slice(last);
-        // SAFETY: as above; the padding's NULs are not appended.
-        if unsafe { narrow(&padded, last.len() / 2, bytes) } {
-            taken += last.len();
-        }
-    }
-    taken
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn push_ascii_blocks(_units: &[u8], _out: &mut String) -> usize {
-    0
 }
 
 /// Appends `v` in lowercase hex without leading zeros.
@@ -418,6 +450,42 @@ mod tests {
         let mut buf = String::new();
         assert_eq!(render(t, b, &mut buf), Some(Val::Text));
         buf
+    }
+
+    #[test]
+    fn text_up_to_its_nul_is_the_general_way_s_in_one_pass() {
+        // Units of every kind at every place of the 16-unit blocks and of
+        // the shorter last one: ASCII, NUL, non-ASCII, a lone surrogate, a
+        // unit whose low byte alone is ASCII; and an odd last byte.
+        let kinds: [[u8; 2]; 6] = [
+            [b'a', 0],
+            [b'Z', 0],
+            [0, 0],
+            [0xe9, 0],
+            [0x00, 0xd8],
+            [b'a', 0x01],
+        ];
+        let mut seed = 11u32;
+        for len in 0..80 {
+            for _ in 0..40 {
+                let mut units: Vec<u8> = (0..len)
+                    .flat_map(|_| {
+                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        // Mostly ASCII, as in event logs.
+                        let k = (seed >> 24) as usize % 24;
+                        kinds[if k < 6 { k } else { 0 }]
+                    })
+                    .collect();
+                if seed & 1 == 1 {
+                    units.push(b'q');
+                }
+                let mut want = String::from("kept ");
+                push_utf16(until_nul(&units), &mut want);
+                let mut got = String::from("kept ");
+                push_utf16_until_nul(&units, &mut got);
+                assert_eq!(got, want, "{units:?}");
+            }
+        }
     }
 
     #[test]
