@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::event::{Event, FieldKey, Value};
+use crate::event::{fields, Event, FieldKey, Value};
 
 /// Which hash function an indicator is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -340,6 +340,11 @@ impl IocSet {
     pub fn hits<'a>(&'a self, event: &Event, mut f: impl FnMut(&'a IocEntry, &FieldKey)) {
         for (key, value) in event.fields() {
             let Value::Str(text) = value else { continue };
+            // Of the well-known names only `Hashes` holds digests: the
+            // others are skipped without a look at their names.
+            if key.known_id().is_some() && *key != fields::HASHES {
+                continue;
+            }
             let name = key.as_str();
             if name == "Hashes" || name == "Hash" {
                 for_each_hash_item(text, |label, hex| {
@@ -514,6 +519,15 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_well_known_name_but_hashes_names_a_digest() {
+        // `hits` skips every other well-known field unread.
+        for (name, _) in crate::event::KNOWN_FIELDS {
+            let digest = *name == "Hash" || HashAlgo::from_label(name).is_some();
+            assert!(!digest, "{name}");
+        }
+    }
 
     #[test]
     fn plain_items_are_told_from_any_byte_at_any_place_in_a_word() {
