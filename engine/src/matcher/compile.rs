@@ -277,7 +277,9 @@ impl ViewBuilder<'_> {
                         cased: *cased,
                     })
                     .filter(is_literal)
-                    .min_by(|a, b| test_cost(target, a).total_cmp(&test_cost(target, b)));
+                    .map(|t| (test_cost(target, &t), t))
+                    .min_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, t)| t);
                 let Some(gate) = gate else {
                     return node;
                 };

@@ -1342,6 +1342,40 @@ mod tests {
     }
 
     #[test]
+    fn a_letter_whose_case_form_is_ascii_matches_alike_whatever_wakes_its_rule() {
+        // The Kelvin sign's lower case is `k`, dotless ı's upper case `I`.
+        // Alone, the literal wakes its rule (a scan); beside a rarer one it
+        // is tested directly. Both must say the same of every text.
+        let cl = |v: &str| Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)));
+        let image = Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, "\\zq.exe")));
+        for (lit, fire, quiet) in [
+            ("\u{212a}ill", ["kill", "\u{212a}ill"], ["Kill", "KILL"]),
+            ("k\u{131}ll", ["kIll", "k\u{131}ll"], ["kill", "KiLL"]),
+        ] {
+            let (rs, _) = Ruleset::compile(vec![
+                rule("alone", proc_win(), cl(lit)),
+                rule(
+                    "beside",
+                    proc_win(),
+                    Expr::And(vec![image.clone(), cl(lit)]),
+                ),
+            ]);
+            for text in fire {
+                assert_eq!(
+                    rs.matching_ids(&proc("C:\\zq.exe", text)),
+                    ["alone", "beside"]
+                );
+            }
+            for text in quiet {
+                assert!(
+                    rs.matching_ids(&proc("C:\\zq.exe", text)).is_empty(),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_long_literal_in_most_events_does_not_wake_a_rule() {
         // SigmaHQ's path traversal rule: by length alone `\Windows\` (nine
         // characters) passes for rarer than `\..\..\` (seven), yet it is in

@@ -43,7 +43,11 @@ pub(crate) const MAX_CASE_VARIANTS: usize = 16;
 /// and for each cased non-ASCII letter (Cyrillic look-alikes, accented
 /// letters) also its one-character lower- and upper-case forms, as
 /// [`fold_eq`] allows. `None` when that would be more than
-/// [`MAX_CASE_VARIANTS`] spellings: such a literal is tested directly.
+/// [`MAX_CASE_VARIANTS`] spellings, or when a letter's form is ASCII (the
+/// Kelvin sign's `k`, `ſ`'s `S`, `ı`'s `I`): an automaton would fold that
+/// form's ASCII case too, which [`fold_eq`] does not. Such a literal is
+/// tested directly, so its verdict is the same whichever literals wake its
+/// rule.
 pub(crate) fn literal_variants(value: &str) -> Option<Vec<String>> {
     // Nearly every literal: one spelling, without a look at each character.
     if value.is_ascii() {
@@ -57,6 +61,9 @@ pub(crate) fn literal_variants(value: &str) -> Option<Vec<String>> {
                 .into_iter()
                 .flatten()
             {
+                if f.is_ascii() {
+                    return None;
+                }
                 if !forms.contains(&f) {
                     forms.push(f);
                 }
