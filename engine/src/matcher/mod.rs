@@ -1343,34 +1343,45 @@ mod tests {
 
     #[test]
     fn a_letter_whose_case_form_is_ascii_matches_alike_whatever_wakes_its_rule() {
-        // The Kelvin sign's lower case is `k`, dotless ı's upper case `I`.
-        // Alone, the literal wakes its rule (a scan); beside a rarer one it
-        // is tested directly. Both must say the same of every text.
+        // The Kelvin sign's lower case is `k`, dotless ı's upper case `I`,
+        // ſ's `S`. Alone, the literal wakes its rule (a scan); beside a
+        // rarer one it is tested directly. Both must say the same of every
+        // text, and the form's ASCII case is ignored on both.
         let cl = |v: &str| Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)));
         let image = Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, "\\zq.exe")));
         for (lit, fire, quiet) in [
-            ("\u{212a}ill", ["kill", "\u{212a}ill"], ["Kill", "KILL"]),
-            ("k\u{131}ll", ["kIll", "k\u{131}ll"], ["kill", "KiLL"]),
+            (
+                "\u{212a}ill",
+                ["kill", "Kill", "\u{212a}ILL"],
+                ["xill", "\u{212b}ill"],
+            ),
+            (
+                "k\u{131}ll",
+                ["kIll", "KiLL", "k\u{131}ll"],
+                ["kjll", "k\u{130}ll"],
+            ),
+            (
+                "sy\u{17f}tem32",
+                ["SYSTEM32", "system32", "sy\u{17f}tem32"],
+                ["syztem32", "sy\u{15b}tem32"],
+            ),
         ] {
-            let (rs, _) = Ruleset::compile(vec![
-                rule("alone", proc_win(), cl(lit)),
-                rule(
-                    "beside",
-                    proc_win(),
-                    Expr::And(vec![image.clone(), cl(lit)]),
-                ),
-            ]);
+            // Compiled apart: in one set they would share the scanned atom.
+            let (alone, _) = Ruleset::compile(vec![rule("alone", proc_win(), cl(lit))]);
+            let (beside, _) = Ruleset::compile(vec![rule(
+                "beside",
+                proc_win(),
+                Expr::And(vec![image.clone(), cl(lit)]),
+            )]);
             for text in fire {
-                assert_eq!(
-                    rs.matching_ids(&proc("C:\\zq.exe", text)),
-                    ["alone", "beside"]
-                );
+                let ev = proc("C:\\zq.exe", text);
+                assert_eq!(alone.matching_ids(&ev), ["alone"], "{text}");
+                assert_eq!(beside.matching_ids(&ev), ["beside"], "{text}");
             }
             for text in quiet {
-                assert!(
-                    rs.matching_ids(&proc("C:\\zq.exe", text)).is_empty(),
-                    "{text}"
-                );
+                let ev = proc("C:\\zq.exe", text);
+                assert!(alone.matching_ids(&ev).is_empty(), "{text}");
+                assert!(beside.matching_ids(&ev).is_empty(), "{text}");
             }
         }
     }

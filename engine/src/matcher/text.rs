@@ -8,7 +8,9 @@
 //!
 //! a literal character `c` matches a text character `t` when `t == c`, when
 //! both are ASCII and equal ignoring ASCII case, or when `c` is not ASCII and
-//! `t` is its one-character lower- or upper-case form.
+//! `t` is its one-character lower- or upper-case form, that form's ASCII
+//! case ignored when it is ASCII (the Kelvin sign `K` matches `k` and `K`,
+//! as an automaton holding the spelling with `k` finds both).
 //!
 //! Nothing here allocates per call.
 
@@ -26,7 +28,10 @@ pub(crate) fn fold_eq(lit: char, text: char, cased: bool) -> bool {
     if lit.is_ascii() {
         return text.is_ascii() && lit.eq_ignore_ascii_case(&text);
     }
-    single(lit.to_lowercase()) == Some(text) || single(lit.to_uppercase()) == Some(text)
+    [single(lit.to_lowercase()), single(lit.to_uppercase())]
+        .into_iter()
+        .flatten()
+        .any(|form| form == text || (form.is_ascii() && form.eq_ignore_ascii_case(&text)))
 }
 
 /// The character an iterator yields, if it yields exactly one.
@@ -43,11 +48,7 @@ pub(crate) const MAX_CASE_VARIANTS: usize = 16;
 /// and for each cased non-ASCII letter (Cyrillic look-alikes, accented
 /// letters) also its one-character lower- and upper-case forms, as
 /// [`fold_eq`] allows. `None` when that would be more than
-/// [`MAX_CASE_VARIANTS`] spellings, or when a letter's form is ASCII (the
-/// Kelvin sign's `k`, `ſ`'s `S`, `ı`'s `I`): an automaton would fold that
-/// form's ASCII case too, which [`fold_eq`] does not. Such a literal is
-/// tested directly, so its verdict is the same whichever literals wake its
-/// rule.
+/// [`MAX_CASE_VARIANTS`] spellings: such a literal is tested directly.
 pub(crate) fn literal_variants(value: &str) -> Option<Vec<String>> {
     // Nearly every literal: one spelling, without a look at each character.
     if value.is_ascii() {
@@ -61,9 +62,6 @@ pub(crate) fn literal_variants(value: &str) -> Option<Vec<String>> {
                 .into_iter()
                 .flatten()
             {
-                if f.is_ascii() {
-                    return None;
-                }
                 if !forms.contains(&f) {
                     forms.push(f);
                 }
