@@ -1341,6 +1341,18 @@ mod tests {
         assert_eq!(rs.matching_ids(&proc("C:\\x.exe", "x -BBBBB")), ["b"]);
     }
 
+    /// The literals that wake rules in the Windows process-start view.
+    fn waking(rs: &Ruleset) -> Vec<(StrOp, &str)> {
+        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        (v.atoms.iter().zip(&v.atom_rules))
+            .filter(|(_, rules)| !rules.is_empty())
+            .filter_map(|(a, _)| match &a.test {
+                Test::Str { op, value, .. } => Some((*op, value.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_letter_whose_case_form_is_ascii_matches_alike_whatever_wakes_its_rule() {
         // The Kelvin sign's lower case is `k`, dotless ı's upper case `I`,
@@ -1404,15 +1416,7 @@ mod tests {
             proc_win(),
             Expr::And(vec![image, cl]),
         )]);
-        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
-        let waking: Vec<&str> = (v.atoms.iter().zip(&v.atom_rules))
-            .filter(|(_, rules)| !rules.is_empty())
-            .filter_map(|(a, _)| match &a.test {
-                Test::Str { value, .. } => Some(value.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(waking, ["\\..\\..\\"]);
+        assert_eq!(waking(&rs), [(StrOp::Contains, "\\..\\..\\")]);
         assert_eq!(
             rs.matching_ids(&proc("C:\\Windows\\x.exe", "x ..\\..\\..\\y")),
             ["traversal"]
@@ -1761,15 +1765,7 @@ mod tests {
             proc_win(),
             Expr::Atom(Atom::field(fields::ORIGINAL_FILE_NAME, glob)),
         )]);
-        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
-        let waking: Vec<(StrOp, &str)> = (v.atoms.iter().zip(&v.atom_rules))
-            .filter(|(_, rules)| !rules.is_empty())
-            .filter_map(|(a, _)| match &a.test {
-                Test::Str { op, value, .. } => Some((*op, value.as_str())),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(waking, [(StrOp::Prefix, "7z")]);
+        assert_eq!(waking(&rs), [(StrOp::Prefix, "7z")]);
         let ofn = |name: &str| {
             let mut ev = proc("C:\\x.exe", "");
             ev.set(fields::ORIGINAL_FILE_NAME, name.into());
