@@ -1106,6 +1106,14 @@ mod tests {
         }
     }
 
+    /// A case-insensitive glob of these tokens.
+    fn glob(tokens: Vec<GlobToken>) -> Test {
+        Test::Glob {
+            tokens,
+            cased: false,
+        }
+    }
+
     fn s(op: StrOp, v: &str) -> Test {
         Test::Str {
             op,
@@ -1550,21 +1558,20 @@ mod tests {
 
     #[test]
     fn globs_are_gated_and_exact() {
-        let glob = Test::Glob {
-            tokens: vec![
-                GlobToken::Star,
-                GlobToken::Lit("\\temp\\".into()),
-                GlobToken::Star,
-                GlobToken::Lit(".p".into()),
-                GlobToken::Question,
-                GlobToken::Lit("1".into()),
-            ],
-            cased: false,
-        };
         let (rs, _) = Ruleset::compile(vec![rule(
             "glob",
             proc_win(),
-            Expr::Atom(Atom::field(fields::IMAGE, glob)),
+            Expr::Atom(Atom::field(
+                fields::IMAGE,
+                glob(vec![
+                    GlobToken::Star,
+                    GlobToken::Lit("\\temp\\".into()),
+                    GlobToken::Star,
+                    GlobToken::Lit(".p".into()),
+                    GlobToken::Question,
+                    GlobToken::Lit("1".into()),
+                ]),
+            )),
         )]);
         assert_eq!(
             rs.view_stats(EventKind::ProcessStart, Os::Windows)
@@ -1752,18 +1759,17 @@ mod tests {
     #[test]
     fn a_glob_is_gated_on_its_rarest_piece_at_its_place() {
         // `.exe` is the longer piece, but in every original file name.
-        let glob = Test::Glob {
-            tokens: vec![
-                GlobToken::Lit("7z".into()),
-                GlobToken::Star,
-                GlobToken::Lit(".exe".into()),
-            ],
-            cased: false,
-        };
         let (rs, _) = Ruleset::compile(vec![rule(
             "7z",
             proc_win(),
-            Expr::Atom(Atom::field(fields::ORIGINAL_FILE_NAME, glob)),
+            Expr::Atom(Atom::field(
+                fields::ORIGINAL_FILE_NAME,
+                glob(vec![
+                    GlobToken::Lit("7z".into()),
+                    GlobToken::Star,
+                    GlobToken::Lit(".exe".into()),
+                ]),
+            )),
         )]);
         assert_eq!(waking(&rs), [(StrOp::Prefix, "7z")]);
         let ofn = |name: &str| {
@@ -1779,10 +1785,6 @@ mod tests {
 
     #[test]
     fn glob_gates_agree_with_globs_and_stay_out_of_matches() {
-        let glob = |tokens: Vec<GlobToken>| Test::Glob {
-            tokens,
-            cased: false,
-        };
         let g = glob(vec![
             GlobToken::Star,
             GlobToken::Lit("k".into()),
