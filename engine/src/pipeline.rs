@@ -260,6 +260,9 @@ pub struct Evaluator {
     event_json: EventJson,
 }
 
+/// The bytes [`Evaluator::evaluate`] makes room for at a batch's first alert.
+const FIRST_ALERTS_ROOM: usize = 8 * 1024;
+
 impl Evaluator {
     /// An evaluator with its own scratch space for `ruleset`.
     pub fn new(ruleset: Arc<Ruleset>, format: Format) -> Evaluator {
@@ -318,6 +321,11 @@ impl Evaluator {
                 }
                 _ => None,
             };
+            if !self.detections.is_empty() && out.bytes.capacity() == 0 {
+                // Room for a few alerts (an alert line runs to a kilobyte or
+                // two), not regrown from a few bytes in every batch.
+                out.bytes.reserve(FIRST_ALERTS_ROOM);
+            }
             for d in &self.detections {
                 Alert {
                     event: &se.event,

@@ -39,8 +39,10 @@ const RECORD_HEADER: usize = 24;
 type Value<'a> = (u8, &'a [u8]);
 
 thread_local! {
-    /// Each reading thread's plans, kept from chunk to chunk and file to file.
-    static PLANS: RefCell<Plans> = RefCell::default();
+    /// Each reading thread's plans and text buffers, kept from chunk to
+    /// chunk and file to file: most sample logs hold a few records per
+    /// chunk, so buffers made per chunk were regrown per chunk.
+    static READER: RefCell<(Plans, Texts)> = RefCell::default();
 }
 
 /// Reads every record of the chunk `data` (with its parsed `header`) into
@@ -52,9 +54,9 @@ pub(super) fn read_chunk(
     counts: &mut ChannelCounts,
     out: &mut UnitOutput,
 ) -> Result<(), Fallback> {
-    PLANS.with_borrow_mut(|plans| {
+    READER.with_borrow_mut(|(plans, text)| {
         plans.start_chunk();
-        read_records(data, header, plans, counts, out)
+        read_records(data, header, plans, text, counts, out)
     })
 }
 
@@ -62,6 +64,7 @@ fn read_records(
     data: &[u8],
     data_header: &EvtxChunkHeader,
     plans: &mut Plans,
+    text: &mut Texts,
     counts: &mut ChannelCounts,
     out: &mut UnitOutput,
 ) -> Result<(), Fallback> {
@@ -74,7 +77,6 @@ fn read_records(
     let live_end = (data_header.free_space_offset as usize).min(bytes.len());
     let mut values: Vec<Value<'_>> = Vec::with_capacity(64);
     let mut embedded: Vec<Value<'_>> = Vec::with_capacity(64);
-    let mut text = Texts::default();
     let mut host = None;
     let mut offset = CHUNK_HEADER;
     while offset < live_end {
@@ -99,7 +101,7 @@ fn read_records(
             bytes,
             plans,
             &mut embedded,
-            &mut text,
+            text,
             &mut host,
             counts,
             out,
@@ -193,6 +195,8 @@ fn instance<'a>(
 }
 
 /// Reusable text buffers, so records of unmapped channels allocate nothing.
+/// What they keep is checked against the bytes it was read from, so they
+/// carry over from chunk to chunk.
 #[derive(Default)]
 struct Texts {
     provider: Kept,
