@@ -95,6 +95,7 @@ enum Piece {
 }
 
 /// An element being read.
+#[derive(Default)]
 struct Open {
     name: String,
     dependency: Option<u16>,
@@ -137,6 +138,9 @@ fn compile_noting(
         embedded: None,
     };
     let mut stack: Vec<Open> = Vec::new();
+    // Closed elements, whose buffers the next ones reuse: a template holds
+    // a few dozen elements but nests them only a few deep.
+    let mut spare: Vec<Open> = Vec::new();
     if root == Root::Embedded {
         // Embedded data reads as if it stood in its record's `Event`.
         stack.push(Open {
@@ -166,7 +170,8 @@ fn compile_noting(
             0x01 | 0x41 => {
                 let dep = c.u16().ok_or("truncated element")?;
                 c.skip(4).ok_or("truncated element")?;
-                let name = name_ref(chunk, &mut c, names)?;
+                let mut open = spare.pop().unwrap_or_default();
+                name_ref_into(chunk, &mut c, names, &mut open.name)?;
                 if token & 0x40 != 0 {
                     c.skip(4).ok_or("truncated attribute list")?;
                 }
@@ -176,13 +181,11 @@ fn compile_noting(
                 if let Some(parent) = stack.last_mut() {
                     parent.children = true;
                 }
-                stack.push(Open {
-                    name,
-                    dependency: (dep != 0xffff).then_some(dep),
-                    attrs: Vec::new(),
-                    content: Vec::new(),
-                    children: false,
-                });
+                open.dependency = (dep != 0xffff).then_some(dep);
+                open.attrs.clear();
+                open.content.clear();
+                open.children = false;
+                stack.push(open);
                 in_attr = false;
             }
             0x02 => in_attr = false,
@@ -192,7 +195,8 @@ fn compile_noting(
                     return Err("element end without a start");
                 }
                 let open = stack.pop().ok_or("element end without a start")?;
-                finish(open, &stack, &mut plan, &mut system)?;
+                finish(&open, &stack, &mut plan, &mut system)?;
+                spare.push(open);
             }
             0x05 | 0x45 => {
                 let ty = c.u8().ok_or("truncated value")?;
@@ -247,6 +251,18 @@ fn name_ref(
     c: &mut Cursor<'_>,
     names: &mut Vec<std::ops::Range<usize>>,
 ) -> Result<String, NoPlan> {
+    let mut name = String::new();
+    name_ref_into(chunk, c, names, &mut name)?;
+    Ok(name)
+}
+
+/// [`name_ref`] into `name`, replacing what it held.
+fn name_ref_into(
+    chunk: &[u8],
+    c: &mut Cursor<'_>,
+    names: &mut Vec<std::ops::Range<usize>>,
+    name: &mut String,
+) -> Result<(), NoPlan> {
     let offset = c.u32().ok_or("truncated name reference")? as usize;
     let from = offset.checked_add(6).ok_or("bad name offset")?;
     let mut at = Cursor::at(chunk, from);
@@ -256,23 +272,22 @@ fn name_ref(
     if offset == c.pos() {
         c.skip(8 + n * 2 + 2).ok_or("truncated inline name")?;
     }
-    let mut name = String::new();
-    super::values::push_utf16_until_nul(units, &mut name);
-    Ok(name)
+    name.clear();
+    super::values::push_utf16_until_nul(units, name);
+    Ok(())
 }
 
 /// The one source of a value, `None` when empty; an error when mixed.
-fn single(pieces: Vec<Piece>) -> Result<Option<Src>, NoPlan> {
-    let mut it = pieces.into_iter();
-    let src = match it.next() {
-        None => return Ok(None),
-        Some(Piece::Sub { id, optional }) => Src::Sub { id, optional },
-        Some(Piece::Text(t)) => Src::Text(t.into()),
-    };
-    if it.next().is_some() {
-        return Err("mixed content in a value trawl reads");
+fn single(pieces: &[Piece]) -> Result<Option<Src>, NoPlan> {
+    match pieces {
+        [] => Ok(None),
+        [Piece::Sub { id, optional }] => Ok(Some(Src::Sub {
+            id: *id,
+            optional: *optional,
+        })),
+        [Piece::Text(t)] => Ok(Some(Src::Text(t.as_str().into()))),
+        _ => Err("mixed content in a value trawl reads"),
     }
-    Ok(Some(src))
 }
 
 fn deps(stack: &[Open], own: Option<u16>) -> Box<[u16]> {
@@ -284,11 +299,12 @@ fn deps(stack: &[Open], own: Option<u16>) -> Box<[u16]> {
 }
 
 /// Files a finished element into the plan by where it stands.
-fn finish(open: Open, stack: &[Open], plan: &mut Plan, system: &mut bool) -> Result<(), NoPlan> {
-    let path: Vec<&str> = stack.iter().map(|o| o.name.as_str()).collect();
-    match path.as_slice() {
-        [] if open.name != "Event" => return Err("the root element is not `Event`"),
-        [] => {
+fn finish(open: &Open, stack: &[Open], plan: &mut Plan, system: &mut bool) -> Result<(), NoPlan> {
+    // Where it stands: its depth and its two outermost ancestors.
+    let ancestor = |i: usize| stack.get(i).map(|o| o.name.as_str());
+    match (stack.len(), ancestor(0), ancestor(1)) {
+        (0, ..) if open.name != "Event" => return Err("the root element is not `Event`"),
+        (0, ..) => {
             // `Event`'s own content: one substitution is embedded data.
             let subs: Vec<u16> = (open.content.iter())
                 .filter_map(|p| match p {
@@ -300,8 +316,8 @@ fn finish(open: Open, stack: &[Open], plan: &mut Plan, system: &mut bool) -> Res
                 plan.embedded = Some(id);
             }
         }
-        ["Event"] if open.name == "System" => *system = true,
-        ["Event"] if open.name == "EventData" => {
+        (1, Some("Event"), _) if open.name == "System" => *system = true,
+        (1, Some("Event"), _) if open.name == "EventData" => {
             // Content beside the `Data` elements, or an `EventData` an
             // instance can leave out, renders in ways the plan does not read.
             if !open.content.is_empty() || open.dependency.is_some() {
@@ -310,10 +326,10 @@ fn finish(open: Open, stack: &[Open], plan: &mut Plan, system: &mut bool) -> Res
                 plan.event_data = EventData::Fields(Vec::new());
             }
         }
-        ["Event", "System"] => {
+        (2, Some("Event"), Some("System")) => {
             let d = deps(stack, open.dependency);
-            let attr = |open: Open, name: &str| -> Result<Option<Slot>, NoPlan> {
-                match open.attrs.into_iter().find(|(n, _)| n == name) {
+            let attr = |open: &Open, name: &str| -> Result<Option<Slot>, NoPlan> {
+                match open.attrs.iter().find(|(n, _)| n == name) {
                     Some((_, v)) => Ok(Some(Slot {
                         src: single(v)?,
                         deps: d.clone(),
@@ -321,12 +337,12 @@ fn finish(open: Open, stack: &[Open], plan: &mut Plan, system: &mut bool) -> Res
                     None => Ok(None),
                 }
             };
-            let content = |open: Open| -> Result<Option<Slot>, NoPlan> {
+            let content = |open: &Open| -> Result<Option<Slot>, NoPlan> {
                 if open.children {
                     return Err("a System field with child elements");
                 }
                 Ok(Some(Slot {
-                    src: single(open.content)?,
+                    src: single(&open.content)?,
                     deps: d.clone(),
                 }))
             };
@@ -340,7 +356,7 @@ fn finish(open: Open, stack: &[Open], plan: &mut Plan, system: &mut bool) -> Res
                 _ => {}
             }
         }
-        ["Event", "EventData"] => {
+        (2, Some("Event"), Some("EventData")) => {
             let slot = data_slot(open, stack);
             match (&mut plan.event_data, slot) {
                 (EventData::Unread, _) => {}
@@ -355,7 +371,7 @@ fn finish(open: Open, stack: &[Open], plan: &mut Plan, system: &mut bool) -> Res
                 (ed @ EventData::Absent, Some(s)) => *ed = EventData::Fields(vec![s]),
             }
         }
-        ["Event", "EventData", ..] => plan.event_data = EventData::Unread,
+        (3.., Some("Event"), Some("EventData")) => plan.event_data = EventData::Unread,
         _ => {}
     }
     Ok(())
@@ -363,12 +379,14 @@ fn finish(open: Open, stack: &[Open], plan: &mut Plan, system: &mut bool) -> Res
 
 /// A `<Data Name="literal">value</Data>` element, or `None` for any other
 /// shape.
-fn data_slot(open: Open, stack: &[Open]) -> Option<DataSlot> {
-    if open.name != "Data" || open.children || open.attrs.len() != 1 {
+fn data_slot(open: &Open, stack: &[Open]) -> Option<DataSlot> {
+    let [(attr, value)] = &open.attrs[..] else {
+        return None;
+    };
+    if open.name != "Data" || open.children {
         return None;
     }
     let d = deps(stack, open.dependency);
-    let (attr, value) = open.attrs.into_iter().next()?;
     let name = match (attr.as_str(), single(value).ok()?) {
         ("Name", Some(Src::Text(n))) if !n.is_empty() => n,
         _ => return None,
@@ -377,7 +395,7 @@ fn data_slot(open: Open, stack: &[Open]) -> Option<DataSlot> {
         key: FieldKey::from_name(&name),
         name,
         slot: Slot {
-            src: single(open.content).ok()?,
+            src: single(&open.content).ok()?,
             deps: d,
         },
     })
