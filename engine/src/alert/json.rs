@@ -12,7 +12,7 @@ use crate::event::{Event, Value};
 
 /// Appends `event` as JSON: the same bytes as `serde_json::to_writer(event)`.
 pub(super) fn event(event: &Event, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"ts\":");
+    out.extend_from_slice(super::EVENT_JSON_HEAD);
     serde(&event.ts, out);
     out.extend_from_slice(b",\"kind\":");
     string(event.kind.as_str(), out);

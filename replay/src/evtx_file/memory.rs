@@ -15,7 +15,7 @@
 //! the file's size gives.
 
 use evtx::err::{ChunkError, EvtxError};
-use evtx::{EvtxChunkData, EvtxChunkHeader, EvtxParser};
+use evtx::{EvtxChunkData, EvtxChunkHeader, EvtxFileHeader, EvtxParser};
 
 /// Where chunk 0 starts.
 pub(super) const FILE_HEADER: usize = 4096;
@@ -46,8 +46,22 @@ impl<B: AsRef<[u8]>> MemoryChunks<B> {
     pub(super) fn new(bytes: B, len: usize, validate: bool) -> Result<Self, EvtxError> {
         let all = bytes.as_ref();
         let len = len.max(all.len());
-        let parser = EvtxParser::from_read_seek(Padded::new(all, len))?;
-        let header_size = usize::from(parser.header().header_block_size);
+        // The header block is read in place when it is held whole: the
+        // crate's parser would copy it into a zeroed block, ask the stream
+        // its length and allocate its settings, for every file. Any header
+        // it would refuse goes through the crate, for the crate's error.
+        let in_place = all
+            .get(..FILE_HEADER)
+            .and_then(|block| EvtxFileHeader::from_bytes(block).ok())
+            .map(|h| usize::from(h.header_block_size))
+            .filter(|&size| size <= len);
+        let header_size = match in_place {
+            Some(size) => size,
+            None => {
+                let parser = EvtxParser::from_read_seek(Padded::new(all, len))?;
+                usize::from(parser.header().header_block_size)
+            }
+        };
         let count = (len.saturating_sub(header_size) / CHUNK) as u64;
         let mut oldest = (u64::MAX, 0);
         for n in 0..count {
