@@ -59,17 +59,16 @@ pub(super) fn string(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    // `start`: the first byte not yet appended.
     let mut start = 0;
+    // Sixteen bytes at a time while sixteen are left, each flagged byte
+    // escaped where the block found it: Windows paths hold a backslash
+    // every few bytes.
+    #[cfg(target_arch = "x86_64")]
+    let mut i = escape_blocks(bytes, &mut start, out);
+    #[cfg(not(target_arch = "x86_64"))]
     let mut i = 0;
     while i < bytes.len() {
-        // Sixteen plain bytes at a time while sixteen are left.
-        #[cfg(target_arch = "x86_64")]
-        {
-            i = skip_plain_blocks(bytes, i);
-            if i == bytes.len() {
-                break;
-            }
-        }
         // Skip eight plain bytes at a time, then straight to the first
         // byte to escape. The last few bytes are read as a word too, padded
         // with blanks (never escaped): most strings end without one.
@@ -87,57 +86,64 @@ pub(super) fn string(s: &str, out: &mut Vec<u8>) {
             continue;
         }
         i += (flags.trailing_zeros() / 8) as usize;
-        let b = bytes[i];
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\x08' => b"\\b",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            b'\x0c' => b"\\f",
-            b'\r' => b"\\r",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 0xf)],
-                ]);
-                i += 1;
-                start = i;
-                continue;
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
+        if needs_escape(bytes[i]) {
+            out.extend_from_slice(&bytes[start..i]);
+            push_escaped(bytes[i], out);
+            start = i + 1;
+        }
         i += 1;
-        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
-/// From `i`, the first byte to escape, read sixteen bytes at a time while
-/// sixteen are left; else where the last, shorter, block starts.
+/// Whether `b` is written escaped: `"`, `\` or below 0x20.
+fn needs_escape(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
+}
+
+/// Appends the escape of `b`, one of [`needs_escape`]'s bytes.
+fn push_escaped(b: u8, out: &mut Vec<u8>) {
+    let named: &[u8] = match b {
+        b'"' => b"\\\"",
+        b'\\' => b"\\\\",
+        b'\x08' => b"\\b",
+        b'\t' => b"\\t",
+        b'\n' => b"\\n",
+        b'\x0c' => b"\\f",
+        b'\r' => b"\\r",
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
+            return;
+        }
+    };
+    out.extend_from_slice(named);
+}
+
+/// [`string`]'s work on the blocks of sixteen bytes of `bytes`: appends
+/// them, escaped, to `out`, up to the last flagged byte (the plain bytes
+/// after it are left to append, from `start`). Returns where the last,
+/// shorter, block starts.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn skip_plain_blocks(bytes: &[u8], mut i: usize) -> usize {
+fn escape_blocks(bytes: &[u8], start: &mut usize, out: &mut Vec<u8>) -> usize {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
     };
+    let mut i = 0;
     while i + 16 <= bytes.len() {
         // SAFETY: SSE2 is part of every x86_64 CPU, and the unaligned load
         // reads `bytes[i..i + 16]`, in bounds by the loop's condition.
-        let mask = unsafe {
+        let mut mask = unsafe {
             let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast());
             // Below 0x20: the unsigned minimum with 0x1f is the byte itself.
             let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
@@ -145,8 +151,13 @@ fn skip_plain_blocks(bytes: &[u8], mut i: usize) -> usize {
             let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
             _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
         };
-        if mask != 0 {
-            return i + mask.trailing_zeros() as usize;
+        // Each flag is exact: one bit per byte to escape.
+        while mask != 0 {
+            let at = i + mask.trailing_zeros() as usize;
+            out.extend_from_slice(&bytes[*start..at]);
+            push_escaped(bytes[at], out);
+            *start = at + 1;
+            mask &= mask - 1;
         }
         i += 16;
     }
