@@ -453,11 +453,23 @@ fn for_each_hash_item<'t>(text: &'t str, mut f: impl FnMut(Option<&'t str>, &'t 
     // needs neither the character-wise splits nor the whitespace rules
     // below, and it is nearly every event's.
     if is_plain_items(text.as_bytes()) {
-        for part in text.split(',').filter(|p| !p.is_empty()) {
-            match part.split_once('=') {
-                Some((label, value)) => f(Some(label), value),
-                None => f(None, part),
+        // Items split on `,`, each on its first `=`, as `split` and
+        // `split_once` would, with one search for both bytes (the two
+        // searches were most of the cost of IOC matching). All ASCII, so
+        // every offset is a character boundary.
+        let bytes = text.as_bytes();
+        let (mut start, mut eq) = (0, None);
+        for at in memchr::memchr2_iter(b',', b'=', bytes).chain([bytes.len()]) {
+            if bytes.get(at) == Some(&b'=') {
+                eq = eq.or(Some(at));
+                continue;
             }
+            match eq {
+                Some(eq) => f(Some(&text[start..eq]), &text[eq + 1..at]),
+                None if at > start => f(None, &text[start..at]),
+                None => {}
+            }
+            (start, eq) = (at + 1, None);
         }
         return;
     }
@@ -561,7 +573,7 @@ mod tests {
 
     #[test]
     fn sysmon_form_is_split_as_any_form_is() {
-        let items = |text: &'static str, general: bool| {
+        fn items(text: &str, general: bool) -> Vec<(Option<String>, String)> {
             let mut got = Vec::new();
             let push = |label: Option<&str>, value: &str| {
                 got.push((label.map(str::to_owned), value.to_owned()))
@@ -572,7 +584,7 @@ mod tests {
                 for_each_hash_item(text, push);
             }
             got
-        };
+        }
         for text in [
             "SHA1=97A2,MD5=FFE1,SHA256=EAD7,IMPHASH=70CA",
             "SHA1=,MD5=CD",
@@ -582,6 +594,24 @@ mod tests {
             "a=b=c",
             "",
         ] {
+            assert_eq!(items(text, false), items(text, true), "{text:?}");
+        }
+        // Every arrangement of separators and text up to seven bytes.
+        let mut texts = vec![String::new()];
+        for len in 1..=7 {
+            let shorter: Vec<String> = texts
+                .iter()
+                .filter(|t| t.len() == len - 1)
+                .cloned()
+                .collect();
+            texts.extend(
+                shorter
+                    .iter()
+                    .flat_map(|t| [",", "=", "a", "-"].map(|c| format!("{t}{c}"))),
+            );
+        }
+        assert_eq!(texts.len(), (0..=7).map(|n| 4usize.pow(n)).sum::<usize>());
+        for text in &texts {
             assert_eq!(items(text, false), items(text, true), "{text:?}");
         }
     }
