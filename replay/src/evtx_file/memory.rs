@@ -49,10 +49,12 @@ impl<B: AsRef<[u8]>> MemoryChunks<B> {
         // The header block is read in place when it is held whole: the
         // crate's parser would copy it into a zeroed block, ask the stream
         // its length and allocate its settings, for every file. Any header
-        // it would refuse goes through the crate, for the crate's error.
+        // it would refuse goes through the crate, for the crate's error, and
+        // so does one with a wrong checksum, for the crate's warning.
         let in_place = all
             .get(..FILE_HEADER)
             .and_then(|block| EvtxFileHeader::from_bytes(block).ok())
+            .filter(EvtxFileHeader::validate_checksum)
             .map(|h| usize::from(h.header_block_size))
             .filter(|&size| size <= len);
         let header_size = match in_place {
@@ -271,5 +273,60 @@ fn chunk_error(chunk_id: u64, e: ChunkError) -> EvtxError {
     EvtxError::FailedToParseChunk {
         chunk_id,
         source: Box::new(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file header block: `block_size` as its header block size, its
+    /// checksum right unless `bad_crc`.
+    fn header(block_size: u16, bad_crc: bool) -> Vec<u8> {
+        let mut b = vec![0u8; FILE_HEADER];
+        b[..8].copy_from_slice(b"ElfFile\0");
+        b[24..32].copy_from_slice(&1u64.to_le_bytes());
+        b[32..36].copy_from_slice(&128u32.to_le_bytes());
+        b[36..38].copy_from_slice(&1u16.to_le_bytes());
+        b[38..40].copy_from_slice(&3u16.to_le_bytes());
+        b[40..42].copy_from_slice(&block_size.to_le_bytes());
+        b[42..44].copy_from_slice(&1u16.to_le_bytes());
+        let crc = crc32fast::hash(&b[..120]) ^ u32::from(bad_crc);
+        b[124..128].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Chunk slots as the crate's parser alone counts them, or its error.
+    fn crates(all: &[u8], len: usize) -> Result<u64, String> {
+        let parser =
+            EvtxParser::from_read_seek(Padded::new(all, len)).map_err(|e| e.to_string())?;
+        let size = usize::from(parser.header().header_block_size);
+        Ok((len.saturating_sub(size) / CHUNK) as u64)
+    }
+
+    #[test]
+    fn the_header_read_in_place_gives_the_crates_count_and_errors() {
+        let mut cases = Vec::new();
+        for block_size in [0, 128, 4096, 8192, 0xffff] {
+            for bad_crc in [false, true] {
+                let block = header(block_size, bad_crc);
+                // Held whole, with and without chunk slots after it (zeros);
+                // shorter than its block size; held only in part.
+                for len in [FILE_HEADER, FILE_HEADER + 3 * CHUNK, 8192 + CHUNK, 100] {
+                    cases.push((block.clone(), len));
+                }
+                cases.push((block[..1000].to_vec(), FILE_HEADER + CHUNK));
+            }
+        }
+        let mut not_evtx = header(4096, false);
+        not_evtx[0] = b'X';
+        cases.push((not_evtx, FILE_HEADER));
+        for (all, len) in cases {
+            let all = &all[..all.len().min(len)];
+            let ours = MemoryChunks::new(all, len, false)
+                .map(|m| m.count)
+                .map_err(|e| e.to_string());
+            assert_eq!(ours, crates(all, len), "held {}, len {len}", all.len());
+        }
     }
 }
