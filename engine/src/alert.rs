@@ -74,8 +74,8 @@ impl EventJson {
     }
 
     /// The event's timestamp as written in it: copied into each alert
-    /// rather than formatted again (formatting it was a tenth of an
-    /// alert's cost).
+    /// rather than formatted again (formatting it was about a sixth of
+    /// rendering an alert).
     fn ts(&self) -> Option<&[u8]> {
         let rest = self.0.strip_prefix(EVENT_JSON_HEAD)?;
         // A timestamp is a JSON string with no quote inside.
