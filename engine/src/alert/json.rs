@@ -85,24 +85,19 @@ pub(super) fn string(s: &str, out: &mut Vec<u8>) {
             i += 8;
             continue;
         }
+        // The lowest flag is exact (see `escape_flags`), and the padding
+        // is never flagged: this byte is one to escape.
         i += (flags.trailing_zeros() / 8) as usize;
-        if needs_escape(bytes[i]) {
-            out.extend_from_slice(&bytes[start..i]);
-            push_escaped(bytes[i], out);
-            start = i + 1;
-        }
+        out.extend_from_slice(&bytes[start..i]);
+        push_escaped(bytes[i], out);
         i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
-/// Whether `b` is written escaped: `"`, `\` or below 0x20.
-fn needs_escape(b: u8) -> bool {
-    b == b'"' || b == b'\\' || b < 0x20
-}
-
-/// Appends the escape of `b`, one of [`needs_escape`]'s bytes.
+/// Appends the escape of `b`: `"`, `\` or a byte below 0x20.
 fn push_escaped(b: u8, out: &mut Vec<u8>) {
     let named: &[u8] = match b {
         b'"' => b"\\\"",
