@@ -1,13 +1,14 @@
 //! Matching cost alone on the events of a folder of `.evtx` files: reads
-//! every record once, then runs the compiled rules over the events `REPS`
-//! times on one thread and prints µs per event; then, on the same events, the
+//! every record once, then makes `REPS` passes over the events on one thread
+//! (after a warm-up pass). Each pass runs in turn the compiled rules, the
 //! naive floor (one overlapping case-insensitive Aho-Corasick pass per field
-//! over every literal of the same rules, nothing else) and the ratio
-//! engine/floor (above 1: the engine is faster than merely scanning); then
-//! the engine with its memory of field texts off.
+//! over every literal of the same rules, nothing else) and the rules again
+//! with the engine's memory of field texts off. It prints µs per event of
+//! each and the ratio engine/floor (above 1: the engine is faster than
+//! merely scanning), the median of the passes' own ratios.
 //!
 //! With no RULES folder the embedded seed pack is measured. Times are this
-//! thread's CPU time (from `/proc/thread-self/schedstat` where it exists, else
+//! thread's CPU time (from `CLOCK_THREAD_CPUTIME_ID` where it exists, else
 //! wall time), so a busy machine skews them less; the wall-clock figure is
 //! printed beside.
 //!
@@ -37,7 +38,7 @@ fn main() {
         std::process::exit(2);
     };
     let rules: Vec<PathBuf> = args[1..args.len() - 1].iter().map(PathBuf::from).collect();
-    let reps: usize = reps.parse().expect("REPS is a number");
+    let reps: usize = reps.parse::<usize>().expect("REPS is a number").max(1);
     let mut out = UnitOutput::default();
     let settings = settings();
     for entry in walkdir::WalkDir::new(logs).sort_by_file_name() {
@@ -78,78 +79,144 @@ fn main() {
     for kind in [EventKind::ProcessStart, EventKind::FileCreate] {
         println!("{kind:?}: {:?}", rs.view_stats(kind, Os::Windows));
     }
+    let n = events.len() as f64;
     let mut scratch = Scratch::new(&rs);
+    let mut plain_scratch = Scratch::new(&rs);
+    plain_scratch.remember_texts(false);
     let mut dets = Vec::new();
-    let mut fired = 0usize;
-    let n = (events.len() * reps) as f64;
-    let (start, cpu0) = (Instant::now(), cpu_secs());
-    for _ in 0..reps {
-        // Each pass as a replay of these logs: values they repeat are
-        // remembered, values seen in the pass before are not.
+    // Each pass as a replay of these logs: values they repeat are remembered,
+    // values seen in the pass before are not.
+    let mut engine_pass = |scratch: &mut Scratch| {
         scratch.forget();
+        let mut fired = 0usize;
         for e in &events {
             dets.clear();
-            rs.evaluate(e, &mut scratch, &mut dets);
+            rs.evaluate(e, scratch, &mut dets);
             fired += dets.len();
         }
+        fired
+    };
+    let floor = (!engine_only).then(|| Floor::build(rs.rules()));
+    let mut floor_scratch = FloorScratch::default();
+    // Engine, floor and the engine without its memory of field texts, taken
+    // in turn pass after pass (after one warm-up pass of each), so a machine
+    // that drifts moves all three alike; each ratio is the median of the
+    // passes' own ratios.
+    let (mut engine, mut floor_t, mut plain) =
+        (Timed::default(), Timed::default(), Timed::default());
+    let (mut fired, mut hits) = (0usize, 0u64);
+    for rep in 0..=reps {
+        let warm_up = rep == 0;
+        let t = Timer::start();
+        let f = engine_pass(&mut scratch);
+        engine.add(t, warm_up);
+        fired += if warm_up { 0 } else { f };
+        let Some(floor) = &floor else { continue };
+        let t = Timer::start();
+        let h: u64 = events
+            .iter()
+            .map(|e| floor.scan(e, &mut floor_scratch))
+            .sum();
+        floor_t.add(t, warm_up);
+        hits += if warm_up { 0 } else { h };
+        let t = Timer::start();
+        engine_pass(&mut plain_scratch);
+        plain.add(t, warm_up);
     }
-    let (engine, wall) = elapsed(start, cpu0);
+    let reps_f = reps as f64;
     println!(
         "engine: {:.2} µs/event, {:.0} events/s per core (wall {:.0}), {} detections per pass",
-        engine * 1e6 / n,
-        n / engine,
-        n / wall,
-        fired / reps.max(1)
+        engine.cpu * 1e6 / (n * reps_f),
+        n * reps_f / engine.cpu,
+        n * reps_f / engine.wall,
+        fired / reps
     );
-
-    if engine_only {
+    if floor.is_none() {
         return;
     }
-    let floor = Floor::build(rs.rules());
-    let mut floor_scratch = FloorScratch::default();
-    let mut hits = 0u64;
-    let (start, cpu0) = (Instant::now(), cpu_secs());
-    for _ in 0..reps {
-        for e in &events {
-            hits += floor.scan(e, &mut floor_scratch);
-        }
-    }
-    let (floor_secs, wall) = elapsed(start, cpu0);
     println!(
         "floor: {:.2} µs/event, {:.0} events/s per core (wall {:.0}), {:.1} literal hits per event",
-        floor_secs * 1e6 / n,
-        n / floor_secs,
-        n / wall,
-        hits as f64 / n
+        floor_t.cpu * 1e6 / (n * reps_f),
+        n * reps_f / floor_t.cpu,
+        n * reps_f / floor_t.wall,
+        hits as f64 / (n * reps_f)
     );
-    println!("ratio engine/floor: {:.2}", floor_secs / engine);
-    // The engine again with its memory of field texts off.
-    scratch.remember_texts(false);
-    let (start, cpu0) = (Instant::now(), cpu_secs());
-    for _ in 0..reps {
-        for e in &events {
-            dets.clear();
-            rs.evaluate(e, &mut scratch, &mut dets);
-        }
-    }
-    let (plain, _) = elapsed(start, cpu0);
+    println!(
+        "ratio engine/floor: {:.2} (median of the passes' own ratios)",
+        median_ratio(&floor_t, &engine)
+    );
     println!(
         "engine, memory of field texts off: {:.2} µs/event, engine/floor {:.2}",
-        plain * 1e6 / n,
-        floor_secs / plain
+        plain.cpu * 1e6 / (n * reps_f),
+        median_ratio(&floor_t, &plain)
     );
 }
 
-/// This thread's CPU time so far, in seconds (`None` off Linux).
-fn cpu_secs() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(ns / 1e9)
+/// CPU and wall time of one measure's timed passes.
+#[derive(Default)]
+struct Timed {
+    cpu: f64,
+    wall: f64,
+    /// Each timed pass's CPU time.
+    passes: Vec<f64>,
 }
 
-/// (CPU seconds, wall seconds) since `start`/`cpu0`; CPU falls back to wall.
-fn elapsed(start: Instant, cpu0: Option<f64>) -> (f64, f64) {
-    let wall = start.elapsed().as_secs_f64();
-    let cpu = cpu0.zip(cpu_secs()).map_or(wall, |(a, b)| b - a);
-    (cpu, wall)
+impl Timed {
+    fn add(&mut self, t: Timer, warm_up: bool) {
+        let (cpu, wall) = t.stop();
+        if !warm_up {
+            self.cpu += cpu;
+            self.wall += wall;
+            self.passes.push(cpu);
+        }
+    }
+}
+
+/// The median over passes of `a`'s time over `b`'s time in the same pass.
+fn median_ratio(a: &Timed, b: &Timed) -> f64 {
+    let mut r: Vec<f64> = a.passes.iter().zip(&b.passes).map(|(a, b)| a / b).collect();
+    r.sort_by(f64::total_cmp);
+    r[r.len() / 2]
+}
+
+/// A started timing: wall clock and this thread's CPU time.
+struct Timer {
+    start: Instant,
+    cpu0: Option<f64>,
+}
+
+impl Timer {
+    fn start() -> Timer {
+        Timer {
+            start: Instant::now(),
+            cpu0: cpu_secs(),
+        }
+    }
+
+    /// (CPU seconds, wall seconds) since the start; CPU falls back to wall.
+    fn stop(self) -> (f64, f64) {
+        let wall = self.start.elapsed().as_secs_f64();
+        let cpu = self.cpu0.zip(cpu_secs()).map_or(wall, |(a, b)| b - a);
+        (cpu, wall)
+    }
+}
+
+/// This thread's CPU time so far, in seconds (`None` off Unix).
+///
+/// From `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, which counts to the
+/// nanosecond. `/proc/thread-self/schedstat`, read here before, moves in
+/// whole 4 ms ticks on this kernel, as long as a pass of the samples.
+fn cpu_secs() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        (rc == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
+    }
+    #[cfg(not(unix))]
+    None
 }

@@ -7,6 +7,7 @@
 //! Each measure is one line that starts with `key=value` (so scripts can
 //! grep it), followed by `#` and what was measured.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use trawl_bench::corpus::{self, Corpus};
 use trawl_bench::floor::Floor;
 use trawl_bench::floor::FloorScratch;
 use trawl_bench::measure::{
-    batches, engine_pass, floor_pass, median_pass, peak_rss_mb, pipeline_pass, scratches,
+    batches, engine_pass, floor_pass, peak_rss_mb, pipeline_pass, scratches, Pass, Rounds,
 };
 use trawl_bench::sources::load_rules;
 use trawl_engine::event::{fields, EventKind, Os};
@@ -57,7 +58,8 @@ struct ThroughputArgs {
     /// to this. Default: the machine's cores.
     #[arg(long)]
     threads: Option<usize>,
-    /// Timed passes per figure (after one warm-up); the median is shown.
+    /// Timed rounds (after one warm-up round); each round runs every
+    /// measure once, in turn, and the median is shown.
     #[arg(long, default_value_t = 5)]
     passes: usize,
     /// Corpus seed.
@@ -136,70 +138,90 @@ fn throughput(args: &ThroughputArgs) -> Result<()> {
         pct(99)
     );
     println!(
-        "# each figure: the median of {} timed pass(es) over all events (after a warm-up), {threads} thread(s) unless the line says otherwise",
+        "# each figure: the median of {} timed round(s) over all events (after a warm-up round; each round runs every measure once, in turn), {threads} thread(s) unless the line says otherwise",
         args.passes
     );
 
     let rss_corpus = peak_rss_mb();
+    // Engine, floor and the engine without its memory of field texts, taken
+    // in turn round after round, so the ratios compare passes run at the
+    // same moment (see `Rounds`).
     let mut engine_scratch = scratches(&ruleset, threads);
-    let engine = median_pass(args.passes, || {
-        engine_pass(&ruleset, &events, &mut engine_scratch)
-    });
-    let rss_engine = peak_rss_mb();
     let mut floor_scratch: Vec<FloorScratch> =
         (0..threads).map(|_| FloorScratch::default()).collect();
-    let floor_run = median_pass(args.passes, || {
-        floor_pass(&floor, &events, &mut floor_scratch)
-    });
-    let engine_rate = engine.rate(events.len());
-    let floor_rate = floor_run.rate(events.len());
-    println!(
-        "engine_events_per_sec={engine_rate:.0}  # Ruleset::evaluate, {threads} thread(s); {} events ({:.2}%) raised an alert",
-        engine.alerted,
-        100.0 * engine.alerted as f64 / events.len() as f64
-    );
-    println!(
-        "floor_events_per_sec={floor_rate:.0}  # one overlapping case-insensitive Aho-Corasick pass per field over every literal, {threads} thread(s); {:.1} literal hits per event",
-        floor_run.alerted as f64 / events.len() as f64
-    );
-    println!(
-        "ratio={:.3}  # engine/floor: 1.0 or more means evaluating every rule costs no more than scanning for their literals",
-        engine_rate / floor_rate
-    );
-    // The same without the matcher's memory of field texts: every field of
-    // every event scanned, as the floor scans them.
     let mut plain_scratch = scratches(&ruleset, threads);
     plain_scratch
         .iter_mut()
         .for_each(|s| s.remember_texts(false));
-    let plain = median_pass(args.passes, || {
-        engine_pass(&ruleset, &events, &mut plain_scratch)
-    });
-    let plain_rate = plain.rate(events.len());
+    let headline = Rounds::take(
+        args.passes,
+        &mut [
+            &mut || engine_pass(&ruleset, &events, &mut engine_scratch),
+            &mut || floor_pass(&floor, &events, &mut floor_scratch),
+            &mut || engine_pass(&ruleset, &events, &mut plain_scratch),
+        ],
+    );
+    let rss_engine = peak_rss_mb();
+    let (engine, floor_run, plain) = (headline.median(0), headline.median(1), headline.median(2));
     println!(
-        "engine_unremembered_events_per_sec={plain_rate:.0} ratio_unremembered={:.3}  # the same with the matcher's memory of field texts off: every field of every event scanned",
-        plain_rate / floor_rate
+        "engine_events_per_sec={:.0}  # Ruleset::evaluate, {threads} thread(s); {} events ({:.2}%) raised an alert",
+        engine.rate(events.len()),
+        engine.alerted,
+        100.0 * engine.alerted as f64 / events.len() as f64
+    );
+    println!(
+        "floor_events_per_sec={:.0}  # one overlapping case-insensitive Aho-Corasick pass per field over every literal, {threads} thread(s); {:.1} literal hits per event",
+        floor_run.rate(events.len()),
+        floor_run.alerted as f64 / events.len() as f64
+    );
+    println!(
+        "ratio={:.3}  # engine/floor, the median of the rounds' own ratios: 1.0 or more means evaluating every rule costs no more than scanning for their literals",
+        headline.median_speedup(0, 1)
+    );
+    // Without the matcher's memory of field texts: every field of every
+    // event scanned, as the floor scans them.
+    println!(
+        "engine_unremembered_events_per_sec={:.0} ratio_unremembered={:.3}  # the same with the matcher's memory of field texts off: every field of every event scanned",
+        plain.rate(events.len()),
+        headline.median_speedup(2, 1)
     );
     println!(
         "compile_ms={:.1}  # reading, parsing and compiling the rules (one run)",
         loaded.elapsed.as_secs_f64() * 1000.0
     );
 
-    let mut single = None;
+    // 1..=N threads, direct and through the pipeline, all taken in turn; each
+    // speed-up is the median of the rounds' own ratios to one thread.
+    let shared_scratch = RefCell::new(engine_scratch);
+    let mut direct: Vec<_> = (1..=threads)
+        .map(|t| {
+            let (ruleset, events, scratch) = (&ruleset, &events, &shared_scratch);
+            move || engine_pass(ruleset, events, &mut scratch.borrow_mut()[..t])
+        })
+        .collect();
+    let mut piped: Vec<_> = (1..=threads)
+        .map(|t| {
+            let (ruleset, events) = (&ruleset, &events);
+            move || pipeline_pass(ruleset, batches(events, 512), t)
+        })
+        .collect();
+    let mut runs: Vec<&mut dyn FnMut() -> Pass> = Vec::new();
+    for run in &mut direct {
+        runs.push(run);
+    }
+    for run in &mut piped {
+        runs.push(run);
+    }
+    let scaling = Rounds::take(args.passes, &mut runs);
     for t in 1..=threads {
-        let direct = median_pass(args.passes, || {
-            engine_pass(&ruleset, &events, &mut engine_scratch[..t])
-        });
-        let piped = median_pass(args.passes, || {
-            pipeline_pass(&ruleset, batches(&events, 512), t)
-        });
-        let (d, p) = (direct.rate(events.len()), piped.rate(events.len()));
-        let (d1, p1) = *single.get_or_insert((d, p));
+        let (d, p) = (t - 1, threads + t - 1);
         println!(
-            "threads={t} engine_events_per_sec={d:.0} speedup={:.2} pipeline_events_per_sec={p:.0} pipeline_speedup={:.2}  \
+            "threads={t} engine_events_per_sec={:.0} speedup={:.2} pipeline_events_per_sec={:.0} pipeline_speedup={:.2}  \
              # pipeline: batches of 512 through the bounded queue to {t} worker(s), alerts rendered, ordered sink",
-            d / d1,
-            p / p1
+            scaling.median(d).rate(events.len()),
+            scaling.median_speedup(d, 0),
+            scaling.median(p).rate(events.len()),
+            scaling.median_speedup(p, threads),
         );
     }
 
@@ -207,7 +229,7 @@ fn throughput(args: &ThroughputArgs) -> Result<()> {
     match peak_rss_mb() {
         Some(peak) => println!(
             "peak_rss_mb={peak:.1}  # VmHWM of this process: {} MB after loading the rules and building the floor, {} MB with the corpus, \
-             {} MB after the engine passes ({threads} scratch(es)); the pipeline runs add a copy of the corpus",
+             {} MB after the engine and floor passes ({threads} scratch(es) each, with and without memory of texts); the pipeline runs add a copy of the corpus",
             mb(rss_rules),
             mb(rss_corpus),
             mb(rss_engine)

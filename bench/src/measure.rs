@@ -164,10 +164,122 @@ pub fn peak_rss_mb() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// The median of `passes` timed runs of `run` (after one untimed warm-up).
-pub fn median_pass(passes: usize, mut run: impl FnMut() -> Pass) -> Pass {
-    run();
-    let mut all: Vec<Pass> = (0..passes.max(1)).map(|_| run()).collect();
-    all.sort_by_key(|p| p.elapsed);
-    all[all.len() / 2]
+/// Timed passes of several measures taken in turn, one of each per round.
+///
+/// Why: a shared machine speeds up and slows down by a quarter within
+/// minutes. Timed one measure after another, the engine/floor ratio of two
+/// runs of the same build read 0.99 and 1.54. Taken in turn, a drift moves
+/// every measure of a round alike, and a ratio taken within each round
+/// cancels it.
+///
+/// ```
+/// use std::time::Duration;
+/// use trawl_bench::measure::{Pass, Rounds};
+///
+/// let pass = |ms| move || Pass { elapsed: Duration::from_millis(ms), alerted: 0 };
+/// let rounds = Rounds::take(3, &mut [&mut pass(2), &mut pass(4)]);
+/// assert_eq!(rounds.median(1).elapsed, Duration::from_millis(4));
+/// assert_eq!(rounds.median_speedup(0, 1), 2.0); // measure 0 ran twice as fast
+/// ```
+#[derive(Debug, Clone)]
+pub struct Rounds {
+    /// `[round][measure]`.
+    passes: Vec<Vec<Pass>>,
+}
+
+impl Rounds {
+    /// Runs every one of `runs` once per round, in the order given, for one
+    /// untimed warm-up round and then `rounds` timed ones (at least one).
+    pub fn take(rounds: usize, runs: &mut [&mut dyn FnMut() -> Pass]) -> Rounds {
+        for run in runs.iter_mut() {
+            run();
+        }
+        let passes = (0..rounds.max(1))
+            .map(|_| runs.iter_mut().map(|run| run()).collect())
+            .collect();
+        Rounds { passes }
+    }
+
+    /// The median pass of measure `i` (by elapsed time).
+    pub fn median(&self, i: usize) -> Pass {
+        let mut all: Vec<Pass> = self.passes.iter().map(|round| round[i]).collect();
+        all.sort_by_key(|p| p.elapsed);
+        all[all.len() / 2]
+    }
+
+    /// How many times faster measure `i` ran than measure `j`: the median
+    /// over the rounds of `j`'s time over `i`'s time in the same round.
+    pub fn median_speedup(&self, i: usize, j: usize) -> f64 {
+        let mut ratios: Vec<f64> = self
+            .passes
+            .iter()
+            .map(|round| round[j].elapsed.as_secs_f64() / round[i].elapsed.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios[ratios.len() / 2]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(ms: u64) -> Pass {
+        Pass {
+            elapsed: Duration::from_millis(ms),
+            alerted: 0,
+        }
+    }
+
+    #[test]
+    fn rounds_run_the_measures_in_turn_after_one_warm_up_round() {
+        let log = std::cell::RefCell::new(Vec::new());
+        let (mut a, mut b) = (
+            || {
+                log.borrow_mut().push('a');
+                pass(1)
+            },
+            || {
+                log.borrow_mut().push('b');
+                pass(1)
+            },
+        );
+        Rounds::take(2, &mut [&mut a, &mut b]);
+        assert_eq!(log.into_inner(), ['a', 'b', 'a', 'b', 'a', 'b']);
+    }
+
+    #[test]
+    fn a_speed_up_is_the_median_of_the_rounds_ratios_not_the_ratio_of_medians() {
+        let round = std::cell::Cell::new(0usize);
+        let mut first = || {
+            round.set(round.get() + 1);
+            pass([9, 1, 2, 3][round.get() - 1])
+        };
+        // Round 2 caught the second measure in a slow moment.
+        let mut second = || pass([9, 30, 4, 5][round.get() - 1]);
+        let rounds = Rounds::take(3, &mut [&mut first, &mut second]);
+        // Ratios 30, 2 and 1.67: median 2. Medians 2 and 5 would say 2.5.
+        assert_eq!(rounds.median_speedup(0, 1), 2.0);
+        assert_eq!(rounds.median(0).elapsed, Duration::from_millis(2));
+        assert_eq!(rounds.median(1).elapsed, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_drift_between_rounds_cancels_out_of_the_ratio_but_not_the_medians() {
+        // The machine slows down from round to round: measure 0 always takes
+        // half the time of measure 1 within a round.
+        let round = std::cell::Cell::new(0u64);
+        let mut first = || {
+            round.set(round.get() + 1);
+            pass(10 * round.get() * round.get())
+        };
+        let mut second = || pass(20 * round.get() * round.get());
+        let rounds = Rounds::take(4, &mut [&mut first, &mut second]);
+        assert_eq!(rounds.median_speedup(0, 1), 2.0);
+        assert_eq!(rounds.median_speedup(1, 0), 0.5);
+        // Rounds 2..=5 are timed (1 is the warm-up): the median of 4 is the
+        // upper middle one, round 4.
+        assert_eq!(rounds.median(0).elapsed, Duration::from_millis(160));
+        assert_eq!(rounds.median(1).elapsed, Duration::from_millis(320));
+    }
 }
