@@ -19,7 +19,7 @@
 //! ev.set(fields::IMAGE, "C:\\Windows\\TAPI\\pa.exe".into());
 //! let rule = Rule { id: "r1".into(), title: "Run from TAPI".into(), level: Level::High, tags: vec![],
 //!                   origin: "x.yml".into(), scope: Scope::ANY, body: RuleBody::Expr(Expr::Const(true)) };
-//! let matches = vec![Match { field: "Image".into(), op: "startswith".into(), value: "C:\\Windows\\TAPI\\".into(), name: None }];
+//! let matches = vec![Match { field: "Image".into(), op: "startswith", value: "C:\\Windows\\TAPI\\".into(), name: None }];
 //! let alert = Alert { event: &ev, source: "trace.ndjson", seq: 7, rule: &rule, matches: &matches };
 //! let mut line = Vec::new();
 //! alert.render(Format::Json, &mut line);
@@ -145,7 +145,7 @@ impl Alert<'_> {
             out.extend_from_slice(b"{\"field\":");
             json::string(&m.field, out);
             out.extend_from_slice(b",\"op\":");
-            json::string(&m.op, out);
+            json::string(m.op, out);
             out.extend_from_slice(b",\"value\":");
             json::string(&m.value, out);
             if let Some(n) = &m.name {
@@ -253,7 +253,7 @@ mod tests {
         };
         let m = vec![Match {
             field: "Hashes".into(),
-            op: "ioc".into(),
+            op: "ioc",
             value: "ab".into(),
             name: Some("lsa.exe".into()),
         }];

@@ -397,7 +397,7 @@ fn matches_name_the_fields_and_derived_values_that_held() {
     let shown: Vec<(String, String, String)> = out[0]
         .matches
         .iter()
-        .map(|m| (m.field.clone(), m.op.clone(), m.value.clone()))
+        .map(|m| (m.field.to_string(), m.op.to_owned(), m.value.to_string()))
         .collect();
     assert_eq!(
         shown,

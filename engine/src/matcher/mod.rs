@@ -48,6 +48,7 @@
 //! ```
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use regex_automata::{meta, Input};
 
@@ -82,12 +83,13 @@ pub struct Detection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {
     /// The event field it held on.
-    pub field: String,
+    pub field: Arc<str>,
     /// The test: `contains`, `startswith`, `endswith`, `equals`, `has`, `glob`,
     /// `re`, `lt`…, `exists`, `null`, `fieldref|…`, `cidr`, `ioc`.
-    pub op: String,
+    pub op: &'static str,
     /// The rule's literal, pattern or number; for IOC hits, the hash.
-    pub value: String,
+    /// Shared with the compiled rule, so a firing rule copies no text.
+    pub value: Arc<str>,
     /// For IOC hits: the name the list gives the indicator.
     pub name: Option<String>,
 }
@@ -150,7 +152,7 @@ fn build_beside<'a>(
         Regex(&'a regexes::RegexKey),
     }
     enum Built {
-        View(View),
+        View(Box<View>),
         Regex(Result<meta::Regex, String>),
     }
     let mut by_size: Vec<usize> = (0..member_sets.len()).collect();
@@ -159,14 +161,14 @@ fn build_beside<'a>(
         .chain(regexes.keys().iter().map(Job::Regex))
         .collect();
     let built = crate::parallel::map_in_parallel(&jobs, 1, |job| match job {
-        Job::View(i) => Built::View(View::build(rules, &member_sets[*i], regexes)),
+        Job::View(i) => Built::View(Box::new(View::build(rules, &member_sets[*i], regexes))),
         Job::Regex(key) => Built::Regex(regexes::build(key)),
     });
     let mut views: Vec<Option<View>> = (0..member_sets.len()).map(|_| None).collect();
     let (mut built_regexes, mut too_big) = (Vec::with_capacity(regexes.len()), TooBig::new());
     for (job, b) in jobs.iter().zip(built) {
         match (job, b) {
-            (Job::View(i), Built::View(v)) => views[*i] = Some(v),
+            (Job::View(i), Built::View(v)) => views[*i] = Some(*v),
             (Job::Regex(_), Built::Regex(Ok(re))) => built_regexes.push(re),
             (Job::Regex(key), Built::Regex(Err(reason))) => {
                 too_big.insert(*key, reason);
@@ -360,9 +362,9 @@ impl Ruleset {
                     let mut matches = Vec::new();
                     set.hits(event, |entry, key| {
                         matches.push(Match {
-                            field: key.as_str().to_owned(),
-                            op: "ioc".to_owned(),
-                            value: entry.digest.to_string(),
+                            field: Arc::from(key.as_str()),
+                            op: "ioc",
+                            value: Arc::from(entry.digest.to_string()),
                             name: Some(entry.name.clone()),
                         })
                     });
@@ -967,34 +969,65 @@ impl<'a> Eval<'a> {
 
     fn describe(&self, a: u32) -> Match {
         let atom = &self.view.atoms[a as usize];
-        let field = match &atom.target {
-            FieldTarget::Field(k) => k.as_str().to_owned(),
-            FieldTarget::Derived(d) => d.to_string(),
-            FieldTarget::AnyField => self
+        let shown = self.view.shown[a as usize].get_or_init(|| Shown::of(&atom.target, &atom.test));
+        let field = match &shown.field {
+            Some(f) => Arc::clone(f),
+            None => self
                 .event
                 .fields()
                 .nth(self.s.hit_field[a as usize] as usize)
-                .map_or_else(|| "*".to_owned(), |(k, _)| k.as_str().to_owned()),
-        };
-        let (op, value) = match &atom.test {
-            Test::Str { op, value, .. } => (op.as_str().to_owned(), value.clone()),
-            Test::Glob { tokens, .. } => ("glob".to_owned(), glob_text(tokens)),
-            Test::Regex { pattern, .. } => ("re".to_owned(), pattern.clone()),
-            Test::Num { op, value } => (op.as_str().to_owned(), value.to_string()),
-            Test::Exists(b) => ("exists".to_owned(), b.to_string()),
-            Test::Null => ("null".to_owned(), String::new()),
-            Test::FieldRef { other, op, .. } => (
-                format!("fieldref|{}", op.as_str()),
-                other.as_str().to_owned(),
-            ),
-            Test::Cidr(net) => ("cidr".to_owned(), net.to_string()),
+                .map_or_else(|| Arc::from("*"), |(k, _)| Arc::from(k.as_str())),
         };
         Match {
             field,
-            op,
-            value,
+            op: shown.op,
+            value: Arc::clone(&shown.value),
             name: None,
         }
+    }
+}
+
+/// How an alert's `matches` show one atom, made the first time it fires and
+/// shared from then on: a firing rule's `matches` then copy pointers, not
+/// strings (on the attack samples a third of the events fire a rule).
+#[derive(Debug)]
+pub(super) struct Shown {
+    /// The field's name; `None` for a keyword, whose field is the event's.
+    field: Option<Arc<str>>,
+    op: &'static str,
+    value: Arc<str>,
+}
+
+impl Shown {
+    fn of(target: &FieldTarget, test: &Test) -> Shown {
+        let field = match target {
+            FieldTarget::Field(k) => Some(Arc::from(k.as_str())),
+            FieldTarget::Derived(d) => Some(Arc::from(d.to_string())),
+            FieldTarget::AnyField => None,
+        };
+        let (op, value): (&'static str, Arc<str>) = match test {
+            Test::Str { op, value, .. } => (op.as_str(), Arc::from(value.as_str())),
+            Test::Glob { tokens, .. } => ("glob", Arc::from(glob_text(tokens))),
+            Test::Regex { pattern, .. } => ("re", Arc::from(pattern.as_str())),
+            Test::Num { op, value } => (op.as_str(), Arc::from(value.to_string())),
+            Test::Exists(b) => ("exists", Arc::from(b.to_string())),
+            Test::Null => ("null", Arc::from("")),
+            Test::FieldRef { other, op, .. } => (fieldref_op(*op), Arc::from(other.as_str())),
+            Test::Cidr(net) => ("cidr", Arc::from(net.to_string())),
+        };
+        Shown { field, op, value }
+    }
+}
+
+/// `fieldref|` and the comparison, as alerts spell it.
+fn fieldref_op(op: crate::rule::StrOp) -> &'static str {
+    use crate::rule::StrOp;
+    match op {
+        StrOp::Equals => "fieldref|equals",
+        StrOp::Contains => "fieldref|contains",
+        StrOp::Prefix => "fieldref|startswith",
+        StrOp::Suffix => "fieldref|endswith",
+        StrOp::Term => "fieldref|has",
     }
 }
 
@@ -1826,7 +1859,7 @@ mod tests {
             out[0].matches,
             vec![Match {
                 field: "Image".into(),
-                op: "glob".into(),
+                op: "glob",
                 value: "C:\\x\\a?c.exe".into(),
                 name: None
             }]
@@ -1895,7 +1928,7 @@ mod tests {
         rs.evaluate(&ev, &mut scratch, &mut out);
         let fired: Vec<&str> = out.iter().map(|d| rs.rule(d.rule).id.as_str()).collect();
         assert_eq!(fired, ["cmd"]);
-        assert_eq!(out[0].matches[0].field, "CommandLine");
+        assert_eq!(&*out[0].matches[0].field, "CommandLine");
         // A keyword holding a NUL is still tested, field by field.
         assert_eq!(rs.matching_ids(&proc("", "exe\u{0}run")), ["across"]);
     }
@@ -1920,7 +1953,7 @@ mod tests {
         rs.evaluate(&proc("C:\\X.EXE", "x -BB -CC"), &mut scratch, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(rs.rule(out[0].rule).id, "any");
-        let values: Vec<&str> = out[0].matches.iter().map(|m| m.value.as_str()).collect();
+        let values: Vec<&str> = out[0].matches.iter().map(|m| &*m.value).collect();
         assert_eq!(values, ["\\x.exe", "-bb", "-cc"]);
         assert_eq!(rs.matching_ids(&proc("C:\\x.exe", "x -dd")), ["none"]);
         assert!(rs.matching_ids(&proc("C:\\y.exe", "x -aa")).is_empty());
@@ -2027,7 +2060,7 @@ mod tests {
             out[1].matches,
             vec![Match {
                 field: "CommandLine".into(),
-                op: "contains".into(),
+                op: "contains",
                 value: "aaa".into(),
                 name: None
             }]
@@ -2036,5 +2069,35 @@ mod tests {
         out.clear();
         rs.evaluate(&proc("", "nothing"), &mut scratch, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_field_reference_is_shown_as_fieldref_and_its_comparison() {
+        for op in [
+            StrOp::Equals,
+            StrOp::Contains,
+            StrOp::Prefix,
+            StrOp::Suffix,
+            StrOp::Term,
+        ] {
+            assert_eq!(fieldref_op(op), format!("fieldref|{}", op.as_str()));
+        }
+    }
+
+    #[test]
+    fn matches_shown_twice_are_equal_and_share_the_rules_text() {
+        let r = rule(
+            "r",
+            proc_win(),
+            Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, "aaa"))),
+        );
+        let (rs, _) = Ruleset::compile(vec![r]);
+        let mut scratch = Scratch::new(&rs);
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        rs.evaluate(&proc("", "aaa"), &mut scratch, &mut first);
+        rs.evaluate(&proc("", "xaaay"), &mut scratch, &mut second);
+        let (a, b) = (&first[0].matches[0], &second[0].matches[0]);
+        assert_eq!(a, b);
+        assert!(Arc::ptr_eq(&a.value, &b.value) && Arc::ptr_eq(&a.field, &b.field));
     }
 }
