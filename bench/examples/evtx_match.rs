@@ -172,11 +172,12 @@ impl Timed {
     }
 }
 
-/// The median over passes of `a`'s time over `b`'s time in the same pass.
+/// The median over passes of `a`'s time over `b`'s time in the same pass
+/// (of an even number, the lower middle one).
 fn median_ratio(a: &Timed, b: &Timed) -> f64 {
     let mut r: Vec<f64> = a.passes.iter().zip(&b.passes).map(|(a, b)| a / b).collect();
     r.sort_by(f64::total_cmp);
-    r[r.len() / 2]
+    r[(r.len() - 1) / 2]
 }
 
 /// A started timing: wall clock and this thread's CPU time.

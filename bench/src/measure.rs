@@ -208,7 +208,9 @@ impl Rounds {
     }
 
     /// How many times faster measure `i` ran than measure `j`: the median
-    /// over the rounds of `j`'s time over `i`'s time in the same round.
+    /// over the rounds of `j`'s time over `i`'s time in the same round (of
+    /// an even number of rounds, the lower middle one, so a figure never
+    /// flatters `i`).
     pub fn median_speedup(&self, i: usize, j: usize) -> f64 {
         let mut ratios: Vec<f64> = self
             .passes
@@ -216,7 +218,7 @@ impl Rounds {
             .map(|round| round[j].elapsed.as_secs_f64() / round[i].elapsed.as_secs_f64())
             .collect();
         ratios.sort_by(f64::total_cmp);
-        ratios[ratios.len() / 2]
+        ratios[(ratios.len() - 1) / 2]
     }
 }
 
@@ -262,6 +264,18 @@ mod tests {
         assert_eq!(rounds.median_speedup(0, 1), 2.0);
         assert_eq!(rounds.median(0).elapsed, Duration::from_millis(2));
         assert_eq!(rounds.median(1).elapsed, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn of_an_even_number_of_rounds_the_lower_middle_ratio_is_given() {
+        let round = std::cell::Cell::new(0usize);
+        let mut first = || {
+            round.set(round.get() + 1);
+            pass(10)
+        };
+        let mut second = || pass([10, 20, 30][round.get() - 1]);
+        let rounds = Rounds::take(2, &mut [&mut first, &mut second]);
+        assert_eq!(rounds.median_speedup(0, 1), 2.0);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub(super) struct View {
     pub(super) atoms: Vec<CAtom>,
     /// Per atom: how alerts show it, made when it first fires. Kept apart
     /// from `atoms`, whose tests the scan reads on every event: inside each
-    /// atom it would make that array 1.4 times as large for a field that is
+    /// atom it would make that array 1.5 times as large for a field that is
     /// read only when a rule fires.
     pub(super) shown: Vec<OnceLock<super::Shown>>,
     /// For each literal atom, the view rules it wakes, as `rule << 1 | set`:
