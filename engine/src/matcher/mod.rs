@@ -335,6 +335,7 @@ impl Ruleset {
         let mut ev = Eval {
             view,
             regexes: &self.regexes.regexes,
+            runs: &self.regexes.runs,
             event,
             s: scratch,
         };
@@ -615,6 +616,8 @@ impl Scratch {
 struct Eval<'a> {
     view: &'a View,
     regexes: &'a [meta::Regex],
+    /// Per regex: the class run every match holds, if any.
+    runs: &'a [Option<regexes::ClassRun>],
     event: &'a Event,
     s: &'a mut Scratch,
 }
@@ -915,6 +918,11 @@ impl<'a> Eval<'a> {
                 let Some(t) = value.and_then(|v| v.match_text(&mut s.num)) else {
                     return false;
                 };
+                if let Some(run) = &self.runs[*id as usize] {
+                    if !run.found_in(t.as_bytes()) {
+                        return false;
+                    }
+                }
                 let re = &self.regexes[*id as usize];
                 let cache = s.regex_caches[*id as usize].get_or_insert_with(|| re.create_cache());
                 re.is_match_with(cache, &Input::new(t))
