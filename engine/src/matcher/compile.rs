@@ -690,6 +690,10 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
     (scans, keyword)
 }
 
+/// How much later than its cost a negated child of an AND is tried: after
+/// direct text tests, globs and field references, before regexes.
+const NEGATED_IN_AND: u32 = 16;
+
 /// A copy of `node` whose AND and OR children are sorted by expected cost,
 /// cheapest first, and that cost. Known-after-the-scan literals cost nothing,
 /// direct text tests a little, regexes the most. Reordering never changes a
@@ -721,8 +725,16 @@ fn cheapest_first(node: &Node, atoms: &[CAtom]) -> (Node, u32) {
         Node::And(v) | Node::Or(v) => {
             let mut children: Vec<(Node, u32)> =
                 v.iter().map(|n| cheapest_first(n, atoms)).collect();
-            // Stable: equal costs keep the author's order.
-            children.sort_by_key(|(_, c)| *c);
+            // Stable: equal costs keep the author's order. Within an AND, a
+            // negated child (a rule's filters) is nearly always true, so it
+            // seldom decides: it goes after tests that cost a little more
+            // but usually fail (`Image|fieldref: ParentImage` before a
+            // list of 30 filter names).
+            let is_and = matches!(node, Node::And(_));
+            children.sort_by_key(|(n, c)| match (is_and, n) {
+                (true, Node::Not(_)) => c.saturating_add(NEGATED_IN_AND),
+                _ => *c,
+            });
             let cost = children
                 .iter()
                 .map(|(_, c)| *c)
@@ -734,5 +746,64 @@ fn cheapest_first(node: &Node, atoms: &[CAtom]) -> (Node, u32) {
             };
             (node, cost)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::fields;
+
+    fn atom(kind: AtomKind, test: Test) -> CAtom {
+        CAtom {
+            target: FieldTarget::Field(fields::IMAGE),
+            test,
+            kind,
+        }
+    }
+
+    #[test]
+    fn an_and_tries_its_negated_children_after_cheap_tests_but_before_regexes() {
+        let literal = Test::Str {
+            op: StrOp::Equals,
+            value: "x".into(),
+            cased: false,
+        };
+        let atoms = [
+            atom(AtomKind::Literal, literal),
+            atom(
+                AtomKind::Lazy,
+                Test::FieldRef {
+                    other: fields::PARENT_IMAGE,
+                    op: StrOp::Equals,
+                    cased: false,
+                },
+            ),
+            atom(
+                AtomKind::Regex(0),
+                Test::Regex {
+                    pattern: "y".into(),
+                    case_insensitive: false,
+                    multi_line: false,
+                    dot_all: false,
+                },
+            ),
+        ];
+        let order = |n: Node| format!("{:?}", cheapest_first(&n, &atoms).0);
+        let filters = || Node::Not(Box::new(Node::Atom(0)));
+        assert_eq!(
+            order(Node::And(vec![filters(), Node::Atom(1)])),
+            format!("{:?}", Node::And(vec![Node::Atom(1), filters()]))
+        );
+        assert_eq!(
+            order(Node::And(vec![Node::Atom(2), filters()])),
+            format!("{:?}", Node::And(vec![filters(), Node::Atom(2)]))
+        );
+        // An OR is decided by a test that holds, which a negation usually
+        // does: its cheap negated children stay first.
+        assert_eq!(
+            order(Node::Or(vec![filters(), Node::Atom(1)])),
+            format!("{:?}", Node::Or(vec![filters(), Node::Atom(1)]))
+        );
     }
 }
