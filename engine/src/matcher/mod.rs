@@ -918,10 +918,10 @@ impl<'a> Eval<'a> {
                 let Some(t) = value.and_then(|v| v.match_text(&mut s.num)) else {
                     return false;
                 };
-                if let Some(run) = &self.runs[*id as usize] {
-                    if !run.found_in(t.as_bytes()) {
-                        return false;
-                    }
+                if let Some(verdict) =
+                    (self.runs[*id as usize].as_ref()).and_then(|run| run.decides(t.as_bytes()))
+                {
+                    return verdict;
                 }
                 let re = &self.regexes[*id as usize];
                 let cache = s.regex_caches[*id as usize].get_or_insert_with(|| re.create_cache());
