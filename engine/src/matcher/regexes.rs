@@ -225,10 +225,6 @@ pub(super) struct ClassRun {
 const MIN_CLASS_RUN: u32 = 8;
 
 impl ClassRun {
-    /// Whether `hay` holds `min` class bytes in a row. Each window of `min`
-    /// bytes is checked from its end back, and a byte outside the class
-    /// moves the next window past it, so most bytes are never looked at;
-    /// bytes already seen in the class are not looked at again.
     /// The regex's verdict on `hay` when the run alone settles it: `false`
     /// without the run; `true` with it when the regex is the run alone and
     /// the text is ASCII (each byte one character, so `min` bytes are `min`
@@ -243,6 +239,10 @@ impl ClassRun {
         }
     }
 
+    /// Whether `hay` holds `min` class bytes in a row. Each window of `min`
+    /// bytes is checked from its end back, and a byte outside the class
+    /// moves the next window past it, so most bytes are never looked at;
+    /// bytes already seen in the class are not looked at again.
     pub(super) fn found_in(&self, hay: &[u8]) -> bool {
         let m = self.min;
         // hay[start..known_end] is known to be in the class.
