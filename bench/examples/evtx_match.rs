@@ -9,8 +9,8 @@
 //!
 //! With no RULES folder the embedded seed pack is measured. Times are this
 //! thread's CPU time (from `CLOCK_THREAD_CPUTIME_ID` where it exists, else
-//! wall time), so a busy machine skews them less; the wall-clock figure is
-//! printed beside.
+//! wall time), so a busy machine skews them less. The passes are taken in
+//! turn by [`Rounds`], as the throughput harness takes its own.
 //!
 //! ```sh
 //! cargo run --release -p trawl-bench --example evtx_match -- ../shared/corpus/evtx-attack-samples \
@@ -19,9 +19,10 @@
 //! ```
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use trawl_bench::floor::{Floor, FloorScratch};
+use trawl_bench::measure::{Pass, Rounds};
 use trawl_engine::event::{EventKind, Os};
 use trawl_engine::load::RuleSources;
 use trawl_engine::matcher::Scratch;
@@ -83,122 +84,79 @@ fn main() {
     let mut scratch = Scratch::new(&rs);
     let mut plain_scratch = Scratch::new(&rs);
     plain_scratch.remember_texts(false);
-    let mut dets = Vec::new();
     // Each pass as a replay of these logs: values they repeat are remembered,
     // values seen in the pass before are not.
-    let mut engine_pass = |scratch: &mut Scratch| {
-        scratch.forget();
-        let mut fired = 0usize;
-        for e in &events {
-            dets.clear();
-            rs.evaluate(e, scratch, &mut dets);
-            fired += dets.len();
-        }
-        fired
+    let engine_pass = |scratch: &mut Scratch, dets: &mut Vec<_>| {
+        cpu_timed(|| {
+            scratch.forget();
+            let mut fired = 0;
+            for e in &events {
+                dets.clear();
+                rs.evaluate(e, scratch, dets);
+                fired += dets.len() as u64;
+            }
+            fired
+        })
     };
-    let floor = (!engine_only).then(|| Floor::build(rs.rules()));
+    let floor = Floor::build(rs.rules());
     let mut floor_scratch = FloorScratch::default();
+    let (mut dets, mut plain_dets) = (Vec::new(), Vec::new());
+    let mut engine = || engine_pass(&mut scratch, &mut dets);
+    let mut floor_run = || {
+        cpu_timed(|| {
+            (events.iter())
+                .map(|e| floor.scan(e, &mut floor_scratch))
+                .sum()
+        })
+    };
+    let mut plain = || engine_pass(&mut plain_scratch, &mut plain_dets);
     // Engine, floor and the engine without its memory of field texts, taken
     // in turn pass after pass (after one warm-up pass of each), so a machine
     // that drifts moves all three alike; each ratio is the median of the
     // passes' own ratios.
-    let (mut engine, mut floor_t, mut plain) =
-        (Timed::default(), Timed::default(), Timed::default());
-    let (mut fired, mut hits) = (0usize, 0u64);
-    for rep in 0..=reps {
-        let warm_up = rep == 0;
-        let t = Timer::start();
-        let f = engine_pass(&mut scratch);
-        engine.add(t, warm_up);
-        fired += if warm_up { 0 } else { f };
-        let Some(floor) = &floor else { continue };
-        let t = Timer::start();
-        let h: u64 = events
-            .iter()
-            .map(|e| floor.scan(e, &mut floor_scratch))
-            .sum();
-        floor_t.add(t, warm_up);
-        hits += if warm_up { 0 } else { h };
-        let t = Timer::start();
-        engine_pass(&mut plain_scratch);
-        plain.add(t, warm_up);
-    }
-    let reps_f = reps as f64;
+    let rounds = if engine_only {
+        Rounds::take(reps, &mut [&mut engine])
+    } else {
+        Rounds::take(reps, &mut [&mut engine, &mut floor_run, &mut plain])
+    };
+    let passes = n * reps as f64;
+    let per_event = |i: usize| rounds.total(i).elapsed.as_secs_f64() / passes;
     println!(
-        "engine: {:.2} µs/event, {:.0} events/s per core (wall {:.0}), {} detections per pass",
-        engine.cpu * 1e6 / (n * reps_f),
-        n * reps_f / engine.cpu,
-        n * reps_f / engine.wall,
-        fired / reps
+        "engine: {:.2} µs/event, {:.0} events/s per core, {} detections per pass",
+        per_event(0) * 1e6,
+        1.0 / per_event(0),
+        rounds.total(0).alerted / reps as u64
     );
-    if floor.is_none() {
+    if engine_only {
         return;
     }
     println!(
-        "floor: {:.2} µs/event, {:.0} events/s per core (wall {:.0}), {:.1} literal hits per event",
-        floor_t.cpu * 1e6 / (n * reps_f),
-        n * reps_f / floor_t.cpu,
-        n * reps_f / floor_t.wall,
-        hits as f64 / (n * reps_f)
+        "floor: {:.2} µs/event, {:.0} events/s per core, {:.1} literal hits per event",
+        per_event(1) * 1e6,
+        1.0 / per_event(1),
+        rounds.total(1).alerted as f64 / passes
     );
     println!(
         "ratio engine/floor: {:.2} (median of the passes' own ratios)",
-        median_ratio(&floor_t, &engine)
+        rounds.median_speedup(0, 1)
     );
     println!(
         "engine, memory of field texts off: {:.2} µs/event, engine/floor {:.2}",
-        plain.cpu * 1e6 / (n * reps_f),
-        median_ratio(&floor_t, &plain)
+        per_event(2) * 1e6,
+        rounds.median_speedup(2, 1)
     );
 }
 
-/// CPU and wall time of one measure's timed passes.
-#[derive(Default)]
-struct Timed {
-    cpu: f64,
-    wall: f64,
-    /// Each timed pass's CPU time.
-    passes: Vec<f64>,
-}
-
-impl Timed {
-    fn add(&mut self, t: Timer, warm_up: bool) {
-        let (cpu, wall) = t.stop();
-        if !warm_up {
-            self.cpu += cpu;
-            self.wall += wall;
-            self.passes.push(cpu);
-        }
-    }
-}
-
-/// The median over passes of `a`'s time over `b`'s time in the same pass
-/// (of an even number, the lower middle one).
-fn median_ratio(a: &Timed, b: &Timed) -> f64 {
-    let mut r: Vec<f64> = a.passes.iter().zip(&b.passes).map(|(a, b)| a / b).collect();
-    r.sort_by(f64::total_cmp);
-    r[(r.len() - 1) / 2]
-}
-
-/// A started timing: wall clock and this thread's CPU time.
-struct Timer {
-    start: Instant,
-    cpu0: Option<f64>,
-}
-
-impl Timer {
-    fn start() -> Timer {
-        Timer {
-            start: Instant::now(),
-            cpu0: cpu_secs(),
-        }
-    }
-
-    /// (CPU seconds, wall seconds) since the start; CPU falls back to wall.
-    fn stop(self) -> (f64, f64) {
-        let wall = self.start.elapsed().as_secs_f64();
-        let cpu = self.cpu0.zip(cpu_secs()).map_or(wall, |(a, b)| b - a);
-        (cpu, wall)
+/// A pass of `run` timed by this thread's CPU clock (the wall clock where
+/// there is none); its count is what `run` returns.
+fn cpu_timed(run: impl FnOnce() -> u64) -> Pass {
+    let (start, cpu0) = (Instant::now(), cpu_secs());
+    let alerted = run();
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = cpu0.zip(cpu_secs()).map_or(wall, |(a, b)| b - a);
+    Pass {
+        elapsed: Duration::from_secs_f64(cpu.max(0.0)),
+        alerted,
     }
 }
 

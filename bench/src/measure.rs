@@ -207,6 +207,20 @@ impl Rounds {
         all[all.len() / 2]
     }
 
+    /// Measure `i`'s timed passes added up: their time and their counts.
+    pub fn total(&self, i: usize) -> Pass {
+        self.passes.iter().map(|round| round[i]).fold(
+            Pass {
+                elapsed: Duration::ZERO,
+                alerted: 0,
+            },
+            |sum, p| Pass {
+                elapsed: sum.elapsed + p.elapsed,
+                alerted: sum.alerted + p.alerted,
+            },
+        )
+    }
+
     /// How many times faster measure `i` ran than measure `j`: the median
     /// over the rounds of `j`'s time over `i`'s time in the same round (of
     /// an even number of rounds, the lower middle one, so a figure never
@@ -264,6 +278,9 @@ mod tests {
         assert_eq!(rounds.median_speedup(0, 1), 2.0);
         assert_eq!(rounds.median(0).elapsed, Duration::from_millis(2));
         assert_eq!(rounds.median(1).elapsed, Duration::from_millis(5));
+        // The warm-up round (9 ms each) is not in the totals.
+        assert_eq!(rounds.total(0).elapsed, Duration::from_millis(6));
+        assert_eq!(rounds.total(1).elapsed, Duration::from_millis(39));
     }
 
     #[test]
