@@ -4,8 +4,8 @@
 //! An automaton over thousands of literals (SigmaHQ has some 6,000 for
 //! `CommandLine`) is megabytes of states: each byte of text is a likely cache
 //! miss, on a busy endpoint most of all. Here each literal is represented by
-//! its rarest four bytes (by a byte-frequency table), or by its first two or
-//! one when shorter. One pass over the text reads every 4-byte window, tests
+//! its rarest four bytes (those fewest of `typical`'s ordinary values hold,
+//! then by a byte-frequency table), or by its first two or one when shorter. One pass over the text reads every 4-byte window, tests
 //! one bit of a 16 KiB bitmap (the hash of every literal's window), and only
 //! on a set bit looks the window up and verifies whole literals there. The
 //! hot data fits in the first-level cache; a window that starts no literal,
@@ -88,9 +88,21 @@ impl GramScan {
         for (key, uses) in grouped {
             let id = g.entries.len() as u32;
             let offset = if key.len() >= 4 {
-                // The rarest window: lowest summed commonness, first on ties.
+                // The rarest window: the one fewest typical values hold, then
+                // the lowest summed commonness, the first on ties. By the
+                // byte table alone, `c:\u`, `\use` and `m32\` passed for
+                // rare: a bench corpus event verified 39 literals at them,
+                // 4 of them found (16 and 1 of 9 once typical values
+                // count; 6-7% fewer instructions in the matcher).
+                let rarity = |o: usize| {
+                    let w = [key[o], key[o + 1], key[o + 2], key[o + 3]];
+                    (
+                        super::typical::window_count(w),
+                        w.iter().map(|&b| commonness(b)).sum::<u32>(),
+                    )
+                };
                 let best = (0..=key.len() - 4)
-                    .min_by_key(|&o| key[o..o + 4].iter().map(|&b| commonness(b)).sum::<u32>())
+                    .min_by_key(|&o| rarity(o))
                     .expect("a literal of four bytes or more has a window");
                 let w = u32::from_le_bytes(key[best..best + 4].try_into().expect("4 bytes"));
                 windows.push((w, id));
@@ -285,6 +297,27 @@ mod tests {
                 assert!(!same(&a, &b), "{n} bytes, differing at {at}");
             }
         }
+    }
+
+    #[test]
+    fn a_literal_is_looked_for_at_a_window_typical_values_lack() {
+        let lit = r"\windows\system32\spool\";
+        let g = GramScan::build(LitUse::numbered(&[lit], StrOp::Contains));
+        let at = g.entries[0].offset as usize;
+        let window =
+            |o: usize| -> [u8; 4] { lit.as_bytes()[o..o + 4].try_into().expect("4 bytes") };
+        assert_eq!(super::super::typical::window_count(window(at)), 0);
+        // The byte table alone picks a window in most Windows paths.
+        let by_bytes = (0..=lit.len() - 4)
+            .min_by_key(|&o| window(o).iter().map(|&b| commonness(b)).sum::<u32>())
+            .expect("windows");
+        assert!(super::super::typical::window_count(window(by_bytes)) > 0);
+        // And the literal is still found wherever it is.
+        let mut found = Vec::new();
+        g.scan(br"x c:\windows\system32\spool\a.exe", |_, s, e| {
+            found.push((s, e))
+        });
+        assert_eq!(found, [(4, 4 + lit.len())]);
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! The share of these values that hold a literal is added to its cost.
 //!
 //! The values are made up to look like an ordinary Windows or Linux host,
-//! not taken from any trace. They only steer which literals wake a rule:
-//! whether a rule fires never depends on them.
+//! not taken from any trace. They only steer which literals wake a rule and
+//! which four bytes of a literal the `contains` filter looks for: whether a
+//! rule fires never depends on them.
 
 use memchr::memmem;
 
@@ -108,6 +109,17 @@ const USERS: &[&str] = &[
 
 const INTEGRITY_LEVELS: &[&str] = &["system", "high", "medium"];
 
+/// Every list above.
+const ALL: [&[&str]; 7] = [
+    WINDOWS_PATHS,
+    LINUX_PATHS,
+    WINDOWS_COMMAND_LINES,
+    LINUX_COMMAND_LINES,
+    FILE_NAMES,
+    USERS,
+    INTEGRITY_LEVELS,
+];
+
 /// The share, from 0 to 1, of the typical values of `field` that
 /// `op literal` holds for, ignoring ASCII case (of the Windows and the Linux
 /// values, the larger share); 0 for a field without typical values. For
@@ -150,6 +162,34 @@ pub(super) fn share(field: &FieldKey, op: StrOp, literal: &str) -> f64 {
             held as f64 / list.len() as f64
         })
         .fold(0.0, f64::max)
+}
+
+/// How many of all the typical values (paths, command lines, names, of
+/// every field) hold the 4-byte `window` (lower-case): for choosing which
+/// window of a literal the `contains` filter looks for (see
+/// [`super::gram`]). A byte-frequency table takes `c:\w`, `\use` and
+/// `m32\` for rare, being made of punctuation and a digit, when they are in
+/// most Windows paths.
+pub(super) fn window_count(window: [u8; 4]) -> u32 {
+    static COUNTS: std::sync::OnceLock<std::collections::HashMap<[u8; 4], u32>> =
+        std::sync::OnceLock::new();
+    let counts = COUNTS.get_or_init(|| {
+        let mut counts = std::collections::HashMap::new();
+        for value in ALL.iter().flat_map(|l| l.iter()) {
+            let mut seen: Vec<[u8; 4]> = value
+                .as_bytes()
+                .windows(4)
+                .map(|w| [w[0], w[1], w[2], w[3]])
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            for w in seen {
+                *counts.entry(w).or_insert(0) += 1;
+            }
+        }
+        counts
+    });
+    counts.get(&window).copied().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -195,15 +235,7 @@ mod tests {
     #[test]
     fn the_values_are_lower_case() {
         // `share` lower-cases only the literal.
-        for list in [
-            WINDOWS_PATHS,
-            LINUX_PATHS,
-            WINDOWS_COMMAND_LINES,
-            LINUX_COMMAND_LINES,
-            FILE_NAMES,
-            USERS,
-            INTEGRITY_LEVELS,
-        ] {
+        for list in ALL {
             for v in list {
                 assert_eq!(*v, v.to_ascii_lowercase());
             }
