@@ -167,9 +167,9 @@ pub(super) fn share(field: &FieldKey, op: StrOp, literal: &str) -> f64 {
 /// How many of all the typical values (paths, command lines, names, of
 /// every field) hold the 4-byte `window` (lower-case): for choosing which
 /// window of a literal the `contains` filter looks for (see
-/// [`super::gram`]). A byte-frequency table takes `c:\w`, `\use` and
-/// `m32\` for rare, being made of punctuation and a digit, when they are in
-/// most Windows paths.
+/// [`super::gram`]). A byte-frequency table ranks `\`, `:` and digits
+/// low, so it takes windows like `c:\w` and `m32\` for rare, though many
+/// Windows paths hold them (`c:\w` 12 of the 18 here).
 pub(super) fn window_count(window: [u8; 4]) -> u32 {
     type Counts = std::collections::HashMap<[u8; 4], u32, foldhash::fast::RandomState>;
     // Looked up for every window of every `contains` literal (some 60,000
