@@ -1164,6 +1164,11 @@ mod tests {
     }
 
     /// A keyword: `contains` on any field.
+    /// `CommandLine|contains: v`.
+    fn cmd_contains(v: &str) -> Expr {
+        Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)))
+    }
+
     fn keyword(v: &str) -> Expr {
         Expr::Atom(Atom {
             target: FieldTarget::AnyField,
@@ -1373,8 +1378,8 @@ mod tests {
     #[test]
     fn a_literal_many_rules_test_wakes_none_that_has_its_own() {
         let image = || Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, "\\x.exe")));
-        let cl = |v: &str| Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)));
-        let lone = |id: &str, lit: &str| rule(id, proc_win(), Expr::And(vec![image(), cl(lit)]));
+        let lone =
+            |id: &str, lit: &str| rule(id, proc_win(), Expr::And(vec![image(), cmd_contains(lit)]));
         // Alone, `\x.exe` (six characters, placed) is rarer than `-aaaaa`.
         let (rs, _) = Ruleset::compile(vec![lone("a", "-aaaaa")]);
         let stats = rs.view_stats(EventKind::ProcessStart, Os::Windows);
@@ -1408,7 +1413,6 @@ mod tests {
         // ſ's `S`. Alone, the literal wakes its rule (a scan); beside a
         // rarer one it is tested directly. Both must say the same of every
         // text, and the form's ASCII case is ignored on both.
-        let cl = |v: &str| Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)));
         let image = Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, "\\zq.exe")));
         for (lit, fire, quiet) in [
             (
@@ -1428,11 +1432,11 @@ mod tests {
             ),
         ] {
             // Compiled apart: in one set they would share the scanned atom.
-            let (alone, _) = Ruleset::compile(vec![rule("alone", proc_win(), cl(lit))]);
+            let (alone, _) = Ruleset::compile(vec![rule("alone", proc_win(), cmd_contains(lit))]);
             let (beside, _) = Ruleset::compile(vec![rule(
                 "beside",
                 proc_win(),
-                Expr::And(vec![image.clone(), cl(lit)]),
+                Expr::And(vec![image.clone(), cmd_contains(lit)]),
             )]);
             for text in fire {
                 let ev = proc("C:\\zq.exe", text);
@@ -1476,7 +1480,7 @@ mod tests {
     #[test]
     fn a_rule_with_two_wake_sets_waits_for_both() {
         let suffix = |key, v: &str| Expr::Atom(Atom::field(key, s(StrOp::Suffix, v)));
-        let cl = Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, "-zz")));
+        let cl = cmd_contains("-zz");
         let both = Expr::And(vec![
             suffix(fields::IMAGE, "\\a.exe"),
             suffix(fields::PARENT_IMAGE, "\\b.exe"),
@@ -1505,27 +1509,26 @@ mod tests {
 
     #[test]
     fn rules_wake_on_their_rarest_necessary_literal_only() {
-        let cl = |v: &str| Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)));
         let image = |v: &str| Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, v)));
         let rules = vec![
             rule(
                 "pd",
                 proc_win(),
-                Expr::And(vec![cl(" -"), image("\\procdump.exe")]),
+                Expr::And(vec![cmd_contains(" -"), image("\\procdump.exe")]),
             ),
             // not (not a or not b) = a and b: negations are looked through.
             rule(
                 "nn",
                 proc_win(),
                 Expr::Not(Box::new(Expr::Or(vec![
-                    Expr::Not(Box::new(cl("sekurlsa"))),
-                    Expr::Not(Box::new(cl(" -"))),
+                    Expr::Not(Box::new(cmd_contains("sekurlsa"))),
+                    Expr::Not(Box::new(cmd_contains(" -"))),
                 ]))),
             ),
             rule(
                 "either",
                 proc_win(),
-                Expr::Or(vec![cl("lsass"), image("\\x.exe")]),
+                Expr::Or(vec![cmd_contains("lsass"), image("\\x.exe")]),
             ),
         ];
         let (rs, _) = Ruleset::compile(rules);
@@ -1943,9 +1946,14 @@ mod tests {
 
     #[test]
     fn an_or_of_needles_is_decided_in_one_search_and_reports_what_held() {
-        let cl = |v: &str| Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)));
         let image = Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, "\\x.exe")));
-        let list = || Expr::Or(vec![cl("-aa"), cl("-bb"), cl("-cc")]);
+        let list = || {
+            Expr::Or(vec![
+                cmd_contains("-aa"),
+                cmd_contains("-bb"),
+                cmd_contains("-cc"),
+            ])
+        };
         let (rs, _) = Ruleset::compile(vec![
             rule("any", proc_win(), Expr::And(vec![image.clone(), list()])),
             rule(
@@ -2048,16 +2056,8 @@ mod tests {
 
     #[test]
     fn alerts_come_in_rule_order_with_matches() {
-        let a = rule(
-            "first",
-            proc_win(),
-            Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, "zzz"))),
-        );
-        let b = rule(
-            "second",
-            proc_win(),
-            Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, "aaa"))),
-        );
+        let a = rule("first", proc_win(), cmd_contains("zzz"));
+        let b = rule("second", proc_win(), cmd_contains("aaa"));
         let (rs, _) = Ruleset::compile(vec![a, b]);
         let ev = proc("", "aaa zzz");
         let mut scratch = Scratch::new(&rs);
@@ -2094,11 +2094,7 @@ mod tests {
 
     #[test]
     fn matches_shown_twice_are_equal_and_share_the_rules_text() {
-        let r = rule(
-            "r",
-            proc_win(),
-            Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, "aaa"))),
-        );
+        let r = rule("r", proc_win(), cmd_contains("aaa"));
         let (rs, _) = Ruleset::compile(vec![r]);
         let mut scratch = Scratch::new(&rs);
         let (mut first, mut second) = (Vec::new(), Vec::new());
