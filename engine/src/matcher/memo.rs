@@ -79,9 +79,25 @@ pub(super) fn hash(text: &[u8]) -> u64 {
     for w in words {
         h = (h.rotate_left(5) ^ u64::from_le_bytes(*w)).wrapping_mul(K);
     }
-    let mut last = [0u8; 8];
-    last[..tail.len()].copy_from_slice(tail);
-    (h.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K)
+    (h.rotate_left(5) ^ tail_word(tail)).wrapping_mul(K)
+}
+
+/// The last 0–7 bytes of a text as one word, every byte in it: two
+/// overlapping 4-byte loads, or the first, middle and last byte. Copying
+/// them into a zeroed word called `memcpy` once per field per event, 5% of
+/// the matcher's time on short command lines. Texts of one length are told
+/// apart by it (the length is hashed first).
+fn tail_word(tail: &[u8]) -> u64 {
+    let n = tail.len();
+    if n >= 4 {
+        let lo = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+        let hi = u32::from_le_bytes([tail[n - 4], tail[n - 3], tail[n - 2], tail[n - 1]]);
+        u64::from(lo) | u64::from(hi) << 32
+    } else if n > 0 {
+        u64::from(tail[0]) | u64::from(tail[n / 2]) << 8 | u64::from(tail[n - 1]) << 16
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -113,5 +129,20 @@ mod tests {
         // Texts that differ only past a word, or by length, hash apart.
         assert_ne!(hash(b"12345678"), hash(b"12345678\0"));
         assert_ne!(hash(b""), hash(b"\0"));
+    }
+
+    #[test]
+    fn every_byte_of_a_short_tail_is_hashed() {
+        for n in 0..8 {
+            let text: Vec<u8> = (1..=n as u8).collect();
+            for p in 0..n {
+                let mut other = text.clone();
+                other[p] ^= 0x20;
+                assert_ne!(tail_word(&text), tail_word(&other), "length {n}, byte {p}");
+                assert_ne!(hash(&text), hash(&other), "length {n}, byte {p}");
+            }
+        }
+        // A tail past eight bytes: the last word is the text's tail.
+        assert_ne!(hash(b"C:\\Windows\\a.exe"), hash(b"C:\\Windows\\a.exf"));
     }
 }
