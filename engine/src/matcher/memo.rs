@@ -85,8 +85,8 @@ pub(super) fn hash(text: &[u8]) -> u64 {
 /// The last 0–7 bytes of a text as one word, every byte in it: two
 /// overlapping 4-byte loads, or the first, middle and last byte. Copying
 /// them into a zeroed word called `memcpy` once per field per event, 5% of
-/// the matcher's time on short command lines. Texts of one length are told
-/// apart by it (the length is hashed first).
+/// the matcher's time on short command lines. Tails of one length are told
+/// apart by it (the text's length is hashed first).
 fn tail_word(tail: &[u8]) -> u64 {
     let n = tail.len();
     if n >= 4 {
@@ -142,7 +142,7 @@ mod tests {
                 assert_ne!(hash(&text), hash(&other), "length {n}, byte {p}");
             }
         }
-        // A tail past eight bytes: the last word is the text's tail.
-        assert_ne!(hash(b"C:\\Windows\\a.exe"), hash(b"C:\\Windows\\a.exf"));
+        // Past eight bytes (17 here), the tail still counts.
+        assert_ne!(hash(b"C:\\Windows\\ab.exe"), hash(b"C:\\Windows\\ab.exf"));
     }
 }
