@@ -143,9 +143,9 @@ fn throughput(args: &ThroughputArgs) -> Result<()> {
     );
 
     let rss_corpus = peak_rss_mb();
-    // Engine, floor and the engine without its memory of field texts, taken
-    // in turn round after round, so the ratios compare passes run at the
-    // same moment (see `Rounds`).
+    // Engine, floor, the engine without its memory of field texts and the
+    // engine without its kept verdicts, taken in turn round after round, so
+    // the ratios compare passes run at the same moment (see `Rounds`).
     let mut engine_scratch = scratches(&ruleset, threads);
     let mut floor_scratch: Vec<FloorScratch> =
         (0..threads).map(|_| FloorScratch::default()).collect();
@@ -153,12 +153,17 @@ fn throughput(args: &ThroughputArgs) -> Result<()> {
     plain_scratch
         .iter_mut()
         .for_each(|s| s.remember_texts(false));
+    let mut unkept_scratch = scratches(&ruleset, threads);
+    unkept_scratch
+        .iter_mut()
+        .for_each(|s| s.remember_verdicts(false));
     let headline = Rounds::take(
         args.passes,
         &mut [
             &mut || engine_pass(&ruleset, &events, &mut engine_scratch),
             &mut || floor_pass(&floor, &events, &mut floor_scratch),
             &mut || engine_pass(&ruleset, &events, &mut plain_scratch),
+            &mut || engine_pass(&ruleset, &events, &mut unkept_scratch),
         ],
     );
     let rss_engine = peak_rss_mb();
@@ -184,6 +189,11 @@ fn throughput(args: &ThroughputArgs) -> Result<()> {
         "engine_unremembered_events_per_sec={:.0} ratio_unremembered={:.3}  # the same with the matcher's memory of field texts off: every field of every event scanned",
         plain.rate(events.len()),
         headline.median_speedup(2, 1)
+    );
+    println!(
+        "engine_unkept_events_per_sec={:.0} kept_speedup={:.3}  # the same with the matcher's kept verdicts off: every candidate rule evaluated; kept_speedup is the engine's over it, the median of the rounds' own ratios",
+        headline.median(3).rate(events.len()),
+        headline.median_speedup(0, 3)
     );
     println!(
         "compile_ms={:.1}  # reading, parsing and compiling the rules (one run)",
@@ -229,7 +239,7 @@ fn throughput(args: &ThroughputArgs) -> Result<()> {
     match peak_rss_mb() {
         Some(peak) => println!(
             "peak_rss_mb={peak:.1}  # VmHWM of this process: {} MB after loading the rules and building the floor, {} MB with the corpus, \
-             {} MB after the engine and floor passes ({threads} scratch(es) each, with and without memory of texts); the pipeline runs add a copy of the corpus",
+             {} MB after the engine and floor passes ({threads} scratch(es) each, with both memories, without memory of texts and without kept verdicts); the pipeline runs add a copy of the corpus",
             mb(rss_rules),
             mb(rss_corpus),
             mb(rss_engine)

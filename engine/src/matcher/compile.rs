@@ -12,6 +12,7 @@ use super::regexes::{regex_flags, RegexTable};
 use super::text::{compile_glob, literal_variants, Glob};
 use super::trie::AnchoredTrie;
 use super::typical;
+use super::verdicts::MAX_READS;
 use crate::event::FieldKey;
 use crate::ioc::IocSet;
 use crate::rule::{Atom, Expr, FieldTarget, GlobToken, Rule, RuleBody, StrOp, Test};
@@ -43,6 +44,11 @@ pub(super) struct View {
 pub(super) struct ViewRule {
     pub(super) global: usize,
     pub(super) body: CBody,
+    /// The fields its verdict depends on, as positions in `View::scans`,
+    /// when they are all named fields with a scan (whose texts are
+    /// remembered), at most [`MAX_READS`]: its verdicts can then be kept
+    /// (see [`super::verdicts`]).
+    pub(super) reads: Option<Box<[u32]>>,
 }
 
 #[derive(Debug)]
@@ -422,7 +428,11 @@ impl View {
                 }
                 RuleBody::Ioc(set) => CBody::Ioc(set.clone()),
             };
-            vrules.push(ViewRule { global: g, body });
+            vrules.push(ViewRule {
+                global: g,
+                body,
+                reads: None,
+            });
         }
         let mut atoms = b.atoms;
 
@@ -495,6 +505,11 @@ impl View {
         }
 
         let (scans, keyword_scan) = literal_scans(&atoms);
+        for vr in &mut vrules {
+            if let CBody::Expr { written, .. } = &vr.body {
+                vr.reads = reads(written, &atoms, &scans);
+            }
+        }
         View {
             rules: vrules,
             shown: atoms.iter().map(|_| OnceLock::new()).collect(),
@@ -558,6 +573,35 @@ fn wake_sets(written: &Node, atoms: &[CAtom], cost: &[f64]) -> Option<Vec<Vec<u3
 }
 
 /// Every atom `node` tests.
+/// The fields a condition reads, as positions in `scans`, each once: `None`
+/// if one is not a named field with a scan, or they are more than
+/// [`MAX_READS`].
+fn reads(written: &Node, atoms: &[CAtom], scans: &[FieldScan]) -> Option<Box<[u32]>> {
+    let mut seen = Vec::new();
+    atoms_of(written, &mut seen);
+    let mut keys: Vec<&FieldKey> = Vec::new();
+    for a in seen {
+        let atom = &atoms[a as usize];
+        let FieldTarget::Field(key) = &atom.target else {
+            return None;
+        };
+        keys.push(key);
+        if let Test::FieldRef { other, .. } = &atom.test {
+            keys.push(other);
+        }
+    }
+    let mut at: Vec<u32> = Vec::new();
+    for key in keys {
+        let scan = scans
+            .iter()
+            .position(|fs| matches!(&fs.target, FieldTarget::Field(k) if k == key))?;
+        if !at.contains(&(scan as u32)) {
+            at.push(scan as u32);
+        }
+    }
+    (at.len() <= MAX_READS).then(|| at.into_boxed_slice())
+}
+
 fn atoms_of(node: &Node, out: &mut Vec<u32>) {
     match node {
         Node::Atom(a) | Node::Gate(a) => out.push(*a),

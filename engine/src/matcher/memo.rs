@@ -33,15 +33,34 @@ struct Slot {
     hash: u64,
     text: Vec<u8>,
     atoms: Vec<u32>,
+    /// Names this text while it stays here (see [`TextId`]).
+    id: TextId,
     filled: bool,
 }
 
+/// Names one remembered text of one field scan for as long as its slot
+/// holds it: no other text, in any field scan of a [`super::Scratch`], is
+/// ever given the same id (they are counted up from 1 in a `u64`, which
+/// does not wrap in practice). What a rule decides on the texts of given ids
+/// is therefore decided for good (see [`super::verdicts`]).
+pub(super) type TextId = u64;
+
+/// A remembered text: the atoms it sets and its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Remembered<'a> {
+    pub(super) atoms: &'a [u32],
+    pub(super) id: TextId,
+}
+
 impl FieldMemo {
-    /// The atoms remembered for `text` (of hash `hash`), if it is the text
-    /// its slot holds.
-    pub(super) fn get(&self, hash: u64, text: &[u8]) -> Option<&[u32]> {
+    /// The atoms remembered for `text` (of hash `hash`), and its id, if it
+    /// is the text its slot holds.
+    pub(super) fn get(&self, hash: u64, text: &[u8]) -> Option<Remembered<'_>> {
         let slot = self.slots.get(slot_of(hash))?;
-        (slot.filled && slot.hash == hash && slot.text == text).then_some(&slot.atoms[..])
+        (slot.filled && slot.hash == hash && slot.text == text).then_some(Remembered {
+            atoms: &slot.atoms,
+            id: slot.id,
+        })
     }
 
     /// Forgets every text (keeping the memory).
@@ -49,8 +68,9 @@ impl FieldMemo {
         self.slots.iter_mut().for_each(|s| s.filled = false);
     }
 
-    /// Remembers that `text` (of hash `hash`) sets `atoms`.
-    pub(super) fn put(&mut self, hash: u64, text: &[u8], atoms: &[u32]) {
+    /// Remembers that `text` (of hash `hash`) sets `atoms`, under the new
+    /// id `id`.
+    pub(super) fn put(&mut self, hash: u64, text: &[u8], atoms: &[u32], id: TextId) {
         if self.slots.is_empty() {
             self.slots.resize_with(SLOTS, Slot::default);
         }
@@ -60,6 +80,7 @@ impl FieldMemo {
         slot.text.extend_from_slice(text);
         slot.atoms.clear();
         slot.atoms.extend_from_slice(atoms);
+        slot.id = id;
         slot.filled = true;
     }
 }
@@ -112,19 +133,20 @@ mod tests {
             b"C:\\Windows\\System32\\cmd.exf".as_slice(),
         );
         assert_ne!(hash(a), hash(b));
+        let seen = |atoms, id| Some(Remembered { atoms, id });
         assert_eq!(m.get(hash(a), a), None);
-        m.put(hash(a), a, &[3, 7]);
-        assert_eq!(m.get(hash(a), a), Some(&[3, 7][..]));
+        m.put(hash(a), a, &[3, 7], 1);
+        assert_eq!(m.get(hash(a), a), seen(&[3, 7], 1));
         assert_eq!(m.get(hash(b), b), None);
         // A text sharing the hash (forced) but not the bytes is not taken.
         assert_eq!(m.get(hash(a), b), None);
         m.clear();
         assert_eq!(m.get(hash(a), a), None);
-        m.put(hash(a), a, &[3, 7]);
-        // A new text in the same slot replaces the old one.
+        m.put(hash(a), a, &[3, 7], 2);
+        // A new text in the same slot replaces the old one, id and all.
         let h = hash(a) ^ 1;
-        m.put(h, b, &[]);
-        assert_eq!(m.get(h, b), Some(&[][..]));
+        m.put(h, b, &[], 3);
+        assert_eq!(m.get(h, b), seen(&[], 3));
         assert_eq!(m.get(hash(a), a), None);
         // Texts that differ only past a word, or by length, hash apart.
         assert_ne!(hash(b"12345678"), hash(b"12345678\0"));

@@ -22,6 +22,13 @@
 //! A glob with a literal piece is compiled as "contains the longest piece AND
 //! the glob", so it, too, only costs work when its literal is seen.
 //!
+//! A [`Scratch`] remembers recent texts per field with the literals they
+//! hold (`matcher/memo.rs`), and which rules did not fire on which
+//! remembered texts (`matcher/verdicts.rs`): a repeated value is not scanned
+//! again, and a rule whose fields all bring texts it has already read
+//! together (or are absent), and did not fire on them, is not evaluated
+//! again.
+//!
 //! ```
 //! use trawl_engine::event::{fields, Event, EventKind, Os, Timestamp};
 //! use trawl_engine::matcher::{Ruleset, Scratch};
@@ -64,11 +71,13 @@ mod regexes;
 mod text;
 mod trie;
 mod typical;
+mod verdicts;
 
 use compile::{AtomKind, CBody, FieldScan, LitUse, LiteralScan, Node, View};
 use needle::{LoweredFields, Needle};
 use regexes::RegexTable;
 use text::{glob_match, lit_match, term_bounded};
+use verdicts::{Reading, Verdicts};
 
 /// One rule's verdict on one event.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,6 +359,14 @@ impl Ruleset {
             let vr = &view.rules[r as usize];
             match &vr.body {
                 CBody::Expr { written, ordered } => {
+                    // A rule that read these very texts before and did not
+                    // fire does not fire now (see `verdicts`).
+                    let reading = (vr.reads.as_deref())
+                        .filter(|_| ev.s.keep_verdicts)
+                        .and_then(|reads| Reading::of(vr.global as u32, reads, &ev.s.text_ids));
+                    if reading.is_some_and(|r| ev.s.verdicts.known_false(&r)) {
+                        continue;
+                    }
                     if ev.eval(ordered) {
                         let mut matches = Vec::new();
                         ev.collect_matches(written, true, &mut matches);
@@ -357,6 +374,8 @@ impl Ruleset {
                             rule: vr.global,
                             matches,
                         });
+                    } else if let Some(reading) = reading {
+                        ev.s.verdicts.remember_false(reading);
                     }
                 }
                 CBody::Ioc(set) => {
@@ -473,6 +492,14 @@ pub struct Scratch {
     remember: bool,
     /// The atoms one text sets, as they are found.
     found: Vec<u32>,
+    /// Per field scan of this event's view (by position): the id of its
+    /// text (see [`verdicts`]).
+    text_ids: Vec<memo::TextId>,
+    /// The id the next remembered text gets.
+    next_text_id: memo::TextId,
+    /// Rules' verdicts on remembered texts, and whether they are kept.
+    verdicts: Verdicts,
+    keep_verdicts: bool,
 }
 
 const TRUE: u8 = 1;
@@ -501,6 +528,10 @@ impl Scratch {
             memos_of: 0,
             remember: true,
             found: Vec::new(),
+            text_ids: Vec::new(),
+            next_text_id: verdicts::ABSENT + 1,
+            verdicts: Verdicts::default(),
+            keep_verdicts: true,
         };
         s.fit(ruleset);
         s
@@ -527,6 +558,7 @@ impl Scratch {
     /// ```
     pub fn forget(&mut self) {
         self.memos.iter_mut().for_each(memo::FieldMemo::clear);
+        self.verdicts.clear();
     }
 
     /// Turns the memory of field texts on (the default) or off: off, every
@@ -542,6 +574,23 @@ impl Scratch {
     /// ```
     pub fn remember_texts(&mut self, on: bool) {
         self.remember = on;
+    }
+
+    /// Turns the memory of rules' verdicts on remembered texts on (the
+    /// default) or off: off, every candidate rule is evaluated even when the
+    /// texts it reads were all seen, together, before. For benchmarks that
+    /// tell this memory's gain from the rest (turning the memory of texts
+    /// off turns this one off too: it keeps verdicts by the texts' ids).
+    ///
+    /// ```
+    /// use trawl_engine::matcher::{Ruleset, Scratch};
+    ///
+    /// let (rs, _) = Ruleset::compile(trawl_engine::seed::load().rules);
+    /// let mut scratch = Scratch::new(&rs);
+    /// scratch.remember_verdicts(false);
+    /// ```
+    pub fn remember_verdicts(&mut self, on: bool) {
+        self.keep_verdicts = on;
     }
 
     fn fit(&mut self, rs: &Ruleset) {
@@ -560,6 +609,10 @@ impl Scratch {
             self.memos.clear();
             self.memos.resize_with(rs.scans, Default::default);
             self.memos_of = rs.id;
+            self.verdicts.clear();
+            let view_scans = rs.views.iter().map(|v| v.scans.len()).max();
+            self.text_ids
+                .resize(view_scans.unwrap_or(0), verdicts::UNNAMED);
         }
     }
 
@@ -641,27 +694,35 @@ impl<'a> Eval<'a> {
     /// over every field), marking hit atoms and the rules they wake.
     fn scan(&mut self) {
         let view = self.view;
-        for fs in &view.scans {
-            match &fs.target {
+        for (at, fs) in view.scans.iter().enumerate() {
+            let id = match &fs.target {
                 FieldTarget::Derived(d) => {
                     let mut buf = std::mem::take(&mut self.s.derived);
                     if let Some(text) = d.text(self.event, &mut buf) {
                         self.scan_field(fs, text, None);
                     }
                     self.s.derived = buf;
+                    verdicts::UNNAMED
                 }
                 FieldTarget::Field(key) => {
                     let Some((i, value)) = self.field(key) else {
+                        self.s.text_ids[at] = verdicts::ABSENT;
                         continue;
                     };
                     let mut num = std::mem::take(&mut self.s.num);
-                    if let Some(text) = value.match_text(&mut num) {
-                        self.scan_remembered(fs, text, i);
-                    }
+                    let id = match value.match_text(&mut num) {
+                        Some(text) => self.scan_remembered(fs, text, i),
+                        None => None,
+                    };
                     self.s.num = num;
+                    // A verdict is kept on a string's text alone: another
+                    // type with the same text may test otherwise.
+                    id.filter(|_| matches!(value, Value::Str(_)))
+                        .unwrap_or(verdicts::UNNAMED)
                 }
-                FieldTarget::AnyField => {}
-            }
+                FieldTarget::AnyField => verdicts::UNNAMED,
+            };
+            self.s.text_ids[at] = id;
         }
         if let Some(ks) = &view.keyword_scan {
             self.scan_keywords(ks);
@@ -726,28 +787,41 @@ impl<'a> Eval<'a> {
 
     /// [`Eval::scan_field`] of a named field (the event's `index`th), unless
     /// this text was scanned for this field before: then the atoms it set
-    /// are set again (see [`memo`]).
-    fn scan_remembered(&mut self, fs: &FieldScan, text: &str, index: usize) {
+    /// are set again (see [`memo`]). The id of the text, if remembered.
+    fn scan_remembered(
+        &mut self,
+        fs: &FieldScan,
+        text: &str,
+        index: usize,
+    ) -> Option<memo::TextId> {
         let hay = text.as_bytes();
         if hay.len() > memo::MAX_TEXT || !self.s.remember {
-            return self.scan_field(fs, text, Some(index));
+            self.scan_field(fs, text, Some(index));
+            return None;
         }
         let hash = memo::hash(hay);
         let mut found = std::mem::take(&mut self.s.found);
         found.clear();
-        match self.s.memos[fs.id as usize].get(hash, hay) {
-            Some(atoms) => found.extend_from_slice(atoms),
+        let id = match self.s.memos[fs.id as usize].get(hash, hay) {
+            Some(seen) => {
+                found.extend_from_slice(seen.atoms);
+                seen.id
+            }
             None => {
                 self.find_atoms(fs, text, index, &mut found);
-                self.s.memos[fs.id as usize].put(hash, hay, &found);
+                let id = self.s.next_text_id;
+                self.s.next_text_id += 1;
+                self.s.memos[fs.id as usize].put(hash, hay, &found, id);
+                id
             }
-        }
+        };
         for &atom in &found {
             if self.s.state[atom as usize] != TRUE {
                 self.settle(atom, u32::MAX);
             }
         }
         self.s.found = found;
+        Some(id)
     }
 
     /// Every atom `text` sets as field scan `fs` (the event's `index`th
@@ -1942,6 +2016,103 @@ mod tests {
         assert_eq!(&*out[0].matches[0].field, "CommandLine");
         // A keyword holding a NUL is still tested, field by field.
         assert_eq!(rs.matching_ids(&proc("", "exe\u{0}run")), ["across"]);
+    }
+
+    #[test]
+    fn kept_verdicts_answer_only_for_the_texts_a_rule_read() {
+        use StrOp::*;
+        let (image, parent) = (|| fields::IMAGE, || fields::PARENT_IMAGE);
+        let itself = Expr::Atom(Atom::field(
+            image(),
+            Test::FieldRef {
+                other: parent(),
+                op: Equals,
+                cased: false,
+            },
+        ));
+        let not_cmd = Expr::Not(Box::new(on(image(), Suffix, "\\cmd.exe", false)));
+        let rules = vec![
+            // Always evaluated (no literal must be present); reads both.
+            rule("itself", proc_win(), itself),
+            // Woken by the image; reads the command line too.
+            rule(
+                "whoami",
+                proc_win(),
+                Expr::And(vec![
+                    on(image(), Suffix, "\\cmd.exe", false),
+                    cmd_contains("whoami"),
+                ]),
+            ),
+            // Fires when the parent is absent.
+            rule(
+                "orphan",
+                proc_win(),
+                Expr::And(vec![
+                    not_cmd,
+                    Expr::Atom(Atom::field(parent(), Test::Exists(false))),
+                ]),
+            ),
+            // A keyword reads every field: never kept.
+            rule("kw", proc_win(), keyword("evil")),
+            // Only fields with a scan have their texts remembered: this
+            // literal gives the parent image one.
+            rule(
+                "svc",
+                proc_win(),
+                on(parent(), Suffix, "\\svchost.exe", false),
+            ),
+        ];
+        let (rs, _) = Ruleset::compile(rules);
+        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        let reads: Vec<usize> = (v.rules.iter())
+            .map(|r| r.reads.as_ref().map_or(0, |r| r.len()))
+            .collect();
+        assert_eq!(reads, [2, 2, 2, 0, 1]);
+        let event = |image: &str, parent: Option<&str>, cmd: &str| {
+            let mut ev = proc(image, cmd);
+            if let Some(parent) = parent {
+                ev.set(fields::PARENT_IMAGE, parent.into());
+            }
+            ev
+        };
+        let (a, cmd) = ("C:\\a.exe", "C:\\Windows\\System32\\cmd.exe");
+        // Each field's texts come back, in other company.
+        let events = [
+            event(a, Some(cmd), "x"),
+            event(a, Some(a), "x"),
+            event(a, Some(cmd), "x"),
+            event(a, None, "x"),
+            event(a, Some(cmd), "x evil"),
+            event(cmd, Some(a), "whoami"),
+            event(cmd, Some(a), "x"),
+            event(cmd, Some(a), "whoami"),
+            event(cmd, None, "whoami"),
+            event(a, None, "x"),
+            event(a, Some(a), "x"),
+        ];
+        let fresh: Vec<Vec<String>> = (events.iter())
+            .map(|ev| fired(&rs, std::slice::from_ref(ev), &mut Scratch::new(&rs)).remove(0))
+            .collect();
+        let ids = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(fresh[1], ids(&["itself"]));
+        assert_eq!(fresh[3], ids(&["orphan"]));
+        assert_eq!(fresh[4], ids(&["kw"]));
+        assert_eq!(fresh[7], ids(&["whoami"]));
+        assert_eq!(fresh[10], ids(&["itself"]));
+        // Twice over with one scratch: the second time every reading is
+        // one seen before.
+        let mut kept = Scratch::new(&rs);
+        let twice: Vec<Event> = events.iter().chain(&events).cloned().collect();
+        let want: Vec<Vec<String>> = fresh.iter().chain(&fresh).cloned().collect();
+        assert_eq!(fired(&rs, &twice, &mut kept), want);
+        // The last event's reading of "orphan" was kept (so the memory was
+        // used, not passed over).
+        let orphan = v.rules[2].reads.as_deref().unwrap();
+        let last = Reading::of(2, orphan, &kept.text_ids).unwrap();
+        assert!(kept.verdicts.known_false(&last));
+        let mut off = Scratch::new(&rs);
+        off.remember_verdicts(false);
+        assert_eq!(fired(&rs, &twice, &mut off), want);
     }
 
     #[test]
