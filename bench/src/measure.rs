@@ -200,6 +200,11 @@ impl Rounds {
         Rounds { passes }
     }
 
+    /// How many measures each round ran.
+    pub fn measures(&self) -> usize {
+        self.passes.first().map_or(0, Vec::len)
+    }
+
     /// The median pass of measure `i` (by elapsed time).
     pub fn median(&self, i: usize) -> Pass {
         let mut all: Vec<Pass> = self.passes.iter().map(|round| round[i]).collect();

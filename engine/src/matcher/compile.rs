@@ -572,7 +572,6 @@ fn wake_sets(written: &Node, atoms: &[CAtom], cost: &[f64]) -> Option<Vec<Vec<u3
     })
 }
 
-/// Every atom `node` tests.
 /// The fields a condition reads, as positions in `scans`, each once: `None`
 /// if one is not a named field with a scan, or they are more than
 /// [`MAX_READS`].
@@ -602,6 +601,7 @@ fn reads(written: &Node, atoms: &[CAtom], scans: &[FieldScan]) -> Option<Box<[u3
     (at.len() <= MAX_READS).then(|| at.into_boxed_slice())
 }
 
+/// Every atom `node` tests.
 fn atoms_of(node: &Node, out: &mut Vec<u32>) {
     match node {
         Node::Atom(a) | Node::Gate(a) => out.push(*a),

@@ -42,7 +42,8 @@ struct Slot {
 /// holds it: no other text, in any field scan of a [`super::Scratch`], is
 /// ever given the same id (they are counted up from 1 in a `u64`, which
 /// does not wrap in practice). What a rule decides on the texts of given ids
-/// is therefore decided for good (see [`super::verdicts`]).
+/// is therefore decided for good, when those texts are string values (see
+/// [`super::verdicts`]: other values are not named by their text).
 pub(super) type TextId = u64;
 
 /// A remembered text: the atoms it sets and its id.

@@ -452,8 +452,10 @@ pub struct ViewStats {
 
 /// Per-thread working memory for [`Ruleset::evaluate`]: reused from event to
 /// event so that, once warmed up, evaluation allocates nothing unless a rule
-/// fires. It also remembers recent field texts and the literals they hold
-/// (see [`Scratch::forget`] and [`Scratch::remember_texts`]).
+/// fires. It also remembers recent field texts and the literals they hold,
+/// and which rules did not fire on which of those texts (see
+/// [`Scratch::forget`], [`Scratch::remember_texts`] and
+/// [`Scratch::remember_verdicts`]).
 #[derive(Debug)]
 pub struct Scratch {
     /// Per atom: 0 = not (yet) known true, 1 = true, 2 = false.
@@ -538,7 +540,8 @@ impl Scratch {
     }
 
     /// Forgets the field texts remembered from earlier events (a repeated
-    /// value is otherwise not scanned again): for a benchmark that runs the
+    /// value is otherwise not scanned again) and the verdicts kept on them:
+    /// for a benchmark that runs the
     /// same events pass after pass, so each pass costs what a stream of
     /// those events would, not what a second look at them does.
     ///
@@ -1269,6 +1272,13 @@ mod tests {
     }
 
     /// Rule ids firing on each event, evaluated with `scratch`.
+    /// The rules each event fires, each with a scratch of its own.
+    fn fired_afresh(rs: &Ruleset, events: &[Event]) -> Vec<Vec<String>> {
+        (events.iter())
+            .map(|ev| fired(rs, std::slice::from_ref(ev), &mut Scratch::new(rs)).remove(0))
+            .collect()
+    }
+
     fn fired(rs: &Ruleset, events: &[Event], scratch: &mut Scratch) -> Vec<Vec<String>> {
         let mut out = Vec::new();
         events
@@ -1329,10 +1339,7 @@ mod tests {
             }
         }
         // Each event scanned afresh, against one scratch that remembers.
-        let fresh: Vec<Vec<String>> = events
-            .iter()
-            .map(|ev| fired(&rs, std::slice::from_ref(ev), &mut Scratch::new(&rs)).remove(0))
-            .collect();
+        let fresh = fired_afresh(&rs, &events);
         let mut shared = Scratch::new(&rs);
         assert_eq!(fired(&rs, &events, &mut shared), fresh);
         let mut off = Scratch::new(&rs);
@@ -2019,6 +2026,36 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_reading_more_than_six_fields_keeps_no_verdicts() {
+        let named = [
+            fields::IMAGE,
+            fields::COMMAND_LINE,
+            fields::PARENT_IMAGE,
+            fields::PARENT_COMMAND_LINE,
+            fields::CURRENT_DIRECTORY,
+            fields::USER,
+            fields::ORIGINAL_FILE_NAME,
+        ];
+        let all_of = |n: usize| {
+            let tests = named[..n]
+                .iter()
+                .map(|f| on(f.clone(), StrOp::Equals, "x", false));
+            Expr::And(tests.collect())
+        };
+        let (rs, _) = Ruleset::compile(vec![
+            rule("six", proc_win(), all_of(6)),
+            rule("seven", proc_win(), all_of(7)),
+        ]);
+        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        let reads: Vec<Option<usize>> = v
+            .rules
+            .iter()
+            .map(|r| r.reads.as_ref().map(|r| r.len()))
+            .collect();
+        assert_eq!(reads, [Some(6), None]);
+    }
+
+    #[test]
     fn kept_verdicts_answer_only_for_the_texts_a_rule_read() {
         use StrOp::*;
         let (image, parent) = (|| fields::IMAGE, || fields::PARENT_IMAGE);
@@ -2090,9 +2127,7 @@ mod tests {
             event(a, None, "x"),
             event(a, Some(a), "x"),
         ];
-        let fresh: Vec<Vec<String>> = (events.iter())
-            .map(|ev| fired(&rs, std::slice::from_ref(ev), &mut Scratch::new(&rs)).remove(0))
-            .collect();
+        let fresh = fired_afresh(&rs, &events);
         let ids = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(fresh[1], ids(&["itself"]));
         assert_eq!(fresh[3], ids(&["orphan"]));
@@ -2113,6 +2148,215 @@ mod tests {
         let mut off = Scratch::new(&rs);
         off.remember_verdicts(false);
         assert_eq!(fired(&rs, &twice, &mut off), want);
+    }
+
+    /// Each event's rules as a fresh scratch fires them, and as one kept
+    /// scratch does over the whole sequence.
+    fn kept_vs_fresh(rs: &Ruleset, events: &[Event]) {
+        let fresh = fired_afresh(rs, events);
+        assert_eq!(fired(rs, events, &mut Scratch::new(rs)), fresh);
+    }
+
+    #[test]
+    fn the_first_remembered_text_is_not_taken_for_an_absent_field() {
+        let rules = vec![
+            rule(
+                "noimg",
+                proc_win(),
+                Expr::Atom(Atom::field(fields::IMAGE, Test::Exists(false))),
+            ),
+            rule(
+                "lit",
+                proc_win(),
+                on(fields::IMAGE, StrOp::Suffix, "\\x.exe", false),
+            ),
+        ];
+        let (rs, _) = Ruleset::compile(rules);
+        let mut ev0 = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+        ev0.set(fields::IMAGE, "a".into());
+        let ev1 = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+        kept_vs_fresh(&rs, &[ev0, ev1]);
+    }
+
+    #[test]
+    fn a_verdict_is_kept_for_string_values_alone() {
+        // `ProcessId|gt: 0` (always evaluated) and a literal giving the field a scan.
+        let rules = vec![
+            rule(
+                "big",
+                proc_win(),
+                Expr::Atom(Atom::field(
+                    fields::PROCESS_ID,
+                    Test::Num {
+                        op: NumOp::Gt,
+                        value: 0.0,
+                    },
+                )),
+            ),
+            rule(
+                "lit",
+                proc_win(),
+                on(fields::PROCESS_ID, StrOp::Contains, "zz", false),
+            ),
+        ];
+        let (rs, _) = Ruleset::compile(rules);
+        let mk = |v: Value| {
+            let mut ev = proc("a", "x");
+            ev.set(fields::PROCESS_ID, v);
+            ev
+        };
+        let events = [
+            mk(Value::Json(Box::new(serde_json::json!(5)))),
+            mk(Value::Str("5".into())),
+            mk(Value::Float(f64::INFINITY)),
+            mk(Value::Str("inf".into())),
+            mk(Value::Float(f64::INFINITY)),
+        ];
+        kept_vs_fresh(&rs, &events);
+    }
+
+    #[test]
+    fn a_scratch_moved_to_another_rule_set_forgets_its_verdicts() {
+        let parent = || fields::PARENT_IMAGE;
+        let lit = || {
+            rule(
+                "lit",
+                proc_win(),
+                on(parent(), StrOp::Suffix, "\\x.exe", false),
+            )
+        };
+        let (a, _) = Ruleset::compile(vec![
+            rule(
+                "r",
+                proc_win(),
+                Expr::Atom(Atom::field(parent(), Test::Exists(true))),
+            ),
+            lit(),
+        ]);
+        let (b, _) = Ruleset::compile(vec![
+            rule(
+                "r",
+                proc_win(),
+                Expr::Atom(Atom::field(parent(), Test::Exists(false))),
+            ),
+            lit(),
+        ]);
+        assert!(a
+            .views
+            .iter()
+            .any(|v| v.rules.iter().any(|r| r.reads.is_some())));
+        let ev = proc("a", "x");
+        let mut s = Scratch::new(&a);
+        assert_eq!(
+            fired(&a, std::slice::from_ref(&ev), &mut s),
+            [Vec::<String>::new()]
+        );
+        assert_eq!(
+            fired(&b, std::slice::from_ref(&ev), &mut s),
+            [vec!["r".to_string()]]
+        );
+    }
+
+    #[test]
+    fn verdicts_hold_over_repeated_names_long_texts_and_the_memory_toggled() {
+        let (image, parent) = (|| fields::IMAGE, || fields::PARENT_IMAGE);
+        let itself = Expr::Atom(Atom::field(
+            image(),
+            Test::FieldRef {
+                other: parent(),
+                op: StrOp::Equals,
+                cased: false,
+            },
+        ));
+        let rules = vec![
+            rule("itself", proc_win(), itself),
+            rule(
+                "svc",
+                proc_win(),
+                on(parent(), StrOp::Suffix, "\\svchost.exe", false),
+            ),
+            rule(
+                "img",
+                proc_win(),
+                on(image(), StrOp::Suffix, "\\cmd.exe", false),
+            ),
+        ];
+        let (rs, _) = Ruleset::compile(rules);
+        let ev = |image: &str, parents: &[&str]| {
+            let mut ev = proc(image, "x");
+            for p in parents {
+                ev.push_unchecked(parent(), (*p).into());
+            }
+            ev
+        };
+        let long1 = "L".repeat(600);
+        let long2 = format!("{}M", "L".repeat(599));
+        let events = vec![
+            ev("a", &["b", "a"]),
+            ev("a", &["a"]),
+            ev("a", &["b", "a"]),
+            ev("a", &["a", "b"]),
+            ev(&long1, &[&long2]),
+            ev(&long1, &[&long1]),
+            ev(&long1, &[&long2]),
+        ];
+        kept_vs_fresh(&rs, &events);
+        // Memory of texts switched off and on between passes.
+        let mut s = Scratch::new(&rs);
+        let want = fired(&rs, &events, &mut Scratch::new(&rs));
+        assert_eq!(fired(&rs, &events, &mut s), want);
+        s.remember_texts(false);
+        assert_eq!(fired(&rs, &events, &mut s), want);
+        s.remember_texts(true);
+        assert_eq!(fired(&rs, &events, &mut s), want);
+        s.forget();
+        assert_eq!(fired(&rs, &events, &mut s), want);
+    }
+
+    #[test]
+    fn verdicts_hold_across_views_sharing_a_scratch() {
+        let parent = || fields::PARENT_IMAGE;
+        let both = Scope {
+            kinds: KindSet::of(&[EventKind::ProcessStart, EventKind::FileCreate]),
+            os: None,
+        };
+        let rules = vec![
+            rule(
+                "noparent",
+                both,
+                Expr::And(vec![
+                    Expr::Not(Box::new(on(
+                        fields::IMAGE,
+                        StrOp::Suffix,
+                        "\\cmd.exe",
+                        false,
+                    ))),
+                    Expr::Atom(Atom::field(parent(), Test::Exists(false))),
+                ]),
+            ),
+            rule("lit", both, on(parent(), StrOp::Suffix, "\\x.exe", false)),
+        ];
+        let (rs, _) = Ruleset::compile(rules);
+        let mut events = Vec::new();
+        for kind in [EventKind::ProcessStart, EventKind::FileCreate] {
+            for os in [Os::Windows, Os::Linux] {
+                for (img, par) in [
+                    ("a", Some("b")),
+                    ("a", None),
+                    ("C:\\cmd.exe", None),
+                    ("a", Some("a")),
+                ] {
+                    let mut ev = Event::new(kind, os, Timestamp::UNIX_EPOCH);
+                    ev.set(fields::IMAGE, img.into());
+                    if let Some(p) = par {
+                        ev.set(parent(), p.into());
+                    }
+                    events.push(ev);
+                }
+            }
+        }
+        let twice: Vec<Event> = events.iter().chain(&events).cloned().collect();
+        kept_vs_fresh(&rs, &twice);
     }
 
     #[test]

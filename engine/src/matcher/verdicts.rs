@@ -45,6 +45,8 @@ impl Reading {
     /// them is [`UNNAMED`].
     #[inline]
     pub(super) fn of(rule: u32, reads: &[u32], ids: &[TextId]) -> Option<Reading> {
+        // More would be dropped by the zip below: `compile::reads` keeps to it.
+        debug_assert!(reads.len() <= MAX_READS);
         let mut reading = Reading {
             rule,
             ids: [ABSENT; MAX_READS],
