@@ -2025,6 +2025,19 @@ mod tests {
         assert_eq!(rs.matching_ids(&proc("", "exe\u{0}run")), ["across"]);
     }
 
+    /// `Image|fieldref: ParentImage`: a rule with no literal, evaluated on
+    /// every event, that reads two fields.
+    fn image_is_its_parent() -> Expr {
+        Expr::Atom(Atom::field(
+            fields::IMAGE,
+            Test::FieldRef {
+                other: fields::PARENT_IMAGE,
+                op: StrOp::Equals,
+                cased: false,
+            },
+        ))
+    }
+
     #[test]
     fn a_rule_reading_more_than_six_fields_keeps_no_verdicts() {
         let named = [
@@ -2059,18 +2072,10 @@ mod tests {
     fn kept_verdicts_answer_only_for_the_texts_a_rule_read() {
         use StrOp::*;
         let (image, parent) = (|| fields::IMAGE, || fields::PARENT_IMAGE);
-        let itself = Expr::Atom(Atom::field(
-            image(),
-            Test::FieldRef {
-                other: parent(),
-                op: Equals,
-                cased: false,
-            },
-        ));
         let not_cmd = Expr::Not(Box::new(on(image(), Suffix, "\\cmd.exe", false)));
         let rules = vec![
             // Always evaluated (no literal must be present); reads both.
-            rule("itself", proc_win(), itself),
+            rule("itself", proc_win(), image_is_its_parent()),
             // Woken by the image; reads the command line too.
             rule(
                 "whoami",
@@ -2260,16 +2265,8 @@ mod tests {
     #[test]
     fn verdicts_hold_over_repeated_names_long_texts_and_the_memory_toggled() {
         let (image, parent) = (|| fields::IMAGE, || fields::PARENT_IMAGE);
-        let itself = Expr::Atom(Atom::field(
-            image(),
-            Test::FieldRef {
-                other: parent(),
-                op: StrOp::Equals,
-                cased: false,
-            },
-        ));
         let rules = vec![
-            rule("itself", proc_win(), itself),
+            rule("itself", proc_win(), image_is_its_parent()),
             rule(
                 "svc",
                 proc_win(),
