@@ -46,6 +46,9 @@ pub(super) struct GramScan {
     /// Literals of two or three bytes, by their first two bytes; of one
     /// byte, by it (the two-byte key `b << 8 | 0`, flagged in `one_byte`).
     short_bitmap: Box<[u64; 1 << (16 - 6)]>,
+    /// `short_bitmap` with every key a one-byte literal starts (`b, any`)
+    /// added: the one test per position of the scan's main loop.
+    short_filter: Box<[u64; 1 << (16 - 6)]>,
     short: Vec<(u16, u32)>,
     one_byte: [bool; 256],
 }
@@ -77,6 +80,7 @@ impl GramScan {
             table: Vec::new(),
             by_window: Vec::new(),
             short_bitmap: Box::new([0; 1 << (16 - 6)]),
+            short_filter: Box::new([0; 1 << (16 - 6)]),
             short: Vec::new(),
             one_byte: [false; 256],
         };
@@ -122,6 +126,17 @@ impl GramScan {
                     _ => u16::from_le_bytes([key[0], key[1]]),
                 };
                 g.short_bitmap[(k >> 6) as usize] |= 1 << (k & 63);
+                // The filter is tested with the two bytes at a position: a
+                // one-byte literal is there whatever byte follows it.
+                let nexts = if key.len() == 1 {
+                    0..=255
+                } else {
+                    key[1]..=key[1]
+                };
+                for next in nexts {
+                    let f = u16::from_le_bytes([key[0], next]);
+                    g.short_filter[(f >> 6) as usize] |= 1 << (f & 63);
+                }
                 g.short.push((k, id));
                 0
             };
@@ -167,27 +182,56 @@ impl GramScan {
     /// `lower` (the field's text, ASCII-lower-cased).
     #[inline]
     pub(super) fn scan(&self, lower: &[u8], mut hit: impl FnMut(&LitUse, usize, usize)) {
-        let n = lower.len();
-        let has_short = !self.short.is_empty();
-        for i in 0..n {
-            if i + 4 <= n {
-                let w = u32::from_le_bytes(lower[i..i + 4].try_into().expect("4 bytes"));
-                let h = hash(w);
-                if self.bitmap[(h >> 6) as usize] & (1 << (h & 63)) != 0 {
-                    self.window_hits(lower, i, w, &mut hit);
-                }
+        // Every position but the last three holds a whole window, whose
+        // first two bytes are also the key of the short literals there: one
+        // load serves both tests. The two loops keep the one without short
+        // literals tight.
+        let whole = lower.len().saturating_sub(3);
+        if self.short.is_empty() {
+            for i in 0..whole {
+                self.window_test(lower, i, &mut hit);
             }
-            if has_short {
-                let b = lower[i];
-                if self.one_byte[b as usize] {
-                    self.short_hits(lower, i, u16::from(b) << 8, &mut hit);
-                }
-                if i + 1 < n {
-                    let k = u16::from_le_bytes([b, lower[i + 1]]);
-                    if self.short_bitmap[(k >> 6) as usize] & (1 << (k & 63)) != 0 {
-                        self.short_hits(lower, i, k, &mut hit);
-                    }
-                }
+            return;
+        }
+        for i in 0..whole {
+            let k = self.window_test(lower, i, &mut hit) as u16;
+            if self.short_filter[(k >> 6) as usize] & (1 << (k & 63)) != 0 {
+                self.short_at(lower, i, &mut hit);
+            }
+        }
+        for i in whole..lower.len() {
+            self.short_at(lower, i, &mut hit);
+        }
+    }
+
+    /// Tests the window at `at` (`lower` holds four bytes there) against
+    /// the bitmap, and looks up its literals on a set bit. The window.
+    #[inline(always)]
+    fn window_test(
+        &self,
+        lower: &[u8],
+        at: usize,
+        hit: &mut impl FnMut(&LitUse, usize, usize),
+    ) -> u32 {
+        let w = u32::from_le_bytes(lower[at..at + 4].try_into().expect("4 bytes"));
+        let h = hash(w);
+        if self.bitmap[(h >> 6) as usize] & (1 << (h & 63)) != 0 {
+            self.window_hits(lower, at, w, hit);
+        }
+        w
+    }
+
+    /// The literals of one to three bytes starting at `at`.
+    #[inline(never)]
+    fn short_at(&self, lower: &[u8], at: usize, hit: &mut impl FnMut(&LitUse, usize, usize)) {
+        let b = lower[at];
+        if self.one_byte[b as usize] {
+            self.short_hits(lower, at, u16::from(b) << 8, hit);
+        }
+        if let Some(&next) = lower.get(at + 1) {
+            let k = u16::from_le_bytes([b, next]);
+            if self.short_bitmap[(k >> 6) as usize] & (1 << (k & 63)) != 0 {
+                self.short_hits(lower, at, k, hit);
             }
         }
     }
