@@ -314,7 +314,9 @@ impl Ruleset {
             literals: v
                 .scans
                 .iter()
-                .map(|s| s.contains.as_ref().map_or(0, |c| c.len()) + s.anchored())
+                .map(|s| {
+                    s.contains.as_ref().map_or(0, |c| c.len()) - s.keyword_spellings + s.anchored()
+                })
                 .sum::<usize>()
                 + v.keyword_scan.as_ref().map_or(0, |s| s.uses.len()),
             always_evaluated: v.always.len(),
@@ -628,6 +630,15 @@ impl Scratch {
         *slot = value;
     }
 
+    /// Atom `atom`, already true, holds in the event's `field_index`th field
+    /// too: a keyword's match is shown in the first field that holds it,
+    /// whichever scan found it first.
+    #[inline]
+    fn first_field(&mut self, atom: u32, field_index: u32) {
+        let first = &mut self.hit_field[atom as usize];
+        *first = (*first).min(field_index);
+    }
+
     /// A literal of wake set `code & 1` of rule `code >> 1` is in the event:
     /// the rule is a candidate once each of its sets has one.
     #[inline]
@@ -736,20 +747,37 @@ impl<'a> Eval<'a> {
     /// over the event's field texts joined by NULs (a literal holds no NUL,
     /// so no hit spans two fields) rather than one run per field, whose
     /// fixed cost, times some twenty fields, was most of the work.
+    ///
+    /// The first occurrence of a well-known field whose scan holds the
+    /// keywords was searched for them there (see `compile::literal_scans`),
+    /// so it is left out here (an empty text keeps the fields' positions).
     fn scan_keywords(&mut self, scan: &LiteralScan) {
         let mut joined = std::mem::take(&mut self.s.joined);
         let mut starts = std::mem::take(&mut self.s.joined_starts);
         let mut num = std::mem::take(&mut self.s.num);
         joined.clear();
         starts.clear();
-        for (_, value) in self.event.fields() {
+        let mut any = false;
+        for (i, (key, value)) in self.event.fields().enumerate() {
             starts.push(joined.len() as u32);
-            if let Some(text) = value.match_text(&mut num) {
-                joined.extend_from_slice(text.as_bytes());
+            let scanned = key.known_id().is_some_and(|id| {
+                self.view.keywords_scanned[usize::from(id)]
+                    && self.s.known_slot[usize::from(id)] as usize == i + 1
+            });
+            if !scanned {
+                if let Some(text) = value.match_text(&mut num) {
+                    joined.extend_from_slice(text.as_bytes());
+                    any = true;
+                }
             }
             joined.push(0);
         }
         self.s.num = num;
+        if !any {
+            self.s.joined = joined;
+            self.s.joined_starts = starts;
+            return;
+        }
         // The automaton is over ASCII-folded literals and matches bytes as
         // they are: the text is folded the same way (positions do not move).
         let mut lower = std::mem::take(&mut self.s.joined_lower);
@@ -782,8 +810,9 @@ impl<'a> Eval<'a> {
             Some(i) => lowered.get(i, hay),
             None => lowered.scratch(hay),
         });
+        let field_index = position.map_or(u32::MAX, |i| i as u32);
         each_literal(fs, hay, lower, |u, start, end| {
-            self.hit(u, hay, start, end, u32::MAX)
+            self.hit(u, hay, start, end, field_index)
         });
         self.s.lowered = lowered;
     }
@@ -820,7 +849,9 @@ impl<'a> Eval<'a> {
         };
         for &atom in &found {
             if self.s.state[atom as usize] != TRUE {
-                self.settle(atom, u32::MAX);
+                self.settle(atom, index as u32);
+            } else {
+                self.s.first_field(atom, index as u32);
             }
         }
         self.s.found = found;
@@ -848,6 +879,7 @@ impl<'a> Eval<'a> {
     #[inline]
     fn hit(&mut self, u: &LitUse, hay: &[u8], start: usize, end: usize, field_index: u32) {
         if self.s.state[u.atom as usize] == TRUE {
+            self.s.first_field(u.atom, field_index);
             return;
         }
         if placed(u, hay, start, end) {
@@ -2023,6 +2055,156 @@ mod tests {
         assert_eq!(&*out[0].matches[0].field, "CommandLine");
         // A keyword holding a NUL is still tested, field by field.
         assert_eq!(rs.matching_ids(&proc("", "exe\u{0}run")), ["across"]);
+    }
+
+    #[test]
+    fn keywords_in_scanned_fields_are_found_by_their_scans_and_named_by_the_first_field() {
+        // Rules that give `Image`, `CommandLine`, `ParentCommandLine` and
+        // `ProcessId` scans (which then hold the keywords too), and two
+        // keywords.
+        let (rs, _) = Ruleset::compile(vec![
+            rule("cmd", proc_win(), cmd_contains("zzz-nowhere")),
+            rule(
+                "parent",
+                proc_win(),
+                on(
+                    fields::PARENT_COMMAND_LINE,
+                    StrOp::Contains,
+                    "qqq-nowhere",
+                    false,
+                ),
+            ),
+            rule(
+                "image",
+                proc_win(),
+                on(fields::IMAGE, StrOp::Suffix, "\\nothing.exe", false),
+            ),
+            rule(
+                "pid",
+                proc_win(),
+                on(fields::PROCESS_ID, StrOp::Equals, "99999", false),
+            ),
+            rule("kw", proc_win(), keyword("\\perfc.dat")),
+            rule("kw-num", proc_win(), keyword("4312")),
+        ]);
+        let view = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        for field in [
+            fields::IMAGE,
+            fields::COMMAND_LINE,
+            fields::PARENT_COMMAND_LINE,
+            fields::PROCESS_ID,
+        ] {
+            let id = field.known_id().expect("a well-known field");
+            assert!(view.keywords_scanned[usize::from(id)], "{field:?}");
+        }
+        assert!(!view.keywords_scanned[usize::from(fields::USER.known_id().expect("known"))]);
+        // Each literal counted once, though the keywords sit in four scans.
+        assert_eq!(
+            rs.view_stats(EventKind::ProcessStart, Os::Windows).literals,
+            6
+        );
+
+        let event = |fields: &[(FieldKey, Value)]| {
+            let mut ev = Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+            for (k, v) in fields {
+                ev.push_unchecked(k.clone(), v.clone());
+            }
+            ev
+        };
+        let text = |t: &str| Value::Str(t.into());
+        let guid = FieldKey::from_name("ProcessGuid");
+        let custom = FieldKey::from_name("Custom");
+        // (event, the keyword rules that fire with the field each names)
+        let cases: Vec<(Event, Vec<(&str, &str)>)> = vec![
+            // In a scanned field.
+            (
+                event(&[
+                    (fields::IMAGE, text("C:\\a.exe")),
+                    (fields::COMMAND_LINE, text("x \\PERFC.dat y")),
+                ]),
+                vec![("kw", "CommandLine")],
+            ),
+            // In two scanned fields: named by the first in the event,
+            // whichever was scanned first.
+            (
+                event(&[
+                    (fields::PARENT_COMMAND_LINE, text("\\perfc.dat")),
+                    (fields::COMMAND_LINE, text("\\perfc.dat")),
+                ]),
+                vec![("kw", "ParentCommandLine")],
+            ),
+            (
+                event(&[
+                    (fields::COMMAND_LINE, text("\\perfc.dat")),
+                    (fields::PARENT_COMMAND_LINE, text("\\perfc.dat")),
+                ]),
+                vec![("kw", "CommandLine")],
+            ),
+            // In a field no scan reads, before a scanned one that holds it
+            // too, and alone.
+            (
+                event(&[
+                    (guid.clone(), text("{\\perfc.dat}")),
+                    (fields::COMMAND_LINE, text("\\perfc.dat")),
+                ]),
+                vec![("kw", "ProcessGuid")],
+            ),
+            (
+                event(&[
+                    (fields::COMMAND_LINE, text("a")),
+                    (custom.clone(), text("\\perfc.dat")),
+                ]),
+                vec![("kw", "Custom")],
+            ),
+            // In the second of a repeated name, which its scan does not read.
+            (
+                event(&[
+                    (fields::COMMAND_LINE, text("a")),
+                    (fields::COMMAND_LINE, text("\\perfc.dat")),
+                ]),
+                vec![("kw", "CommandLine")],
+            ),
+            // In a number, in a scanned field and in another.
+            (
+                event(&[
+                    (fields::COMMAND_LINE, text("a")),
+                    (fields::PROCESS_ID, Value::Int(4312)),
+                ]),
+                vec![("kw-num", "ProcessId")],
+            ),
+            (
+                event(&[
+                    (fields::PARENT_PROCESS_ID, Value::Int(14312)),
+                    (fields::PROCESS_ID, Value::Int(4312)),
+                ]),
+                vec![("kw-num", "ParentProcessId")],
+            ),
+            // Nowhere.
+            (
+                event(&[
+                    (fields::IMAGE, text("C:\\perfc.da")),
+                    (fields::COMMAND_LINE, text("perfc.dat")),
+                ]),
+                vec![],
+            ),
+        ];
+        let mut kept = Scratch::new(&rs);
+        let mut unremembered = Scratch::new(&rs);
+        unremembered.remember_texts(false);
+        // Twice with one scratch: the second time from remembered texts.
+        for round in 0..2 {
+            for (ev, want) in &cases {
+                for scratch in [&mut kept, &mut unremembered] {
+                    let mut out = Vec::new();
+                    rs.evaluate(ev, scratch, &mut out);
+                    let got: Vec<(&str, &str)> = out
+                        .iter()
+                        .map(|d| (rs.rule(d.rule).id.as_str(), &*d.matches[0].field))
+                        .collect();
+                    assert_eq!(&got, want, "round {round}, {ev:?}");
+                }
+            }
+        }
     }
 
     /// `Image|fieldref: ParentImage`: a rule with no literal, evaluated on
