@@ -108,8 +108,9 @@ pub(super) enum AtomKind {
     Needle(Box<Needle>),
 }
 
-/// The automaton of one named field or derived value (never `AnyField`,
-/// which has the keyword scan).
+/// The automaton of one named field or derived value (never `AnyField`:
+/// keywords ride in the scans of well-known fields, and the keyword scan
+/// searches the rest).
 #[derive(Debug)]
 pub(super) struct FieldScan {
     pub(super) target: FieldTarget,

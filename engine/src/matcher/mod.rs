@@ -8,7 +8,8 @@
 //!    `startswith`, `endswith` and equals literal) and one pass of a small
 //!    window filter over the rules' *wake* literals (for each rule, the
 //!    cheapest set of literals one of which must be in the text for it to
-//!    fire); keyword literals are looked for in one pass over all fields;
+//!    fire), the view's keywords among them for a well-known field;
+//!    keyword literals are looked for in the other fields in one pass;
 //! 2. only the rules a wake literal touched, plus the few that can match
 //!    without any literal (found at compile time by evaluating each
 //!    condition in three-valued logic with every literal false), are
