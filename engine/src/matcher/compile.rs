@@ -33,7 +33,8 @@ pub(super) struct View {
     /// `0b1` or `0b11`.
     pub(super) rule_needs: Vec<u8>,
     pub(super) scans: Vec<FieldScan>,
-    /// The keyword literals, for the fields no scan searches for them.
+    /// The keyword literals, for the fields no scan searches for them (and
+    /// the later occurrences of a repeated name).
     pub(super) keyword_scan: Option<LiteralScan>,
     /// Per well-known field (by [`FieldKey::known_id`]): whether its scan
     /// also holds the keyword literals, so that the keyword pass can pass
@@ -117,7 +118,8 @@ pub(super) struct FieldScan {
     /// Its number among every field scan of the rule set: which memo of a
     /// [`super::Scratch`] is its (see [`super::memo`]).
     pub(super) id: u32,
-    /// The `contains` (and KQL `has`) literals that wake rules.
+    /// The `contains` (and KQL `has`) literals that wake rules; for a
+    /// well-known field, the view's keywords (of any operator) too.
     pub(super) contains: Option<GramScan>,
     /// Every `startswith` and equals literal.
     pub(super) prefix: Option<AnchoredTrie>,
@@ -750,8 +752,9 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
         lits.iter().map(|(s, _)| s.to_ascii_lowercase()).collect()
     };
     let keywords = folded(&keyword_lits);
-    for ((target, [c, _, _]), added) in per_field.iter_mut().zip(&mut with_keywords) {
-        if !keywords.is_empty() && known_field(target).is_some() {
+    let named = per_field.iter_mut().zip(&mut with_keywords);
+    for ((target, [c, _, _]), added) in named.filter(|_| !keywords.is_empty()) {
+        if known_field(target).is_some() {
             let own = folded(c);
             *added = (true, keywords.difference(&own).count());
             c.extend(keyword_lits.iter().cloned());

@@ -464,7 +464,8 @@ pub struct Scratch {
     /// Per atom: 0 = not (yet) known true, 1 = true, 2 = false.
     state: Vec<u8>,
     dirty: Vec<u32>,
-    /// For keyword atoms: the index of the event field the hit was in.
+    /// For keyword atoms: the index of the first event field the hit was in
+    /// (field scans and the keyword pass may find it in any order).
     hit_field: Vec<u32>,
     rule_mark: Vec<bool>,
     /// Per rule: which of its wake sets this event hit (see
@@ -481,8 +482,9 @@ pub struct Scratch {
     /// rather than by a walk over the event's fields.
     known_slot: Vec<u32>,
     num: NumBuf,
-    /// For keywords: every field's text, each followed by a NUL, and where
-    /// each starts; and the same text with ASCII letters in lower case,
+    /// For keywords: every field's text the field scans did not search for
+    /// them (the others left empty), each followed by a NUL, and where each
+    /// starts; and the same text with ASCII letters in lower case,
     /// which the keyword automaton searches.
     joined: Vec<u8>,
     joined_lower: Vec<u8>,
@@ -706,7 +708,8 @@ impl<'a> Eval<'a> {
 
     /// The literal pass: per field, a walk of its anchored tries and one
     /// automaton run over its `contains` literals (and the keyword automaton
-    /// over every field), marking hit atoms and the rules they wake.
+    /// over the fields those did not search for keywords), marking hit atoms
+    /// and the rules they wake.
     fn scan(&mut self) {
         let view = self.view;
         for (at, fs) in view.scans.iter().enumerate() {
@@ -744,7 +747,7 @@ impl<'a> Eval<'a> {
         }
     }
 
-    /// The keyword literals, looked for in every field: one automaton run
+    /// The keyword literals, looked for in the fields left: one automaton run
     /// over the event's field texts joined by NULs (a literal holds no NUL,
     /// so no hit spans two fields) rather than one run per field, whose
     /// fixed cost, times some twenty fields, was most of the work.
@@ -879,12 +882,16 @@ impl<'a> Eval<'a> {
     /// position and case hold, its atom is true and its rules wake.
     #[inline]
     fn hit(&mut self, u: &LitUse, hay: &[u8], start: usize, end: usize, field_index: u32) {
-        if self.s.state[u.atom as usize] == TRUE {
-            self.s.first_field(u.atom, field_index);
+        let known = self.s.state[u.atom as usize] == TRUE;
+        if known && self.s.hit_field[u.atom as usize] <= field_index {
             return;
         }
         if placed(u, hay, start, end) {
-            self.settle(u.atom, field_index);
+            if known {
+                self.s.first_field(u.atom, field_index);
+            } else {
+                self.settle(u.atom, field_index);
+            }
         }
     }
 
@@ -2204,6 +2211,60 @@ mod tests {
                         .collect();
                     assert_eq!(&got, want, "round {round}, {ev:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_keyword_is_named_by_the_first_field_where_its_case_and_place_hold() {
+        // `CommandLine` and `Image` have scans (which hold the keywords too);
+        // each keyword's spelling is also in an earlier field where its case
+        // or place does not hold: that field must not name the match.
+        let kw = |op, v: &str, cased| {
+            Expr::Atom(Atom {
+                target: FieldTarget::AnyField,
+                test: Test::Str {
+                    op,
+                    value: v.into(),
+                    cased,
+                },
+            })
+        };
+        let (rs, _) = Ruleset::compile(vec![
+            rule("cmd", proc_win(), cmd_contains("zzz-nowhere")),
+            rule(
+                "image",
+                proc_win(),
+                on(fields::IMAGE, StrOp::Suffix, "\\nothing.exe", false),
+            ),
+            rule("cased", proc_win(), kw(StrOp::Contains, "Perfc", true)),
+            rule("prefix", proc_win(), kw(StrOp::Prefix, "sekurlsa::", false)),
+            rule("has", proc_win(), kw(StrOp::Term, "lsass", false)),
+        ]);
+        let custom = FieldKey::from_name("Custom");
+        let cases = [
+            (custom.clone(), "perfc", "Perfc", "cased"),
+            (custom.clone(), "x sekurlsa::", "sekurlsa::x", "prefix"),
+            (custom, "lsassy.exe", "dump lsass", "has"),
+            (fields::IMAGE, "perfc", "Perfc", "cased"),
+            (fields::IMAGE, "x sekurlsa::", "sekurlsa::x", "prefix"),
+            (fields::IMAGE, "lsassy.exe", "dump lsass", "has"),
+        ];
+        for remember in [true, false] {
+            let mut scratch = Scratch::new(&rs);
+            scratch.remember_texts(remember);
+            for (first, miss, hit, id) in &cases {
+                let mut ev =
+                    Event::new(EventKind::ProcessStart, Os::Windows, Timestamp::UNIX_EPOCH);
+                ev.push_unchecked(first.clone(), Value::Str((*miss).into()));
+                ev.push_unchecked(fields::COMMAND_LINE, Value::Str((*hit).into()));
+                let mut out = Vec::new();
+                rs.evaluate(&ev, &mut scratch, &mut out);
+                let got: Vec<(&str, &str)> = out
+                    .iter()
+                    .map(|d| (rs.rule(d.rule).id.as_str(), &*d.matches[0].field))
+                    .collect();
+                assert_eq!(got, [(*id, "CommandLine")], "remember {remember}, {ev:?}");
             }
         }
     }
