@@ -155,6 +155,10 @@ pub(super) struct LitUse {
     pub(super) op: StrOp,
     /// For case-sensitive literals: the exact bytes to verify.
     pub(super) cased: Option<Arc<str>>,
+    /// A keyword's: found in any field, and named by the first that holds
+    /// it, so a hit on it when it is already true may still name an
+    /// earlier field.
+    pub(super) keyword: bool,
 }
 
 impl LitUse {
@@ -171,6 +175,7 @@ impl LitUse {
                         atom: i as u32,
                         op,
                         cased,
+                        keyword: false,
                     },
                 )
             })
@@ -743,6 +748,7 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
                 atom: i as u32,
                 op: *op,
                 cased: cased.then(|| Arc::from(value.as_str())),
+                keyword: a.target == FieldTarget::AnyField,
             };
             lits.push((spelling, u));
         }

@@ -882,16 +882,18 @@ impl<'a> Eval<'a> {
     /// position and case hold, its atom is true and its rules wake.
     #[inline]
     fn hit(&mut self, u: &LitUse, hay: &[u8], start: usize, end: usize, field_index: u32) {
-        let known = self.s.state[u.atom as usize] == TRUE;
-        if known && self.s.hit_field[u.atom as usize] <= field_index {
+        if self.s.state[u.atom as usize] == TRUE {
+            // Only a keyword may yet be named by an earlier field.
+            if u.keyword
+                && self.s.hit_field[u.atom as usize] > field_index
+                && placed(u, hay, start, end)
+            {
+                self.s.first_field(u.atom, field_index);
+            }
             return;
         }
         if placed(u, hay, start, end) {
-            if known {
-                self.s.first_field(u.atom, field_index);
-            } else {
-                self.settle(u.atom, field_index);
-            }
+            self.settle(u.atom, field_index);
         }
     }
 
