@@ -125,9 +125,6 @@ pub(super) struct FieldScan {
     pub(super) prefix: Option<AnchoredTrie>,
     /// Every `endswith` literal.
     pub(super) suffix: Option<AnchoredTrie>,
-    /// Whether `contains` holds the view's keywords too (see
-    /// [`literal_scans`]).
-    pub(super) holds_keywords: bool,
     /// How many of `contains`' spellings only the keywords brought (for
     /// counting each literal once).
     pub(super) keyword_spellings: usize,
@@ -523,13 +520,7 @@ impl View {
             }
         }
 
-        let (scans, keyword_scan) = literal_scans(&atoms);
-        let mut keywords_scanned = vec![false; crate::event::KNOWN_FIELDS.len()];
-        for fs in scans.iter().filter(|fs| fs.holds_keywords) {
-            if let Some(id) = known_field(&fs.target) {
-                keywords_scanned[usize::from(id)] = true;
-            }
-        }
+        let (scans, keyword_scan, keywords_scanned) = literal_scans(&atoms);
         for vr in &mut vrules {
             if let CBody::Expr { written, .. } = &vr.body {
                 vr.reads = reads(written, &atoms, &scans);
@@ -703,7 +694,8 @@ fn is_anchored(a: &CAtom) -> bool {
 }
 
 /// Per field: an automaton over its `contains` literals and tries over its
-/// anchored ones; and one automaton for keywords.
+/// anchored ones; one automaton for keywords; and, per well-known field,
+/// whether its scan holds the keywords.
 ///
 /// A keyword can be in any field, so the scan of every well-known field
 /// holds the keywords too: a remembered text then answers for them as for
@@ -711,7 +703,7 @@ fn is_anchored(a: &CAtom) -> bool {
 /// and again by a pass over the whole event (7–10% of the matcher's time
 /// when every field went through that pass). The keyword automaton is left
 /// the fields without such a scan.
-fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
+fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>, Vec<bool>) {
     type Lits = Vec<(String, LitUse)>;
     // Per field: contains, prefix (and equals), suffix.
     let mut per_field: Vec<(FieldTarget, [Lits; 3])> = Vec::new();
@@ -753,37 +745,38 @@ fn literal_scans(atoms: &[CAtom]) -> (Vec<FieldScan>, Option<LiteralScan>) {
             lits.push((spelling, u));
         }
     }
-    let mut with_keywords = vec![(false, 0); per_field.len()];
+    let mut keyword_spellings = vec![0; per_field.len()];
+    let mut keywords_scanned = vec![false; crate::event::KNOWN_FIELDS.len()];
     let folded = |lits: &Lits| -> std::collections::HashSet<String> {
         lits.iter().map(|(s, _)| s.to_ascii_lowercase()).collect()
     };
     let keywords = folded(&keyword_lits);
-    let named = per_field.iter_mut().zip(&mut with_keywords);
+    let named = per_field.iter_mut().zip(&mut keyword_spellings);
     for ((target, [c, _, _]), added) in named.filter(|_| !keywords.is_empty()) {
-        if known_field(target).is_some() {
+        if let Some(id) = known_field(target) {
             let own = folded(c);
-            *added = (true, keywords.difference(&own).count());
+            *added = keywords.difference(&own).count();
             c.extend(keyword_lits.iter().cloned());
+            keywords_scanned[usize::from(id)] = true;
         }
     }
     // One automaton per field, built on every core (the large ones, such as
     // `CommandLine`'s, are most of the time it takes to compile a rule set).
     let keyword = build_scan(keyword_lits);
-    let per_field: Vec<_> = per_field.into_iter().zip(with_keywords).collect();
+    let per_field: Vec<_> = per_field.into_iter().zip(keyword_spellings).collect();
     let scans = crate::parallel::map_owned_in_parallel(
         per_field,
-        |((target, [c, p, s]), (holds_keywords, keyword_spellings))| FieldScan {
+        |((target, [c, p, s]), keyword_spellings)| FieldScan {
             target,
             // Numbered once every view is built.
             id: 0,
             contains: (!c.is_empty()).then(|| GramScan::build(c)),
             prefix: (!p.is_empty()).then(|| AnchoredTrie::build(p, false)),
             suffix: (!s.is_empty()).then(|| AnchoredTrie::build(s, true)),
-            holds_keywords,
             keyword_spellings,
         },
     );
-    (scans, keyword)
+    (scans, keyword, keywords_scanned)
 }
 
 /// The well-known id of a named field's target.
