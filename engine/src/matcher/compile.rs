@@ -8,6 +8,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use super::gram::GramScan;
 use super::needle::Needle;
 use super::needle_set::NeedleSet;
+use super::program::Program;
 use super::regexes::{regex_flags, RegexTable};
 use super::text::{compile_glob, literal_variants, Glob};
 use super::trie::AnchoredTrie;
@@ -60,12 +61,13 @@ pub(super) struct ViewRule {
 #[derive(Debug)]
 pub(super) enum CBody {
     /// The condition as written (walked for an alert's `matches`, in the
-    /// author's order), and the same condition with the children of every
-    /// AND and OR sorted cheapest first (walked to decide: a regex only runs
-    /// when the literals beside it have not already decided).
+    /// author's order), and the program that decides it: the same
+    /// condition with the children of every AND and OR sorted cheapest
+    /// first (a regex only runs when the literals beside it have not
+    /// already decided), compiled to steps (see [`Program`]).
     Expr {
         written: Node,
-        ordered: Node,
+        decide: Program,
     },
     Ioc(IocSet),
 }
@@ -435,14 +437,23 @@ impl View {
             index: HashMap::default(),
         };
         let mut vrules = Vec::with_capacity(members.len());
+        // Per view rule: its condition, cheapest first, until its program
+        // is compiled (once its needles are grouped, below).
+        let mut ordered = Vec::with_capacity(members.len());
         for &g in members {
             let body = match &rules[g].body {
                 RuleBody::Expr(e) => {
                     let written = b.lower(e);
-                    let ordered = cheapest_first(&written, &b.atoms).0;
-                    CBody::Expr { written, ordered }
+                    ordered.push(Some(cheapest_first(&written, &b.atoms).0));
+                    CBody::Expr {
+                        written,
+                        decide: Program::of(&Node::Const(false)),
+                    }
                 }
-                RuleBody::Ioc(set) => CBody::Ioc(set.clone()),
+                RuleBody::Ioc(set) => {
+                    ordered.push(None);
+                    CBody::Ioc(set.clone())
+                }
             };
             vrules.push(ViewRule {
                 global: g,
@@ -514,9 +525,10 @@ impl View {
         // Each OR's plain needles on one field, searched for together.
         let mut needle_sets = Vec::new();
         let mut set_index = HashMap::new();
-        for vr in &mut vrules {
-            if let CBody::Expr { ordered, .. } = &mut vr.body {
+        for (vr, ordered) in vrules.iter_mut().zip(&mut ordered) {
+            if let (CBody::Expr { decide, .. }, Some(ordered)) = (&mut vr.body, ordered) {
                 group_needles(ordered, &atoms, &mut needle_sets, &mut set_index);
+                *decide = Program::of(ordered);
             }
         }
 

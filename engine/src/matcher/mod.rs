@@ -68,6 +68,7 @@ mod gram;
 mod memo;
 mod needle;
 mod needle_set;
+mod program;
 mod regexes;
 mod text;
 mod trie;
@@ -76,6 +77,7 @@ mod verdicts;
 
 use compile::{AtomKind, CBody, FieldScan, LitUse, LiteralScan, Node, View};
 use needle::{LoweredFields, Needle};
+use program::Leaf;
 use regexes::RegexTable;
 use text::{glob_match, lit_match, term_bounded};
 use verdicts::{Reading, Verdicts};
@@ -361,7 +363,7 @@ impl Ruleset {
         for &r in &candidates {
             let vr = &view.rules[r as usize];
             match &vr.body {
-                CBody::Expr { written, ordered } => {
+                CBody::Expr { written, decide } => {
                     // A rule that read these very texts before and did not
                     // fire does not fire now (see `verdicts`).
                     let reading = (vr.reads.as_deref())
@@ -370,7 +372,7 @@ impl Ruleset {
                     if reading.is_some_and(|r| ev.s.verdicts.known_false(&r)) {
                         continue;
                     }
-                    if ev.eval(ordered) {
+                    if decide.run(|leaf| ev.leaf(leaf)) {
                         let mut matches = Vec::new();
                         ev.collect_matches(written, true, &mut matches);
                         out.push(Detection {
@@ -908,14 +910,12 @@ impl<'a> Eval<'a> {
         }
     }
 
-    fn eval(&mut self, node: &Node) -> bool {
-        match node {
-            Node::Atom(a) | Node::Gate(a) => self.atom(*a),
-            Node::And(v) => v.iter().all(|n| self.eval(n)),
-            Node::Or(v) => v.iter().any(|n| self.eval(n)),
-            Node::Not(n) => !self.eval(n),
-            Node::Const(b) => *b,
-            Node::AnyOf(set) => self.any_of(*set),
+    /// One step of a rule's program (see [`program`]).
+    #[inline]
+    fn leaf(&mut self, leaf: Leaf) -> bool {
+        match leaf {
+            Leaf::Atom(a) => self.atom(a),
+            Leaf::AnyOf(set) => self.any_of(set),
         }
     }
 
@@ -951,12 +951,21 @@ impl<'a> Eval<'a> {
         }
     }
 
+    /// Whether atom `a` holds: known after the scan for most, decided on
+    /// first use for the rest.
+    #[inline]
     fn atom(&mut self, a: u32) -> bool {
         match self.s.state[a as usize] {
-            TRUE => return true,
-            FALSE => return false,
-            _ => {}
+            TRUE => true,
+            FALSE => false,
+            _ => self.decide_atom(a),
         }
+    }
+
+    /// An atom not yet known this event: its test, run once (out of line,
+    /// so that the known atoms' check stays a few instructions).
+    #[inline(never)]
+    fn decide_atom(&mut self, a: u32) -> bool {
         let atom = &self.view.atoms[a as usize];
         let result = match (&atom.kind, &atom.target) {
             (AtomKind::Literal, _) => return false,
