@@ -27,12 +27,8 @@ pub(super) struct View {
     /// atom it would make that array 1.5 times as large for a field that is
     /// read only when a rule fires.
     pub(super) shown: Vec<OnceLock<super::Shown>>,
-    /// For each literal atom, the view rules it wakes, as `rule << 1 | set`:
-    /// which of the rule's (one or two) wake sets it belongs to.
-    pub(super) atom_rules: Vec<Vec<u32>>,
-    /// Per rule, the wake sets that must all be hit for it to be evaluated:
-    /// `0b1` or `0b11`.
-    pub(super) rule_needs: Vec<u8>,
+    /// For each literal atom, the view rules it wakes.
+    pub(super) wakes: Wakes,
     pub(super) scans: Vec<FieldScan>,
     /// The keyword literals, for the fields no scan searches for them (and
     /// the later occurrences of a repeated name).
@@ -56,6 +52,50 @@ pub(super) struct ViewRule {
     /// remembered), at most [`MAX_READS`]: its verdicts can then be kept
     /// (see [`super::verdicts`]).
     pub(super) reads: Option<Box<[u32]>>,
+}
+
+/// Which view rules each atom wakes, flattened into one array: a settled
+/// atom reads its range and the codes in it, one load after the other,
+/// rather than a list header and then the list.
+///
+/// A code is `rule << 2 | two << 1 | set`. Most rules have one wake set:
+/// one hit makes them candidates. A rule with two (`two`, see
+/// [`wake_sets`]) is one once both are hit; `set` says which one the atom
+/// is of.
+#[derive(Debug)]
+pub(super) struct Wakes {
+    /// Atom `a`'s codes are `codes[starts[a]..starts[a + 1]]`.
+    starts: Vec<u32>,
+    codes: Vec<u32>,
+}
+
+impl Wakes {
+    /// A rule's code: its view index, whether it has two wake sets, and
+    /// which of them (0 or 1) the atom is of.
+    pub(super) fn code(rule: u32, two: bool, set: u32) -> u32 {
+        debug_assert!(set <= u32::from(two), "at most two wake sets");
+        rule << 2 | u32::from(two) << 1 | set
+    }
+
+    /// Flattens per-atom lists of codes.
+    fn of(per_atom: &[Vec<u32>]) -> Wakes {
+        let mut starts = Vec::with_capacity(per_atom.len() + 1);
+        starts.push(0);
+        for codes in per_atom {
+            starts.push(starts[starts.len() - 1] + codes.len() as u32);
+        }
+        Wakes {
+            starts,
+            codes: per_atom.concat(),
+        }
+    }
+
+    /// The codes of the rules atom `atom` wakes.
+    #[inline]
+    pub(super) fn of_atom(&self, atom: u32) -> &[u32] {
+        let a = atom as usize;
+        &self.codes[self.starts[a] as usize..self.starts[a + 1] as usize]
+    }
 }
 
 #[derive(Debug)]
@@ -487,7 +527,6 @@ impl View {
             .map(|(a, &n)| gate_cost(a) * f64::from(n.max(1)))
             .collect();
         let mut atom_rules: Vec<Vec<u32>> = vec![Vec::new(); atoms.len()];
-        let mut rule_needs = vec![1u8; vrules.len()];
         let mut always = Vec::new();
         for (ri, vr) in vrules.iter().enumerate() {
             let sets = match &vr.body {
@@ -498,10 +537,10 @@ impl View {
                 always.push(ri as u32);
                 continue;
             };
-            rule_needs[ri] = (1u8 << sets.len()) - 1;
+            let two = u32::from(sets.len() == 2);
             for (k, set) in sets.into_iter().enumerate() {
                 for a in set {
-                    atom_rules[a as usize].push((ri as u32) << 1 | k as u32);
+                    atom_rules[a as usize].push(Wakes::code(ri as u32, two == 1, k as u32));
                 }
             }
         }
@@ -542,8 +581,7 @@ impl View {
             rules: vrules,
             shown: atoms.iter().map(|_| OnceLock::new()).collect(),
             atoms,
-            atom_rules,
-            rule_needs,
+            wakes: Wakes::of(&atom_rules),
             scans,
             keyword_scan,
             keywords_scanned,

@@ -470,8 +470,8 @@ pub struct Scratch {
     /// (field scans and the keyword pass may find it in any order).
     hit_field: Vec<u32>,
     rule_mark: Vec<bool>,
-    /// Per rule: which of its wake sets this event hit (see
-    /// `View::rule_needs`), and the rules with any.
+    /// Per rule with two wake sets: which of them this event hit (see
+    /// [`compile::Wakes`]), and the rules with any.
     rule_sets: Vec<u8>,
     touched: Vec<u32>,
     candidates: Vec<u32>,
@@ -644,18 +644,23 @@ impl Scratch {
         *first = (*first).min(field_index);
     }
 
-    /// A literal of wake set `code & 1` of rule `code >> 1` is in the event:
-    /// the rule is a candidate once each of its sets has one.
+    /// A literal of a rule's wake set is in the event (see
+    /// [`compile::Wakes`] for the code): the rule is a candidate once each
+    /// of its sets has one.
     #[inline]
-    fn wake(&mut self, code: u32, needs: &[u8]) {
-        let r = (code >> 1) as usize;
-        let sets = &mut self.rule_sets[r];
+    fn wake(&mut self, code: u32) {
+        let r = code >> 2;
+        if code & 0b10 == 0 {
+            self.mark(r);
+            return;
+        }
+        let sets = &mut self.rule_sets[r as usize];
         if *sets == 0 {
-            self.touched.push(r as u32);
+            self.touched.push(r);
         }
         *sets |= 1 << (code & 1);
-        if *sets == needs[r] {
-            self.mark(r as u32);
+        if *sets == 0b11 {
+            self.mark(r);
         }
     }
 
@@ -905,8 +910,8 @@ impl<'a> Eval<'a> {
     fn settle(&mut self, atom: u32, field_index: u32) {
         self.s.set(atom, TRUE);
         self.s.hit_field[atom as usize] = field_index;
-        for &code in &self.view.atom_rules[atom as usize] {
-            self.s.wake(code, &self.view.rule_needs);
+        for &code in self.view.wakes.of_atom(atom) {
+            self.s.wake(code);
         }
     }
 
@@ -1530,9 +1535,9 @@ mod tests {
     /// The literals that wake rules in the Windows process-start view.
     fn waking(rs: &Ruleset) -> Vec<(StrOp, &str)> {
         let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
-        (v.atoms.iter().zip(&v.atom_rules))
-            .filter(|(_, rules)| !rules.is_empty())
-            .filter_map(|(a, _)| match &a.test {
+        (v.atoms.iter().enumerate())
+            .filter(|&(a, _)| !v.wakes.of_atom(a as u32).is_empty())
+            .filter_map(|(_, a)| match &a.test {
                 Test::Str { op, value, .. } => Some((*op, value.as_str())),
                 _ => None,
             })
@@ -1620,9 +1625,16 @@ mod tests {
         ]);
         let (rs, _) = Ruleset::compile(vec![rule("both", proc_win(), both)]);
         let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        let mut codes: Vec<u32> = (0..v.atoms.len() as u32)
+            .flat_map(|a| v.wakes.of_atom(a).to_vec())
+            .collect();
+        codes.sort_unstable();
         assert_eq!(
-            v.rule_needs,
-            [0b11],
+            codes,
+            [
+                compile::Wakes::code(0, true, 0),
+                compile::Wakes::code(0, true, 1)
+            ],
             "two sets: an image and a parent image"
         );
         let mut ev = proc("C:\\a.exe", "x -ZZ");
