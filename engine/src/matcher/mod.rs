@@ -845,10 +845,18 @@ impl<'a> Eval<'a> {
         let hash = memo::hash(hay);
         let mut found = std::mem::take(&mut self.s.found);
         found.clear();
-        let id = match self.s.memos[fs.id as usize].get(hash, hay) {
-            Some(seen) => {
-                found.extend_from_slice(seen.atoms);
-                seen.id
+        let memo = &mut self.s.memos[fs.id as usize];
+        let remembered = memo.get(hash, hay).map(|seen| {
+            found.extend_from_slice(seen.atoms);
+            seen.id
+        });
+        let id = match remembered {
+            Some(id) => id,
+            // A long text seen for the first time: scanned, not copied.
+            None if !memo.admits(hash, hay.len()) => {
+                self.s.found = found;
+                self.scan_field(fs, text, Some(index));
+                return None;
             }
             None => {
                 self.find_atoms(fs, text, index, &mut found);
@@ -1414,6 +1422,69 @@ mod tests {
             vec![Vec::<String>::new(); events.len()]
         );
         assert_eq!(fired(&rs, &events, &mut shared), fresh);
+    }
+
+    #[test]
+    fn long_texts_are_remembered_from_their_second_sighting() {
+        use StrOp::*;
+        let line = || fields::COMMAND_LINE;
+        let rules = [
+            ("b", on(line(), Contains, " /c ", false)),
+            ("e", on(line(), Contains, "WHOAMI", true)),
+            ("g", Expr::Not(Box::new(on(line(), Contains, "/c", false)))),
+            ("s", on(line(), Suffix, "tail", false)),
+        ];
+        let rules = rules.map(|(id, e)| rule(id, proc_win(), e)).to_vec();
+        let (rs, _) = Ruleset::compile(rules);
+        let pad = |text: &str, to: usize| format!("{text} {}tail", "x".repeat(to - text.len() - 5));
+        // Long (over 512 bytes), too long to be remembered (over 4 KiB),
+        // and short, each three times, with other texts between.
+        let long = [
+            pad("cmd.exe /c whoami", 600),
+            pad("CMD.EXE /C WHOAMI", 4096),
+            pad("cmd.exe /c WHOAMI", 5000),
+            pad("x", 700),
+        ];
+        let mut events = Vec::new();
+        for _ in 0..3 {
+            for text in &long {
+                events.push(proc("C:\\Windows\\System32\\cmd.exe", text));
+            }
+        }
+        let fresh = fired_afresh(&rs, &events);
+        assert_eq!(fresh[0], ["b", "s"]);
+        assert_eq!(fresh[1], ["b", "e", "s"]);
+        assert_eq!(fresh[3], ["g", "s"]);
+        let mut shared = Scratch::new(&rs);
+        let view = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        let scan = (view.scans.iter())
+            .find(|fs| matches!(&fs.target, FieldTarget::Field(k) if *k == fields::COMMAND_LINE))
+            .expect("the command line is scanned");
+        let remembered = |scratch: &Scratch, text: &str| {
+            scratch.memos[scan.id as usize]
+                .get(memo::hash(text.as_bytes()), text.as_bytes())
+                .is_some()
+        };
+        let mut out = Vec::new();
+        for (i, (ev, want)) in events.iter().zip(&fresh).enumerate() {
+            out.clear();
+            rs.evaluate(ev, &mut shared, &mut out);
+            let got: Vec<&str> = out.iter().map(|d| rs.rules[d.rule].id.as_str()).collect();
+            assert_eq!(&got, want, "event {i}");
+            let text = &long[i % long.len()];
+            // Copied on the second sighting (i / 4 == 1), never when over 4 KiB.
+            let copied = i / long.len() >= 1 && text.len() <= memo::MAX_TEXT;
+            assert_eq!(
+                remembered(&shared, text),
+                copied,
+                "event {i}, {} bytes",
+                text.len()
+            );
+        }
+        // Forgetting forgets the sightings too.
+        shared.forget();
+        rs.evaluate(&events[0], &mut shared, &mut out);
+        assert!(!remembered(&shared, &long[0]));
     }
 
     const PROC_WIN: Scope = Scope {
