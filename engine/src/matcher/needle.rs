@@ -84,8 +84,8 @@ impl LoweredFields {
     /// `text` lower-cased, not kept past the next call.
     pub(super) fn scratch(&mut self, text: &[u8]) -> &[u8] {
         self.other.clear();
-        self.other
-            .extend(text.iter().map(|b| b.to_ascii_lowercase()));
+        self.other.extend_from_slice(text);
+        self.other.make_ascii_lowercase();
         &self.other
     }
 
@@ -97,8 +97,11 @@ impl LoweredFields {
         let (start, end) = match self.spans[position] {
             Some(span) => span,
             None => {
+                // A copy, then folded in place: both run many bytes at a
+                // time, where a byte-by-byte map did not.
                 let start = self.buf.len();
-                self.buf.extend(text.iter().map(|b| b.to_ascii_lowercase()));
+                self.buf.extend_from_slice(text);
+                self.buf[start..].make_ascii_lowercase();
                 let span = (start as u32, self.buf.len() as u32);
                 self.spans[position] = Some(span);
                 span
