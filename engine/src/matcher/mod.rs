@@ -334,18 +334,7 @@ impl Ruleset {
         if view.rules.is_empty() {
             return;
         }
-        for (i, (key, value)) in event.fields().enumerate() {
-            if let Value::Str(text) = value {
-                prefetch(text.as_bytes());
-            }
-            if let Some(id) = key.known_id() {
-                let slot = &mut scratch.known_slot[usize::from(id)];
-                // The first of a repeated name, as `Event::get` finds it.
-                if *slot == 0 {
-                    *slot = i as u32 + 1;
-                }
-            }
-        }
+        scratch.place(event);
         let mut ev = Eval {
             view,
             regexes: &self.regexes.regexes,
@@ -623,6 +612,24 @@ impl Scratch {
             let view_scans = rs.views.iter().map(|v| v.scans.len()).max();
             self.text_ids
                 .resize(view_scans.unwrap_or(0), verdicts::UNNAMED);
+        }
+    }
+
+    /// Notes where the event's well-known fields are (`known_slot`), and
+    /// asks for its strings' ends to be loaded (see [`prefetch`]).
+    #[inline]
+    fn place(&mut self, event: &Event) {
+        for (i, (key, value)) in event.fields().enumerate() {
+            if let Value::Str(text) = value {
+                prefetch(text.as_bytes());
+            }
+            if let Some(id) = key.known_id() {
+                let slot = &mut self.known_slot[usize::from(id)];
+                // The first of a repeated name, as `Event::get` finds it.
+                if *slot == 0 {
+                    *slot = i as u32 + 1;
+                }
+            }
         }
     }
 
@@ -1708,9 +1715,29 @@ mod tests {
             ],
             "two sets: an image and a parent image"
         );
+        // The scan alone: with one set hit, the rule is not a candidate
+        // (it is not evaluated at all); with both, it is.
+        let woken = |event: &Event| {
+            let mut scratch = Scratch::new(&rs);
+            scratch.place(event);
+            let mut ev = Eval {
+                view: v,
+                regexes: &rs.regexes.regexes,
+                runs: &rs.regexes.runs,
+                event,
+                s: &mut scratch,
+            };
+            ev.scan();
+            ev.s.candidates.clone()
+        };
         let mut ev = proc("C:\\a.exe", "x -ZZ");
+        assert_eq!(woken(&ev), [] as [u32; 0], "an image alone");
+        let mut parent = proc("C:\\x.exe", "x -ZZ");
+        parent.set(fields::PARENT_IMAGE, "C:\\b.exe".into());
+        assert_eq!(woken(&parent), [] as [u32; 0], "a parent image alone");
         assert!(rs.matching_ids(&ev).is_empty(), "no parent image");
         ev.set(fields::PARENT_IMAGE, "C:\\B.EXE".into());
+        assert_eq!(woken(&ev), [0], "both");
         assert_eq!(rs.matching_ids(&ev), ["both"]);
         // Every later event starts from no set hit.
         let mut scratch = Scratch::new(&rs);
