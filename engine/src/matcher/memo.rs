@@ -18,7 +18,8 @@
 //! copy of the text per event for the ones that do repeat.
 //!
 //! Longer texts, up to 4 KiB, have 32 slots of their own (at most 128 KiB
-//! more, only for fields that hold such texts). A long command line is
+//! more of text, besides their atoms, only for fields that hold such
+//! texts). A long command line is
 //! most often new (an encoded script, a generated path), and copying every
 //! one would cost more than the repeats save: a long text is copied only
 //! when its hash was seen before, on its second sighting. Those that do

@@ -601,10 +601,11 @@ impl Scratch {
             self.rule_mark.resize(rs.max_rules, false);
             self.rule_sets.resize(rs.max_rules, 0);
         }
-        if self.regex_caches.len() < rs.regexes.len() {
-            self.regex_caches.resize_with(rs.regexes.len(), || None);
-        }
         if self.memos_of != rs.id {
+            // A regex's cache is its own: another rule set's regex of the
+            // same id must not search with it (regex-automata may panic or
+            // answer wrongly).
+            self.regex_caches.clear();
             self.memos.clear();
             self.memos.resize_with(rs.scans, Default::default);
             self.memos_of = rs.id;
@@ -612,6 +613,9 @@ impl Scratch {
             let view_scans = rs.views.iter().map(|v| v.scans.len()).max();
             self.text_ids
                 .resize(view_scans.unwrap_or(0), verdicts::UNNAMED);
+        }
+        if self.regex_caches.len() < rs.regexes.len() {
+            self.regex_caches.resize_with(rs.regexes.len(), || None);
         }
     }
 
@@ -836,8 +840,10 @@ impl<'a> Eval<'a> {
     }
 
     /// [`Eval::scan_field`] of a named field (the event's `index`th), unless
-    /// this text was scanned for this field before: then the atoms it set
-    /// are set again (see [`memo`]). The id of the text, if remembered.
+    /// this text is remembered for this field: then the atoms it set are
+    /// set again (see [`memo`]). A text of up to 512 bytes is remembered
+    /// once scanned; a longer one once scanned on its second sighting. The
+    /// id of the text, if remembered.
     fn scan_remembered(
         &mut self,
         fs: &FieldScan,
@@ -1363,6 +1369,30 @@ mod tests {
     }
 
     #[test]
+    fn a_scratch_moved_to_another_rule_set_drops_its_regex_caches() {
+        let re = |p: &str| {
+            Expr::Atom(Atom::field(
+                fields::COMMAND_LINE,
+                Test::Regex {
+                    pattern: p.into(),
+                    case_insensitive: false,
+                    multi_line: false,
+                    dot_all: false,
+                },
+            ))
+        };
+        // Both regexes are id 0 of their rule set; a cache made for the
+        // first made the second's search panic in regex-automata.
+        let (a, _) = Ruleset::compile(vec![rule("a", Scope::ANY, re(r"cmd\.exe\s+/c"))]);
+        let (b, _) = Ruleset::compile(vec![rule("b", Scope::ANY, re(r"\\system32\\.*\.exe"))]);
+        let ev = [proc("x", r"C:\Windows\system32\cmd.exe /c whoami")];
+        let mut scratch = Scratch::new(&a);
+        assert_eq!(fired(&a, &ev, &mut scratch), [["a"]]);
+        assert_eq!(fired(&b, &ev, &mut scratch), [["b"]]);
+        assert_eq!(fired(&a, &ev, &mut scratch), [["a"]]);
+    }
+
+    #[test]
     fn remembered_field_texts_fire_as_scanned_ones() {
         use StrOp::*;
         let (image, line) = (|| fields::IMAGE, || fields::COMMAND_LINE);
@@ -1444,8 +1474,8 @@ mod tests {
         let rules = rules.map(|(id, e)| rule(id, proc_win(), e)).to_vec();
         let (rs, _) = Ruleset::compile(rules);
         let pad = |text: &str, to: usize| format!("{text} {}tail", "x".repeat(to - text.len() - 5));
-        // Long (over 512 bytes), too long to be remembered (over 4 KiB),
-        // and short, each three times, with other texts between.
+        // Long (over 512 bytes, up to the 4 KiB still remembered) and too
+        // long to be remembered, each three times, with other texts between.
         let long = [
             pad("cmd.exe /c whoami", 600),
             pad("CMD.EXE /C WHOAMI", 4096),

@@ -10,13 +10,15 @@
 //! as it does, so a program decides exactly as its tree and runs the very
 //! same tests.
 //!
-//! `a and (b or not c)` becomes three steps:
+//! `a and (b or not c)` becomes three steps, stored last child first (each
+//! child's steps need the step of the child after it), so the program
+//! starts at step 2:
 //!
 //! | step | test | holds | fails |
 //! | --- | --- | --- | --- |
-//! | 0 | `a` | 1 | reject |
-//! | 1 | `b` | accept | 2 |
-//! | 2 | `c` | reject | accept |
+//! | 2 | `a` | 1 | reject |
+//! | 1 | `b` | accept | 0 |
+//! | 0 | `c` | reject | accept |
 
 use super::compile::Node;
 

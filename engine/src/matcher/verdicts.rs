@@ -24,7 +24,8 @@ pub(super) const MAX_READS: usize = 6;
 /// The id of a field the event does not have.
 pub(super) const ABSENT: TextId = 0;
 /// The id of a field whose text is not remembered (too long, not a string,
-/// or the memory is off): a rule reading it is evaluated.
+/// a long text on its first sighting, or the memory is off): a rule
+/// reading it is evaluated.
 pub(super) const UNNAMED: TextId = TextId::MAX;
 /// Slots in the table (a power of two).
 const SLOTS: usize = 4096;
