@@ -537,10 +537,10 @@ impl View {
                 always.push(ri as u32);
                 continue;
             };
-            let two = u32::from(sets.len() == 2);
+            let two = sets.len() == 2;
             for (k, set) in sets.into_iter().enumerate() {
                 for a in set {
-                    atom_rules[a as usize].push(Wakes::code(ri as u32, two == 1, k as u32));
+                    atom_rules[a as usize].push(Wakes::code(ri as u32, two, k as u32));
                 }
             }
         }
