@@ -745,16 +745,20 @@ impl<'a> Eval<'a> {
                         self.s.text_ids[at] = verdicts::ABSENT;
                         continue;
                     };
-                    let mut num = std::mem::take(&mut self.s.num);
-                    let id = match value.match_text(&mut num) {
-                        Some(text) => self.scan_remembered(fs, text, i),
-                        None => None,
-                    };
-                    self.s.num = num;
                     // A verdict is kept on a string's text alone: another
-                    // type with the same text may test otherwise.
-                    id.filter(|_| matches!(value, Value::Str(_)))
-                        .unwrap_or(verdicts::UNNAMED)
+                    // type with the same text may test otherwise. Strings,
+                    // nearly every field, go straight to the scan.
+                    if let Value::Str(text) = value {
+                        self.scan_remembered(fs, text, i)
+                            .unwrap_or(verdicts::UNNAMED)
+                    } else {
+                        let mut num = std::mem::take(&mut self.s.num);
+                        if let Some(text) = value.match_text(&mut num) {
+                            self.scan_remembered(fs, text, i);
+                        }
+                        self.s.num = num;
+                        verdicts::UNNAMED
+                    }
                 }
                 FieldTarget::AnyField => verdicts::UNNAMED,
             };
@@ -856,49 +860,51 @@ impl<'a> Eval<'a> {
             return None;
         }
         let hash = memo::hash(hay);
-        let mut found = std::mem::take(&mut self.s.found);
-        found.clear();
-        let memo = &mut self.s.memos[fs.id as usize];
+        let s = &mut *self.s;
+        s.found.clear();
+        let memo = &mut s.memos[fs.id as usize];
         let remembered = memo.get(hash, hay).map(|seen| {
-            found.extend_from_slice(seen.atoms);
+            s.found.extend_from_slice(seen.atoms);
             seen.id
         });
         let id = match remembered {
             Some(id) => id,
             // A long text seen for the first time: scanned, not copied.
             None if !memo.admits(hash, hay.len()) => {
-                self.s.found = found;
                 self.scan_field(fs, text, Some(index));
                 return None;
             }
             None => {
-                self.find_atoms(fs, text, index, &mut found);
-                let id = self.s.next_text_id;
-                self.s.next_text_id += 1;
-                self.s.memos[fs.id as usize].put(hash, hay, &found, id);
+                self.find_atoms(fs, text, index);
+                let s = &mut *self.s;
+                let id = s.next_text_id;
+                s.next_text_id += 1;
+                s.memos[fs.id as usize].put(hash, hay, &s.found, id);
                 id
             }
         };
-        for &atom in &found {
+        // By index: settling needs the whole scratch, `found` included.
+        for k in 0..self.s.found.len() {
+            let atom = self.s.found[k];
             if self.s.state[atom as usize] != TRUE {
                 self.settle(atom, index as u32);
             } else {
                 self.s.first_field(atom, index as u32);
             }
         }
-        self.s.found = found;
         Some(id)
     }
 
-    /// Every atom `text` sets as field scan `fs` (the event's `index`th
-    /// field), whatever the event's other fields set: in the order found,
-    /// each once.
-    fn find_atoms(&mut self, fs: &FieldScan, text: &str, index: usize, found: &mut Vec<u32>) {
+    /// Puts in the scratch's `found` every atom `text` sets as field scan
+    /// `fs` (the event's `index`th field), whatever the event's other fields
+    /// set: in the order found, each once.
+    fn find_atoms(&mut self, fs: &FieldScan, text: &str, index: usize) {
         let hay = text.as_bytes();
         let lower = fs
             .contains
             .is_some()
             .then(|| self.s.lowered.get(index, hay));
+        let found = &mut self.s.found;
         each_literal(fs, hay, lower, |u, start, end| {
             if placed(u, hay, start, end) && !found.contains(&u.atom) {
                 found.push(u.atom);
