@@ -8,7 +8,8 @@
 //! then by a byte-frequency table), or by its first two or one when
 //! shorter. One pass over the text reads every 4-byte window, tests one bit
 //! of a 16 KiB bitmap (the hash of every literal's window), and only
-//! on a set bit looks the window up and verifies whole literals there. The
+//! on a set bit looks the window up, tests four more bytes of each literal
+//! that holds it, and verifies whole literals there. The
 //! hot data fits in the first-level cache; a window that starts no literal,
 //! nearly all of them, costs a few instructions.
 
@@ -30,6 +31,20 @@ struct Entry {
     uses: (u32, u32),
 }
 
+/// A literal whose filter window was seen: its entry, and four more of its
+/// bytes and where they sit from the window (`rel`, 0 when the literal is
+/// the window). Many literals share a window (`ble-` is in ten of
+/// `enable-…` and `disable-…`), and where the text holds the window the
+/// literal is rarely there: the text's four bytes at `rel` tell most such
+/// misses apart from the list itself, without reading the literal's entry
+/// and bytes elsewhere in memory.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    id: u32,
+    check: u32,
+    rel: i32,
+}
+
 /// The wake literals of one field.
 #[derive(Debug)]
 pub(super) struct GramScan {
@@ -42,14 +57,23 @@ pub(super) struct GramScan {
     bitmap: Box<[u64; 1 << (BITS - 6)]>,
     /// Open-addressing table: window -> range in `by_window`.
     table: Vec<(u32, u32, u32)>,
-    by_window: Vec<u32>,
+    /// Per window, the literals that hold it, each with a second window
+    /// of its own to test before the literal is read.
+    by_window: Vec<Candidate>,
     /// Literals of two or three bytes, by their first two bytes; of one
     /// byte, by it (the two-byte key `b << 8 | 0`, flagged in `one_byte`).
     short_bitmap: Box<[u64; 1 << (16 - 6)]>,
     /// `short_bitmap` with every key a one-byte literal starts (`b, any`)
     /// added: the one test per position of the scan's main loop.
     short_filter: Box<[u64; 1 << (16 - 6)]>,
-    short: Vec<(u16, u32)>,
+    /// Each short literal: its key, its third byte if it has one (tested
+    /// before its entry is read: ` -o` is keyed by ` -`, in most command
+    /// lines), its entry.
+    short: Vec<(u16, Option<u8>, u32)>,
+    /// Where in `short` the keys of each high byte start (`short` is
+    /// sorted by key, so they are together): a hit's candidates at once,
+    /// not by a binary search.
+    short_from: Box<[u32; 257]>,
     one_byte: [bool; 256],
 }
 
@@ -82,6 +106,7 @@ impl GramScan {
             short_bitmap: Box::new([0; 1 << (16 - 6)]),
             short_filter: Box::new([0; 1 << (16 - 6)]),
             short: Vec::new(),
+            short_from: Box::new([0; 257]),
             one_byte: [false; 256],
         };
         // One entry per distinct lower-cased spelling.
@@ -96,6 +121,7 @@ impl GramScan {
             grouped[i].1.push(u);
         }
         let mut windows: Vec<(u32, u32)> = Vec::new();
+        let mut checks: Vec<(u32, i32)> = Vec::new();
         for (key, uses) in grouped {
             let id = g.entries.len() as u32;
             let offset = if key.len() >= 4 {
@@ -114,6 +140,15 @@ impl GramScan {
                     .expect("a literal of four bytes or more has a window");
                 let w = u32::from_le_bytes(key[best..best + 4].try_into().expect("4 bytes"));
                 windows.push((w, id));
+                // The literal's other four bytes overlapping the window
+                // least: its last four, or its first.
+                let at = if key.len() - 4 - best >= best {
+                    key.len() - 4
+                } else {
+                    0
+                };
+                let check = u32::from_le_bytes(key[at..at + 4].try_into().expect("4 bytes"));
+                checks.push((check, at as i32 - best as i32));
                 let h = hash(w);
                 g.bitmap[(h >> 6) as usize] |= 1 << (h & 63);
                 best
@@ -137,7 +172,8 @@ impl GramScan {
                     let f = u16::from_le_bytes([key[0], next]);
                     g.short_filter[(f >> 6) as usize] |= 1 << (f & 63);
                 }
-                g.short.push((k, id));
+                g.short.push((k, key.get(2).copied(), id));
+                checks.push((0, 0));
                 0
             };
             let start = g.bytes.len() as u32;
@@ -152,12 +188,21 @@ impl GramScan {
             });
         }
         g.short.sort_unstable();
+        for h in 0..=256 {
+            g.short_from[h] = g.short.partition_point(|x| usize::from(x.0 >> 8) < h) as u32;
+        }
         windows.sort_unstable();
         // The table: power of two at least twice the distinct windows.
         let distinct = windows.windows(2).filter(|w| w[0].0 != w[1].0).count() + 1;
         let size = (distinct * 2).next_power_of_two().max(2);
         g.table = vec![(0, 0, 0); size];
-        g.by_window = windows.iter().map(|&(_, id)| id).collect();
+        g.by_window = windows
+            .iter()
+            .map(|&(_, id)| {
+                let (check, rel) = checks[id as usize];
+                Candidate { id, check, rel }
+            })
+            .collect();
         let mut i = 0;
         while i < windows.len() {
             let w = windows[i].0;
@@ -252,8 +297,19 @@ impl GramScan {
                 return;
             }
             if tw == w {
-                for &id in &self.by_window[s as usize..e as usize] {
-                    let entry = &self.entries[id as usize];
+                for c in &self.by_window[s as usize..e as usize] {
+                    if c.rel != 0 {
+                        let Some(four) = at
+                            .checked_add_signed(c.rel as isize)
+                            .and_then(|p| lower.get(p..p + 4))
+                        else {
+                            continue;
+                        };
+                        if u32::from_le_bytes(four.try_into().expect("4 bytes")) != c.check {
+                            continue;
+                        }
+                    }
+                    let entry = &self.entries[c.id as usize];
                     let Some(start) = at.checked_sub(entry.offset as usize) else {
                         continue;
                     };
@@ -273,12 +329,12 @@ impl GramScan {
         k: u16,
         hit: &mut impl FnMut(&LitUse, usize, usize),
     ) {
-        let from = self.short.partition_point(|x| x.0 < k);
-        for &(key, id) in &self.short[from..] {
-            if key != k {
-                break;
+        let high = usize::from(k >> 8);
+        let (from, to) = (self.short_from[high], self.short_from[high + 1]);
+        for &(key, third, id) in &self.short[from as usize..to as usize] {
+            if key == k && third.is_none_or(|t| lower.get(at + 2) == Some(&t)) {
+                self.verify(lower, at, &self.entries[id as usize], hit);
             }
-            self.verify(lower, at, &self.entries[id as usize], hit);
         }
     }
 
@@ -324,8 +380,11 @@ fn same(a: &[u8], b: &[u8]) -> bool {
         i == n || word(a, n - 8) == word(b, n - 8)
     } else if n >= 4 {
         half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4)
+    } else if n > 0 {
+        // First, middle and last byte: every byte of one to three.
+        a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]
     } else {
-        a == b
+        true
     }
 }
 
@@ -384,6 +443,8 @@ mod tests {
             "дж ДЖ",
             "-",
             "bcdebcde",
+            // Short keys whose third byte differs, then holds.
+            "a /d /c",
         ];
         for t in texts {
             let lower = t.as_bytes().to_ascii_lowercase();
