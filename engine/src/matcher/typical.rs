@@ -69,6 +69,8 @@ const WINDOWS_COMMAND_LINES: &[&str] = &[
     r"c:\windows\system32\wbem\wmiprvse.exe -secured -embedding",
     r#""c:\program files (x86)\microsoft\edge\application\msedge.exe" --single-argument https://example.com/"#,
     r"c:\windows\system32\runtimebroker.exe -embedding",
+    r#""c:\program files\google\chrome\application\chrome.exe" --type=renderer --enable-features=networkserviceinprocess2 --disable-features=sparerendererforsiteperprocess --lang=en-us --renderer-client-id=7 --mojo-platform-channel-handle=2912 /prefetch:1"#,
+    r#""c:\users\user\appdata\local\programs\microsoft vs code\code.exe" --type=gpu-process --disable-gpu-sandbox --no-sandbox --user-data-dir="c:\users\user\appdata\roaming\code" --enable-blink-features=highlightapi"#,
 ];
 
 const LINUX_COMMAND_LINES: &[&str] = &[
@@ -81,6 +83,7 @@ const LINUX_COMMAND_LINES: &[&str] = &[
     "/usr/lib/systemd/systemd --user",
     "cat /etc/os-release",
     "/usr/bin/dockerd -h fd:// --containerd=/run/containerd/containerd.sock",
+    "/usr/lib/jvm/java-17-openjdk-amd64/bin/java -xms1g -xmx2g -djava.awt.headless=true -dfile.encoding=utf-8 -cp /opt/app/lib/app.jar:/opt/app/lib/log4j-core-2.20.0.jar org.example.main",
 ];
 
 const FILE_NAMES: &[&str] = &[
