@@ -445,6 +445,12 @@ mod tests {
             "bcdebcde",
             // Short keys whose third byte differs, then holds.
             "a /d /c",
+            // A long literal's windows without the literal around them, and
+            // cut off by either end of the text.
+            "yy-enc xx-end zzzzzzz",
+            "-enc",
+            "xx-en",
+            "zzzzzzzzz zzzz",
         ];
         for t in texts {
             let lower = t.as_bytes().to_ascii_lowercase();
