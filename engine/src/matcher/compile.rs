@@ -52,6 +52,10 @@ pub(super) struct ViewRule {
     /// remembered), at most [`MAX_READS`]: its verdicts can then be kept
     /// (see [`super::verdicts`]).
     pub(super) reads: Option<Box<[u32]>>,
+    /// Scanned atoms any of which, found, makes the rule false (see
+    /// [`vetoes`]): checked before the rule is evaluated or its verdict
+    /// looked up.
+    pub(super) vetoes: Box<[u32]>,
 }
 
 /// Which view rules each atom wakes, flattened into one array: a settled
@@ -499,6 +503,7 @@ impl View {
                 global: g,
                 body,
                 reads: None,
+                vetoes: Box::default(),
             });
         }
         let mut atoms = b.atoms;
@@ -550,8 +555,24 @@ impl View {
         // Anchored literals of named fields stay in the scan whether they
         // wake a rule or not: a trie walk from the text's end finds them all
         // for a few steps, so they are known before any rule is evaluated.
-        for (a, rules) in atoms.iter_mut().zip(&atom_rules) {
-            if matches!(a.kind, AtomKind::Literal) && rules.is_empty() && !is_anchored(a) {
+        // The literals that rule out a rule evaluated on every event stay in
+        // the scan too: found, they spare its evaluation (see `vetoes`).
+        let mut vetoing = vec![false; atoms.len()];
+        for &ri in &always {
+            if let CBody::Expr { written, .. } = &vrules[ri as usize].body {
+                let mut found = Vec::new();
+                vetoes(written, &mut found);
+                for a in found {
+                    vetoing[a as usize] = true;
+                }
+            }
+        }
+        for ((a, rules), &vetoing) in atoms.iter_mut().zip(&atom_rules).zip(&vetoing) {
+            if matches!(a.kind, AtomKind::Literal)
+                && rules.is_empty()
+                && !is_anchored(a)
+                && !vetoing
+            {
                 a.kind = AtomKind::Lazy;
             }
             if matches!(a.kind, AtomKind::Lazy) && matches!(a.target, FieldTarget::Field(_)) {
@@ -575,6 +596,12 @@ impl View {
         for vr in &mut vrules {
             if let CBody::Expr { written, .. } = &vr.body {
                 vr.reads = reads(written, &atoms, &scans);
+                let mut found = Vec::new();
+                vetoes(written, &mut found);
+                found.retain(|&a| matches!(atoms[a as usize].kind, AtomKind::Literal));
+                found.sort_unstable();
+                found.dedup();
+                vr.vetoes = found.into();
             }
         }
         View {
@@ -666,6 +693,30 @@ fn reads(written: &Node, atoms: &[CAtom], scans: &[FieldScan]) -> Option<Box<[u3
         }
     }
     (at.len() <= MAX_READS).then(|| at.into_boxed_slice())
+}
+
+/// Puts in `out` atoms any of which, true, makes `node` false: those of a
+/// negated child of its top AND (a rule's filters, `not 1 of filter_*`),
+/// or of its own negation. *Execution Of Non-Existing File* is evaluated
+/// on every process start, since it needs no literal; its filter
+/// `Image|contains: '\'`, found by the scan, rules it out at once.
+fn vetoes(node: &Node, out: &mut Vec<u32>) {
+    match node {
+        Node::And(v) => v.iter().for_each(|n| vetoes(n, out)),
+        Node::Not(n) => making_true(n, out),
+        _ => {}
+    }
+}
+
+/// Puts in `out` atoms any of which, true, makes `node` true. A gate is not
+/// one: it holds wherever its glob might.
+fn making_true(node: &Node, out: &mut Vec<u32>) {
+    match node {
+        Node::Atom(a) => out.push(*a),
+        Node::Or(v) => v.iter().for_each(|n| making_true(n, out)),
+        Node::Not(n) => vetoes(n, out),
+        _ => {}
+    }
 }
 
 /// Every atom `node` tests.

@@ -351,6 +351,9 @@ impl Ruleset {
         let candidates = std::mem::take(&mut ev.s.candidates);
         for &r in &candidates {
             let vr = &view.rules[r as usize];
+            if vr.vetoes.iter().any(|&a| ev.s.state[a as usize] == TRUE) {
+                continue;
+            }
             match &vr.body {
                 CBody::Expr { written, decide } => {
                     // A rule that read these very texts before and did not
@@ -1396,6 +1399,66 @@ mod tests {
         assert_eq!(fired(&a, &ev, &mut scratch), [["a"]]);
         assert_eq!(fired(&b, &ev, &mut scratch), [["b"]]);
         assert_eq!(fired(&a, &ev, &mut scratch), [["a"]]);
+    }
+
+    #[test]
+    fn a_rule_is_ruled_out_only_by_a_literal_whose_presence_makes_it_false() {
+        use StrOp::*;
+        let (image, line) = (|| fields::IMAGE, || fields::COMMAND_LINE);
+        let not = |e: Expr| Expr::Not(Box::new(e));
+        let cmd_exe = || on(image(), Suffix, "\\cmd.exe", false);
+        let whoami = || on(line(), Contains, "whoami", false);
+        let rules = [
+            // Needs no literal, so evaluated on every event; a backslash rules it out.
+            ("missing", not(on(image(), Contains, "\\", false))),
+            // `cmd.exe` alone does not make the AND true.
+            ("not_both", not(Expr::And(vec![cmd_exe(), whoami()]))),
+            ("double", not(not(cmd_exe()))),
+            ("or_top", Expr::Or(vec![cmd_exe(), not(whoami())])),
+            (
+                "filtered",
+                Expr::And(vec![
+                    whoami(),
+                    not(Expr::Or(vec![
+                        cmd_exe(),
+                        on(image(), Contains, "temp", false),
+                    ])),
+                ]),
+            ),
+        ];
+        let (rs, _) = Ruleset::compile(
+            (rules.iter())
+                .map(|(id, e)| rule(id, Scope::ANY, e.clone()))
+                .collect(),
+        );
+        let events = [
+            proc(r"C:\Windows\System32\cmd.exe", "cmd /c whoami"),
+            proc(r"C:\Temp\x.exe", "whoami"),
+            proc("System", "Registry"),
+            proc(r"C:\x\cmd.exe", "dir"),
+            proc(r"C:\Users\a.exe", "whoami /all"),
+        ];
+        let expected: Vec<Vec<String>> = [
+            &["double", "or_top"][..],
+            &["not_both"],
+            &["missing", "not_both", "or_top"],
+            &["not_both", "double", "or_top"],
+            &["not_both", "filtered"],
+        ]
+        .iter()
+        .map(|ids| ids.iter().map(|id| id.to_string()).collect())
+        .collect();
+        let sorted = |mut v: Vec<Vec<String>>| {
+            v.iter_mut().for_each(|ids| ids.sort());
+            v
+        };
+        let expected = sorted(expected);
+        assert_eq!(sorted(fired_afresh(&rs, &events)), expected);
+        // Twice with one scratch: remembered texts and kept verdicts too.
+        let mut scratch = Scratch::new(&rs);
+        for _ in 0..2 {
+            assert_eq!(sorted(fired(&rs, &events, &mut scratch)), expected);
+        }
     }
 
     #[test]
