@@ -491,7 +491,7 @@ impl View {
                     ordered.push(Some(cheapest_first(&written, &b.atoms).0));
                     CBody::Expr {
                         written,
-                        decide: Program::of(&Node::Const(false)),
+                        decide: Program::of(&Node::Const(false), &|_| false),
                     }
                 }
                 RuleBody::Ioc(set) => {
@@ -588,7 +588,9 @@ impl View {
         for (vr, ordered) in vrules.iter_mut().zip(&mut ordered) {
             if let (CBody::Expr { decide, .. }, Some(ordered)) = (&mut vr.body, ordered) {
                 group_needles(ordered, &atoms, &mut needle_sets, &mut set_index);
-                *decide = Program::of(ordered);
+                *decide = Program::of(ordered, &|a| {
+                    matches!(atoms[a as usize].kind, AtomKind::Literal)
+                });
             }
         }
 

@@ -936,7 +936,7 @@ impl<'a> Eval<'a> {
 
     /// Atom `atom` holds (in the event's `field_index`th field, for
     /// keywords): it is true, and its rules wake.
-    #[inline]
+    #[inline(always)]
     fn settle(&mut self, atom: u32, field_index: u32) {
         self.s.set(atom, TRUE);
         self.s.hit_field[atom as usize] = field_index;
@@ -950,6 +950,7 @@ impl<'a> Eval<'a> {
     fn leaf(&mut self, leaf: Leaf) -> bool {
         match leaf {
             Leaf::Atom(a) => self.atom(a),
+            Leaf::Scanned(a) => self.s.state[a as usize] == TRUE,
             Leaf::AnyOf(set) => self.any_of(set),
         }
     }

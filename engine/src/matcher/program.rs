@@ -31,6 +31,11 @@ const REJECT: u32 = u32::MAX - 1;
 pub(super) enum Leaf {
     /// An atom (or a compiler's gate, decided alike).
     Atom(u32),
+    /// An atom the literal scan decides: true if the scan found it, false
+    /// if not. Told apart when compiled, so that a miss is a byte's test,
+    /// not a call that looks the atom up (it was 14 calls an event on the
+    /// bench corpus, most of them for such atoms).
+    Scanned(u32),
     /// Whether any needle of a needle set holds.
     AnyOf(u32),
 }
@@ -51,10 +56,11 @@ pub(super) struct Program {
 }
 
 impl Program {
-    /// Compiles a condition's tree.
-    pub(super) fn of(node: &Node) -> Program {
+    /// Compiles a condition's tree; `scanned` tells the atoms the literal
+    /// scan decides (see [`Leaf::Scanned`]).
+    pub(super) fn of(node: &Node, scanned: &impl Fn(u32) -> bool) -> Program {
         let mut steps = Vec::new();
-        let entry = emit(node, ACCEPT, REJECT, &mut steps);
+        let entry = emit(node, ACCEPT, REJECT, scanned, &mut steps);
         Program {
             steps: steps.into_boxed_slice(),
             entry,
@@ -87,7 +93,7 @@ impl Program {
 /// when not, and returns its first step (or `t` / `f` when it decides
 /// without a test). Children are emitted last first, since each one's
 /// continuation is the step of the child after it.
-fn emit(node: &Node, t: u32, f: u32, steps: &mut Vec<Step>) -> u32 {
+fn emit(node: &Node, t: u32, f: u32, scanned: &impl Fn(u32) -> bool, steps: &mut Vec<Step>) -> u32 {
     let mut leaf = |leaf: Leaf| {
         steps.push(Step {
             leaf,
@@ -97,21 +103,22 @@ fn emit(node: &Node, t: u32, f: u32, steps: &mut Vec<Step>) -> u32 {
         steps.len() as u32 - 1
     };
     match node {
+        Node::Atom(a) | Node::Gate(a) if scanned(*a) => leaf(Leaf::Scanned(*a)),
         Node::Atom(a) | Node::Gate(a) => leaf(Leaf::Atom(*a)),
         Node::AnyOf(set) => leaf(Leaf::AnyOf(*set)),
         Node::Const(true) => t,
         Node::Const(false) => f,
-        Node::Not(n) => emit(n, f, t, steps),
+        Node::Not(n) => emit(n, f, t, scanned, steps),
         // Each child but the last goes on to the next one when it holds.
         Node::And(children) => children
             .iter()
             .rev()
-            .fold(t, |next, child| emit(child, next, f, steps)),
+            .fold(t, |next, child| emit(child, next, f, scanned, steps)),
         // ... and when it does not, for an OR.
         Node::Or(children) => children
             .iter()
             .rev()
-            .fold(f, |next, child| emit(child, t, next, steps)),
+            .fold(f, |next, child| emit(child, t, next, scanned, steps)),
     }
 }
 
@@ -119,13 +126,15 @@ fn emit(node: &Node, t: u32, f: u32, steps: &mut Vec<Step>) -> u32 {
 mod tests {
     use super::*;
 
-    /// The tree's own short-circuit walk, recording the leaves it tests.
+    /// The tree's own short-circuit walk, recording the leaves it tests
+    /// (the atoms of even number taken for scanned ones).
     fn walk(node: &Node, truth: &dyn Fn(Leaf) -> bool, seen: &mut Vec<Leaf>) -> bool {
         let mut test = |l: Leaf| {
             seen.push(l);
             truth(l)
         };
         match node {
+            Node::Atom(a) | Node::Gate(a) if even(*a) => test(Leaf::Scanned(*a)),
             Node::Atom(a) | Node::Gate(a) => test(Leaf::Atom(*a)),
             Node::AnyOf(s) => test(Leaf::AnyOf(*s)),
             Node::Const(b) => *b,
@@ -133,6 +142,14 @@ mod tests {
             Node::And(v) => v.iter().all(|n| walk(n, truth, seen)),
             Node::Or(v) => v.iter().any(|n| walk(n, truth, seen)),
         }
+    }
+
+    fn even(a: u32) -> bool {
+        a.is_multiple_of(2)
+    }
+
+    fn none(_: u32) -> bool {
+        false
     }
 
     /// A small deterministic generator (xorshift), so the test needs no
@@ -183,7 +200,7 @@ mod tests {
             Node::Atom(0),
             Node::Or(vec![Node::Atom(1), Node::Not(Box::new(Node::Atom(2)))]),
         ]);
-        let p = Program::of(&node);
+        let p = Program::of(&node, &none);
         let step = |leaf, on_true, on_false| Step {
             leaf,
             on_true,
@@ -211,7 +228,7 @@ mod tests {
             (Node::Not(Box::new(Node::And(vec![]))), false),
             (Node::And(vec![Node::Const(true), Node::Or(vec![])]), false),
         ] {
-            let p = Program::of(&node);
+            let p = Program::of(&node, &none);
             assert!(p.steps.is_empty(), "{node:?}");
             assert_eq!(p.run(|_| unreachable!("no test")), want, "{node:?}");
         }
@@ -230,11 +247,11 @@ mod tests {
             if leaves > 10 {
                 continue;
             }
-            let p = Program::of(&node);
+            let p = Program::of(&node, &even);
             assert!(p.steps.len() <= leaves as usize);
             for bits in 0u32..1 << leaves {
                 let truth = |l: Leaf| {
-                    let (Leaf::Atom(i) | Leaf::AnyOf(i)) = l;
+                    let (Leaf::Atom(i) | Leaf::Scanned(i) | Leaf::AnyOf(i)) = l;
                     bits >> i & 1 == 1
                 };
                 let mut want_seen = Vec::new();
