@@ -343,7 +343,7 @@ impl Ruleset {
             s: scratch,
         };
         ev.scan();
-        // Candidates: touched rules (marked during the scan) plus the always list.
+        // Candidates: woken rules (marked during the scan) plus the always list.
         for &r in &view.always {
             ev.s.mark(r);
         }
@@ -351,7 +351,7 @@ impl Ruleset {
         let candidates = std::mem::take(&mut ev.s.candidates);
         for &r in &candidates {
             let vr = &view.rules[r as usize];
-            if vr.vetoes.iter().any(|&a| ev.s.state[a as usize] == TRUE) {
+            if !ev.s.admits(vr) {
                 continue;
             }
             match &vr.body {
@@ -462,10 +462,6 @@ pub struct Scratch {
     /// (field scans and the keyword pass may find it in any order).
     hit_field: Vec<u32>,
     rule_mark: Vec<bool>,
-    /// Per rule with two wake sets: which of them this event hit (see
-    /// [`compile::Wakes`]), and the rules with any.
-    rule_sets: Vec<u8>,
-    touched: Vec<u32>,
     candidates: Vec<u32>,
     /// Per regex id: this thread's search cache, made on first use.
     regex_caches: Vec<Option<meta::Cache>>,
@@ -514,8 +510,6 @@ impl Scratch {
             dirty: Vec::new(),
             hit_field: Vec::new(),
             rule_mark: Vec::new(),
-            rule_sets: Vec::new(),
-            touched: Vec::new(),
             candidates: Vec::new(),
             regex_caches: Vec::new(),
             lowered: LoweredFields::default(),
@@ -602,7 +596,6 @@ impl Scratch {
         }
         if self.rule_mark.len() < rs.max_rules {
             self.rule_mark.resize(rs.max_rules, false);
-            self.rule_sets.resize(rs.max_rules, 0);
         }
         if self.memos_of != rs.id {
             // A regex's cache is its own: another rule set's regex of the
@@ -649,6 +642,15 @@ impl Scratch {
         *slot = value;
     }
 
+    /// Whether the literal scan leaves candidate `vr` to be evaluated: it
+    /// found none of the literals that rule it out, and one of those it
+    /// requires, if any (see [`compile::ViewRule`]).
+    #[inline]
+    fn admits(&self, vr: &compile::ViewRule) -> bool {
+        let found = |a: &u32| self.state[*a as usize] == TRUE;
+        !vr.vetoes.iter().any(found) && (vr.requires.is_empty() || vr.requires.iter().any(found))
+    }
+
     /// Atom `atom`, already true, holds in the event's `field_index`th field
     /// too: a keyword's match is shown in the first field that holds it,
     /// whichever scan found it first.
@@ -658,26 +660,8 @@ impl Scratch {
         *first = (*first).min(field_index);
     }
 
-    /// A literal of a rule's wake set is in the event (see
-    /// [`compile::Wakes`] for the code): the rule is a candidate once each
-    /// of its sets has one.
-    #[inline]
-    fn wake(&mut self, code: u32) {
-        let r = code >> 2;
-        if code & 0b10 == 0 {
-            self.mark(r);
-            return;
-        }
-        let sets = &mut self.rule_sets[r as usize];
-        if *sets == 0 {
-            self.touched.push(r);
-        }
-        *sets |= 1 << (code & 1);
-        if *sets == 0b11 {
-            self.mark(r);
-        }
-    }
-
+    /// A literal of a rule's wake set is in the event: the rule is a
+    /// candidate.
     #[inline]
     fn mark(&mut self, rule: u32) {
         if !self.rule_mark[rule as usize] {
@@ -694,10 +678,6 @@ impl Scratch {
         for &r in &self.candidates {
             self.rule_mark[r as usize] = false;
         }
-        for &r in &self.touched {
-            self.rule_sets[r as usize] = 0;
-        }
-        self.touched.clear();
         self.candidates.clear();
         self.lowered.reset();
     }
@@ -940,8 +920,8 @@ impl<'a> Eval<'a> {
     fn settle(&mut self, atom: u32, field_index: u32) {
         self.s.set(atom, TRUE);
         self.s.hit_field[atom as usize] = field_index;
-        for &code in self.view.wakes.of_atom(atom) {
-            self.s.wake(code);
+        for &rule in self.view.wakes.of_atom(atom) {
+            self.s.mark(rule);
         }
     }
 
@@ -1803,20 +1783,21 @@ mod tests {
         ]);
         let (rs, _) = Ruleset::compile(vec![rule("both", proc_win(), both)]);
         let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
-        let mut codes: Vec<u32> = (0..v.atoms.len() as u32)
-            .flat_map(|a| v.wakes.of_atom(a).to_vec())
+        // One image wakes the rule; the other is required.
+        let waking: Vec<u32> = (0..v.atoms.len() as u32)
+            .filter(|&a| v.wakes.of_atom(a) == [0])
             .collect();
-        codes.sort_unstable();
-        assert_eq!(
-            codes,
-            [
-                compile::Wakes::code(0, true, 0),
-                compile::Wakes::code(0, true, 1)
-            ],
-            "two sets: an image and a parent image"
-        );
-        // The scan alone: with one set hit, the rule is not a candidate
-        // (it is not evaluated at all); with both, it is.
+        assert_eq!(waking.len(), 1, "one literal wakes it");
+        assert_eq!(v.rules[0].requires.len(), 1, "one literal is required");
+        assert_ne!(waking[..], v.rules[0].requires[..]);
+        for a in waking.iter().chain(&v.rules[0].requires[..]) {
+            assert!(
+                matches!(&v.atoms[*a as usize].target, FieldTarget::Field(k) if *k == fields::IMAGE || *k == fields::PARENT_IMAGE),
+                "an image and a parent image"
+            );
+        }
+        // The scan alone: with one set hit, the rule is not a candidate the
+        // scan admits (it is not evaluated at all); with both, it is.
         let woken = |event: &Event| {
             let mut scratch = Scratch::new(&rs);
             scratch.place(event);
@@ -1828,7 +1809,10 @@ mod tests {
                 s: &mut scratch,
             };
             ev.scan();
-            ev.s.candidates.clone()
+            let s = &*ev.s;
+            (s.candidates.iter().copied())
+                .filter(|&r| s.admits(&v.rules[r as usize]))
+                .collect::<Vec<u32>>()
         };
         let mut ev = proc("C:\\a.exe", "x -ZZ");
         assert_eq!(woken(&ev), [] as [u32; 0], "an image alone");
