@@ -56,10 +56,10 @@ pub(super) struct ViewRule {
     /// [`vetoes`]): checked before the rule is evaluated or its verdict
     /// looked up.
     pub(super) vetoes: Box<[u32]>,
-    /// A second set of literals, all anchored, one of which the rule needs
-    /// besides the one that woke it (see [`wake_sets`]); empty for most.
+    /// Sets of scanned literals, one of each of which the rule needs
+    /// besides the one that woke it (see [`required_sets`]); none for most.
     /// Checked, like `vetoes`, before the rule is evaluated.
-    pub(super) requires: Box<[u32]>,
+    pub(super) requires: Box<[Box<[u32]>]>,
 }
 
 /// Which view rules each atom wakes, flattened into one array: a settled
@@ -526,20 +526,20 @@ impl View {
             .collect();
         let mut atom_rules: Vec<Vec<u32>> = vec![Vec::new(); atoms.len()];
         let mut always = Vec::new();
-        let mut requires: Vec<Box<[u32]>> = vec![Box::default(); vrules.len()];
+        let mut wake_of: Vec<Vec<u32>> = vec![Vec::new(); vrules.len()];
         for (ri, vr) in vrules.iter().enumerate() {
-            let sets = match &vr.body {
+            let set = match &vr.body {
                 CBody::Ioc(_) => None,
-                CBody::Expr { written, .. } => wake_sets(written, &atoms, &cost),
+                CBody::Expr { written, .. } => wake_set(written, &atoms, &cost),
             };
-            let Some(sets) = sets else {
+            let Some(set) = set else {
                 always.push(ri as u32);
                 continue;
             };
-            for a in sets.wake {
+            for &a in &set {
                 atom_rules[a as usize].push(ri as u32);
             }
-            requires[ri] = sets.requires.into();
+            wake_of[ri] = set;
         }
         // The other literals are only tested when a woken rule asks for them,
         // directly on the field's text: the automata hold the wake literals
@@ -587,9 +587,9 @@ impl View {
         }
 
         let (scans, keyword_scan, keywords_scanned) = literal_scans(&atoms);
-        for (vr, requires) in vrules.iter_mut().zip(requires) {
-            vr.requires = requires;
+        for (vr, wake) in vrules.iter_mut().zip(&wake_of) {
             if let CBody::Expr { written, .. } = &vr.body {
+                vr.requires = required_sets(written, &atoms, &cost, wake).into();
                 vr.reads = reads(written, &atoms, &scans);
                 let mut found = Vec::new();
                 vetoes(written, &mut found);
@@ -632,50 +632,39 @@ fn plain_needle(node: &Node, atoms: &[CAtom]) -> Option<(FieldKey, u32, Vec<u8>)
     }
 }
 
-/// The literals that wake a rule, and those it also requires.
-#[derive(Debug, PartialEq)]
-struct WakeSets {
-    /// Its cheapest necessary set: one of them in the event makes the rule
-    /// a candidate.
-    wake: Vec<u32>,
-    /// When the condition is an AND, the cheapest necessary set of another
-    /// of its children if that set is all anchored literals (which the
-    /// tries find whether they wake a rule or not, so it adds nothing to the
-    /// scan); else empty. A candidate without one of them is not evaluated.
-    requires: Vec<u32>,
+/// The literals that wake a rule: its cheapest necessary set (one of them
+/// in the event makes the rule a candidate). `None`: no literal is
+/// necessary.
+fn wake_set(written: &Node, atoms: &[CAtom], cost: &[f64]) -> Option<Vec<u32>> {
+    necessary(written, atoms, cost, true).map(|(_, set)| set)
 }
 
-/// The literal sets that wake a rule (see [`WakeSets`]). Both are
-/// necessary, so this never loses a match, and the common `image AND parent
-/// image` rule is not evaluated on every start of that image. `None`: no
-/// literal is necessary.
+/// The sets of literals, each of which must have one in the event for a
+/// condition to hold, besides its wake set `wake`: the necessary set of
+/// each child of its top AND whose literals the scan decides (anchored
+/// ones, which the tries find whether they wake a rule or not, and the
+/// wake literals of any rule). A candidate without one of each is not
+/// evaluated: `image AND parent image` is woken by the rarer image and
+/// passed over unless the other is there too.
 ///
-/// The required set is checked on candidates rather than waking them too
-/// (a rule with two sets was once a candidate when a literal of each had
-/// woken it): its literals are common ones, `\cmd.exe` as a parent image,
-/// and waking with them marked each of their rules on most events for
-/// nothing. In turn, on the same process: 1.012 and 1.029 times as fast on
-/// the bench corpus, 1.030 and 1.020 on the samples' events.
-fn wake_sets(written: &Node, atoms: &[CAtom], cost: &[f64]) -> Option<WakeSets> {
+/// They are checked on candidates rather than waking them too (a rule with
+/// two sets was once a candidate when a literal of each had woken it):
+/// their literals are common ones, `\cmd.exe` as a parent image, and
+/// waking with them marked each of their rules on most events for nothing.
+fn required_sets(written: &Node, atoms: &[CAtom], cost: &[f64], wake: &[u32]) -> Vec<Box<[u32]>> {
     let Node::And(children) = written else {
-        return Some(WakeSets {
-            wake: necessary(written, atoms, cost, true)?.1,
-            requires: Vec::new(),
-        });
+        return Vec::new();
     };
-    // An AND's necessary set is its cheapest child's (the first of equals,
-    // as `necessary` takes it): the children's sets, sorted, give both.
-    let mut sets: Vec<(f64, Vec<u32>)> = children
-        .iter()
-        .filter_map(|n| necessary(n, atoms, cost, true))
-        .collect();
-    sets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut sets = sets.into_iter().map(|(_, set)| set);
-    let wake = sets.next()?;
-    let requires = sets
-        .find(|set| *set != wake && set.iter().all(|&a| is_anchored(&atoms[a as usize])))
-        .unwrap_or_default();
-    Some(WakeSets { wake, requires })
+    let mut sets: Vec<Box<[u32]>> = Vec::new();
+    for child in children {
+        // With the atoms' final kinds: a set of literals the scan decides.
+        if let Some((_, set)) = necessary(child, atoms, cost, true) {
+            if !set.is_empty() && set != wake && !sets.iter().any(|s| **s == set[..]) {
+                sets.push(set.into());
+            }
+        }
+    }
+    sets
 }
 
 /// The fields a condition reads, as positions in `scans`, each once: `None`

@@ -643,12 +643,12 @@ impl Scratch {
     }
 
     /// Whether the literal scan leaves candidate `vr` to be evaluated: it
-    /// found none of the literals that rule it out, and one of those it
-    /// requires, if any (see [`compile::ViewRule`]).
+    /// found none of the literals that rule it out, and one of each set it
+    /// requires (see [`compile::ViewRule`]).
     #[inline]
     fn admits(&self, vr: &compile::ViewRule) -> bool {
         let found = |a: &u32| self.state[*a as usize] == TRUE;
-        !vr.vetoes.iter().any(found) && (vr.requires.is_empty() || vr.requires.iter().any(found))
+        !vr.vetoes.iter().any(found) && vr.requires.iter().all(|set| set.iter().any(found))
     }
 
     /// Atom `atom`, already true, holds in the event's `field_index`th field
@@ -1788,9 +1788,17 @@ mod tests {
             .filter(|&a| v.wakes.of_atom(a) == [0])
             .collect();
         assert_eq!(waking.len(), 1, "one literal wakes it");
-        assert_eq!(v.rules[0].requires.len(), 1, "one literal is required");
-        assert_ne!(waking[..], v.rules[0].requires[..]);
-        for a in waking.iter().chain(&v.rules[0].requires[..]) {
+        assert_eq!(
+            v.rules[0]
+                .requires
+                .iter()
+                .map(|set| set.len())
+                .collect::<Vec<_>>(),
+            [1],
+            "one literal is required (`-zz` is not scanned for)"
+        );
+        assert_ne!(waking[..], v.rules[0].requires[0][..]);
+        for a in waking.iter().chain(&v.rules[0].requires[0][..]) {
             assert!(
                 matches!(&v.atoms[*a as usize].target, FieldTarget::Field(k) if *k == fields::IMAGE || *k == fields::PARENT_IMAGE),
                 "an image and a parent image"
@@ -1831,6 +1839,42 @@ mod tests {
         parent_only.set(fields::PARENT_IMAGE, "C:\\b.exe".into());
         rs.evaluate(&parent_only, &mut scratch, &mut out);
         assert!(out.is_empty(), "halves of two events do not add up");
+    }
+
+    #[test]
+    fn a_candidate_needs_a_literal_of_every_scanned_set_of_its_and() {
+        let suffix = |key, v: &str| Expr::Atom(Atom::field(key, s(StrOp::Suffix, v)));
+        let all = Expr::And(vec![
+            suffix(fields::IMAGE, "\\a.exe"),
+            suffix(fields::PARENT_IMAGE, "\\b.exe"),
+            Expr::Or(vec![
+                suffix(fields::ORIGINAL_FILE_NAME, "a.exe"),
+                suffix(fields::ORIGINAL_FILE_NAME, "c.exe"),
+            ]),
+        ]);
+        let (rs, _) = Ruleset::compile(vec![rule("all", proc_win(), all)]);
+        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        let mut sizes: Vec<usize> = v.rules[0].requires.iter().map(|set| set.len()).collect();
+        sizes.sort_unstable();
+        assert!(
+            sizes == [1, 1] || sizes == [1, 2],
+            "two sets besides the wake set: {sizes:?}"
+        );
+        let event = |image: &str, parent: &str, original: &str| {
+            let mut ev = proc(image, "x");
+            ev.set(fields::PARENT_IMAGE, parent.into());
+            ev.set(fields::ORIGINAL_FILE_NAME, original.into());
+            ev
+        };
+        let events = [
+            event("C:\\a.exe", "C:\\b.exe", "c.exe"),
+            event("C:\\a.exe", "C:\\b.exe", "d.exe"),
+            event("C:\\a.exe", "C:\\x.exe", "a.exe"),
+            event("C:\\x.exe", "C:\\b.exe", "a.exe"),
+        ];
+        let expected = [vec!["all".to_string()], vec![], vec![], vec![]];
+        assert_eq!(fired_afresh(&rs, &events), expected);
+        assert_eq!(fired(&rs, &events, &mut Scratch::new(&rs)), expected);
     }
 
     #[test]
