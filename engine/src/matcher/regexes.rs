@@ -427,6 +427,41 @@ fn exact(h: &Hir) -> Option<Alternatives> {
     }
 }
 
+/// What every match of `h` starts with and ends with, each when a short
+/// list of strings.
+fn affixes(h: &Hir) -> (Option<Alternatives>, Option<Alternatives>) {
+    match h.kind() {
+        HirKind::Capture(c) => affixes(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => affixes(&r.sub),
+        HirKind::Concat(v) => {
+            let end = |piece: Option<&Hir>, start: bool| {
+                let piece = piece?;
+                exact(piece).or_else(|| {
+                    let (s, e) = affixes(piece);
+                    if start {
+                        s
+                    } else {
+                        e
+                    }
+                })
+            };
+            (end(v.first(), true), end(v.last(), false))
+        }
+        _ => {
+            let s = exact(h);
+            (s.clone(), s)
+        }
+    }
+}
+
+/// How common a string's bytes are in text, summed (the byte ranks
+/// regex-syntax's own literal search uses).
+fn commonness(s: &[u8]) -> u32 {
+    s.iter()
+        .map(|&b| u32::from(regex_syntax::hir::literal::rank(b)))
+        .sum()
+}
+
 /// Every `a` followed by every `b`, unless that is too many.
 fn cross(a: &Alternatives, b: &Alternatives) -> Option<Alternatives> {
     if a.len() * b.len() > MAX_GATE_LITERALS {
@@ -475,15 +510,28 @@ fn required(h: &Hir) -> Option<Alternatives> {
                         None => candidates.push(std::mem::replace(&mut run, s)),
                     },
                     None => {
-                        candidates.push(std::mem::replace(&mut run, vec![Vec::new()]));
+                        // The run goes on into what every match of `h`
+                        // starts with, and on from what it ends with:
+                        // `"(\{\d\}){2,}"` holds `"{` and `}"`.
+                        let (starts, ends) = affixes(h);
+                        let ended = starts.and_then(|p| cross(&run, &p)).unwrap_or(run);
+                        candidates.push(ended);
                         candidates.extend(required(h));
+                        run = ends.unwrap_or_else(|| vec![Vec::new()]);
                     }
                 }
             }
             candidates.push(run);
+            // The longest, then the rarest: `"{` rather than `-f`, which
+            // is in most Chromium command lines.
             candidates.into_iter().filter(usable).max_by_key(|s| {
                 let shortest = s.iter().map(Vec::len).min().unwrap_or(0);
-                (shortest.min(16), std::cmp::Reverse(s.len()))
+                let commonest = s.iter().map(|x| commonness(x)).max().unwrap_or(0);
+                (
+                    shortest.min(16),
+                    std::cmp::Reverse(commonest),
+                    std::cmp::Reverse(s.len()),
+                )
             })
         }
         _ => None,
@@ -515,6 +563,10 @@ mod tests {
         assert_eq!(gates(r"\w+`(?:\w+|-|.)`[\w+|\s]", false).unwrap(), ["`"]);
         assert_eq!(gates(r"ipconfig\s+/all", false).unwrap(), ["ipconfig"]);
         assert_eq!(gates("net(1)?\\s+stop", false).unwrap(), ["stop"]);
+        // Across a repetition's edges, and the rarer of equally long ones:
+        // not `-f`, which most Chromium command lines hold.
+        let quoted = gates(r#""(\{\d\}){2,}"\s*-f"#, false).unwrap();
+        assert!(quoted == [r#""{"#] || quoted == [r#"}""#], "{quoted:?}");
         let mut alts = gates("(?:foo|barx)\\d+", false).unwrap();
         alts.sort();
         assert_eq!(alts, ["barx", "foo"]);
