@@ -775,10 +775,67 @@ fn group_needles(
                 });
                 kept.push(Node::AnyOf(set));
             }
-            *v = kept;
+            *v = group_gated(kept, atoms, sets, index);
         }
         Node::Atom(_) | Node::Gate(_) | Node::Const(_) | Node::AnyOf(_) => {}
     }
+}
+
+/// Puts an OR's children gated by a plain needle on one field (a glob or a
+/// regex behind its literal, `And(Gate, …)`) behind one search for all
+/// their gates, when there are two or more: `' -e* JAB'`, `' -e* SUVYI'` and
+/// five more globs of *Suspicious SYSTEM User Process Creation* cost one
+/// packed search of `CommandLine` where none of their gates is, not seven.
+/// A miss settles every gate false; a hit leaves the children to be
+/// decided one by one, as before.
+fn group_gated(
+    children: Vec<Node>,
+    atoms: &[CAtom],
+    sets: &mut Vec<NeedleSet>,
+    index: &mut HashMap<(FieldKey, Vec<u32>), u32>,
+) -> Vec<Node> {
+    let gate_of = |n: &Node| match n {
+        Node::And(v) => match v.first() {
+            Some(Node::Gate(g)) => plain_needle(&Node::Atom(*g), atoms),
+            _ => None,
+        },
+        _ => None,
+    };
+    let gates: Vec<Option<(FieldKey, u32, Vec<u8>)>> = children.iter().map(gate_of).collect();
+    let mut grouped: Vec<(FieldKey, usize)> = Vec::new();
+    let mut out: Vec<Node> = Vec::with_capacity(children.len());
+    for (n, gate) in children.into_iter().zip(&gates) {
+        let Some((key, ..)) = gate else {
+            out.push(n);
+            continue;
+        };
+        if let Some(&(_, at)) = grouped.iter().find(|(k, _)| k == key) {
+            if let Node::And(v) = &mut out[at] {
+                if let Some(Node::Or(members)) = v.get_mut(1) {
+                    members.push(n);
+                }
+            }
+            continue;
+        }
+        let mut members: Vec<(u32, Vec<u8>)> = Vec::new();
+        for (_, atom, lit) in gates.iter().flatten().filter(|g| &g.0 == key) {
+            if !members.iter().any(|m| m.0 == *atom) {
+                members.push((*atom, lit.clone()));
+            }
+        }
+        if members.len() < 2 {
+            out.push(n);
+            continue;
+        }
+        let ids = members.iter().map(|m| m.0).collect();
+        let set = *index.entry((key.clone(), ids)).or_insert_with(|| {
+            sets.push(NeedleSet::new(key.clone(), members));
+            sets.len() as u32 - 1
+        });
+        grouped.push((key.clone(), out.len()));
+        out.push(Node::And(vec![Node::AnyOf(set), Node::Or(vec![n])]));
+    }
+    out
 }
 
 /// Whether a literal atom is tested at a fixed end of a named field.

@@ -2198,6 +2198,59 @@ mod tests {
     }
 
     #[test]
+    fn globs_behind_one_search_for_their_gates_decide_as_alone() {
+        let spaced = |a: &str, b: &str| {
+            glob(vec![
+                GlobToken::Star,
+                GlobToken::Lit(a.into()),
+                GlobToken::Star,
+                GlobToken::Lit(b.into()),
+                GlobToken::Star,
+            ])
+        };
+        let line = |t: Test| Expr::Atom(Atom::field(fields::COMMAND_LINE, t));
+        let image = Expr::Atom(Atom::field(fields::IMAGE, s(StrOp::Suffix, "\\x.exe")));
+        let cond = Expr::And(vec![
+            image,
+            Expr::Or(vec![
+                line(spaced(" -e", " JAB")),
+                line(spaced(" -e", " PAA")),
+                cmd_contains("zzz-rare"),
+            ]),
+        ]);
+        let (rs, _) = Ruleset::compile(vec![rule("sys", proc_win(), cond)]);
+        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        assert!(
+            v.needle_sets
+                .iter()
+                .any(|set| set.key == fields::COMMAND_LINE && set.atoms.len() == 2),
+            "the two gates are searched for together"
+        );
+        let events: Vec<Event> = [
+            "powershell -enc JABx",
+            "powershell -e PAAx",
+            "powershell -e xjab xpaa",
+            "a JAB -ex",
+            "zzz-rare",
+        ]
+        .iter()
+        .map(|cmd| proc("C:\\x.exe", cmd))
+        .collect();
+        let expected: Vec<Vec<String>> = [true, true, false, false, true]
+            .iter()
+            .map(|&fires| {
+                if fires {
+                    vec!["sys".to_string()]
+                } else {
+                    vec![]
+                }
+            })
+            .collect();
+        assert_eq!(fired_afresh(&rs, &events), expected);
+        assert_eq!(fired(&rs, &events, &mut Scratch::new(&rs)), expected);
+    }
+
+    #[test]
     fn glob_gates_agree_with_globs_and_stay_out_of_matches() {
         let g = glob(vec![
             GlobToken::Star,
