@@ -783,11 +783,12 @@ fn group_needles(
 
 /// Puts an OR's children gated by a plain needle on one field (a glob or a
 /// regex behind its literal, `And(Gate, …)`) behind one search for all
-/// their gates, when there are two or more: `' -e* JAB'`, `' -e* SUVYI'` and
-/// five more globs of *Suspicious SYSTEM User Process Creation* cost one
-/// packed search of `CommandLine` where none of their gates is, not seven.
-/// A miss settles every gate false; a hit leaves the children to be
-/// decided one by one, as before.
+/// their gates, when there are two or more: in *Suspicious SYSTEM User
+/// Process Creation*, the glob `' -e* PAA'` and the regex `net\s+user\s+`
+/// cost one packed search of `CommandLine` for ` paa` and `user` where
+/// neither is, not two (its other globs' gates are literals the scan
+/// decides). A miss settles every gate false; a hit leaves the children to
+/// be decided one by one, as before.
 fn group_gated(
     children: Vec<Node>,
     atoms: &[CAtom],
