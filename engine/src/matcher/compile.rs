@@ -549,14 +549,23 @@ impl View {
         // for a few steps, so they are known before any rule is evaluated.
         // The literals that rule out a rule evaluated on every event stay in
         // the scan too: found, they spare its evaluation (see `vetoes`).
+        // Each rule's vetoes, found once: the literal kinds below decide
+        // which of them the scan will find.
+        let mut veto_of: Vec<Vec<u32>> = (vrules.iter())
+            .map(|vr| {
+                let mut found = Vec::new();
+                if let CBody::Expr { written, .. } = &vr.body {
+                    vetoes(written, &mut found);
+                    found.sort_unstable();
+                    found.dedup();
+                }
+                found
+            })
+            .collect();
         let mut vetoing = vec![false; atoms.len()];
         for &ri in &always {
-            if let CBody::Expr { written, .. } = &vrules[ri as usize].body {
-                let mut found = Vec::new();
-                vetoes(written, &mut found);
-                for a in found {
-                    vetoing[a as usize] = true;
-                }
+            for &a in &veto_of[ri as usize] {
+                vetoing[a as usize] = true;
             }
         }
         for ((a, rules), &vetoing) in atoms.iter_mut().zip(&atom_rules).zip(&vetoing) {
@@ -587,16 +596,12 @@ impl View {
         }
 
         let (scans, keyword_scan, keywords_scanned) = literal_scans(&atoms);
-        for (vr, wake) in vrules.iter_mut().zip(&wake_of) {
+        for ((vr, wake), found) in vrules.iter_mut().zip(&wake_of).zip(&mut veto_of) {
             if let CBody::Expr { written, .. } = &vr.body {
                 vr.requires = required_sets(written, &atoms, &cost, wake).into();
                 vr.reads = reads(written, &atoms, &scans);
-                let mut found = Vec::new();
-                vetoes(written, &mut found);
                 found.retain(|&a| matches!(atoms[a as usize].kind, AtomKind::Literal));
-                found.sort_unstable();
-                found.dedup();
-                vr.vetoes = found.into();
+                vr.vetoes = std::mem::take(found).into();
             }
         }
         View {
