@@ -182,6 +182,37 @@ pub(super) struct LiteralScan {
     pub(super) ac: AhoCorasick,
     /// Pattern id -> the atoms that use it.
     pub(super) uses: Vec<Vec<LitUse>>,
+    /// At most three bytes, one of which every literal holds (see
+    /// [`anchor_bytes`]): a text holding none of them holds no literal.
+    pub(super) anchors: Option<[u8; 3]>,
+}
+
+/// At most three bytes, in either case, one of which each of `patterns`
+/// (ASCII-folded) holds: each pattern's rarest byte. `None` when that takes
+/// more than three bytes (or a pattern is empty).
+///
+/// Why: the keyword pass searches every field no field scan searched
+/// (process and logon ids, GUIDs, times) on every event. SigmaHQ's
+/// process-creation rules hold a single keyword (NotPetya's
+/// `\perfc.dat`), whose `\` those fields never hold: one `memchr3` per
+/// field rules it out, where joining, folding and searching the fields
+/// took some 5% of the matcher's time.
+fn anchor_bytes(patterns: &[String]) -> Option<[u8; 3]> {
+    let mut anchors: Vec<u8> = Vec::with_capacity(3);
+    for p in patterns {
+        let rarest = (p.bytes()).min_by_key(|&b| regex_syntax::hir::literal::rank(b))?;
+        for b in [rarest, rarest.to_ascii_uppercase()] {
+            if !anchors.contains(&b) {
+                anchors.push(b);
+            }
+        }
+    }
+    if anchors.len() > 3 {
+        return None;
+    }
+    let last = *anchors.last()?;
+    anchors.resize(3, last);
+    <[u8; 3]>::try_from(anchors).ok()
 }
 
 #[derive(Debug, Clone)]
@@ -462,7 +493,8 @@ fn build_scan(lits: Vec<(String, LitUse)>) -> Option<LiteralScan> {
         .match_kind(MatchKind::Standard)
         .build(&patterns)
         .expect("an automaton over literals of bounded total size always builds");
-    Some(LiteralScan { ac, uses })
+    let anchors = anchor_bytes(&patterns);
+    Some(LiteralScan { ac, uses, anchors })
 }
 
 impl View {
@@ -1022,6 +1054,21 @@ mod tests {
             test,
             kind,
         }
+    }
+
+    #[test]
+    fn anchor_bytes_are_each_patterns_rarest_byte_in_both_cases() {
+        let anchors =
+            |ps: &[&str]| anchor_bytes(&ps.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        // `\` is rarer than any letter of NotPetya's keyword.
+        assert_eq!(anchors(&["\\perfc.dat"]), Some([b'\\'; 3]));
+        // A letter stands for both its cases.
+        let [a, b, c] = anchors(&["zzz"]).expect("one letter fits");
+        assert_eq!(([a, b], c), ([b'z', b'Z'], b'Z'));
+        assert_eq!(anchors(&["zzz", "\\"]), Some([b'z', b'Z', b'\\']));
+        // More than three bytes, or an empty pattern: no anchors.
+        assert_eq!(anchors(&["zzz", "qqq"]), None);
+        assert_eq!(anchors(&[""]), None);
     }
 
     #[test]

@@ -60,7 +60,7 @@ use std::sync::Arc;
 
 use regex_automata::{meta, Input};
 
-use crate::event::{Event, EventKind, NumBuf, Os, Value};
+use crate::event::{Event, EventKind, FieldKey, NumBuf, Os, Value};
 use crate::rule::{FieldTarget, Rule, Test, Unsupported};
 
 mod compile;
@@ -697,7 +697,7 @@ impl<'a> Eval<'a> {
     /// A field of the event and its position: through the per-event table
     /// for well-known names, by a walk for others.
     #[inline]
-    fn field(&self, key: &crate::event::FieldKey) -> Option<(usize, &'a Value)> {
+    fn field(&self, key: &FieldKey) -> Option<(usize, &'a Value)> {
         match key.known_id() {
             Some(id) => {
                 let at = (self.s.known_slot[usize::from(id)] as usize).checked_sub(1)?;
@@ -761,19 +761,30 @@ impl<'a> Eval<'a> {
     /// keywords was searched for them there (see `compile::literal_scans`),
     /// so it is left out here (an empty text keeps the fields' positions).
     fn scan_keywords(&mut self, scan: &LiteralScan) {
+        let mut num = std::mem::take(&mut self.s.num);
+        // Most events hold no keyword's anchor byte in the fields left:
+        // then there is nothing to join and search.
+        if let Some([a, b, c]) = scan.anchors {
+            let anchored = (self.event.fields().enumerate())
+                .filter(|&(i, (key, _))| !self.keywords_scanned(key, i))
+                .any(|(_, (_, value))| {
+                    value
+                        .match_text(&mut num)
+                        .is_some_and(|t| memchr::memchr3(a, b, c, t.as_bytes()).is_some())
+                });
+            if !anchored {
+                self.s.num = num;
+                return;
+            }
+        }
         let mut joined = std::mem::take(&mut self.s.joined);
         let mut starts = std::mem::take(&mut self.s.joined_starts);
-        let mut num = std::mem::take(&mut self.s.num);
         joined.clear();
         starts.clear();
         let mut any = false;
         for (i, (key, value)) in self.event.fields().enumerate() {
             starts.push(joined.len() as u32);
-            let scanned = key.known_id().is_some_and(|id| {
-                self.view.keywords_scanned[usize::from(id)]
-                    && self.s.known_slot[usize::from(id)] as usize == i + 1
-            });
-            if !scanned {
+            if !self.keywords_scanned(key, i) {
                 if let Some(text) = value.match_text(&mut num) {
                     joined.extend_from_slice(text.as_bytes());
                     any = true;
@@ -806,6 +817,17 @@ impl<'a> Eval<'a> {
         self.s.joined = joined;
         self.s.joined_lower = lower;
         self.s.joined_starts = starts;
+    }
+
+    /// Whether the event's `i`th field, named `key`, was searched for the
+    /// keywords by its field scan: it is the first occurrence of a
+    /// well-known field whose scan holds them.
+    #[inline]
+    fn keywords_scanned(&self, key: &FieldKey, i: usize) -> bool {
+        key.known_id().is_some_and(|id| {
+            self.view.keywords_scanned[usize::from(id)]
+                && self.s.known_slot[usize::from(id)] as usize == i + 1
+        })
     }
 
     /// One field's literals: its tries walked from either end, its `contains`
@@ -1307,12 +1329,12 @@ mod tests {
         }
     }
 
-    /// A keyword: `contains` on any field.
     /// `CommandLine|contains: v`.
     fn cmd_contains(v: &str) -> Expr {
         Expr::Atom(Atom::field(fields::COMMAND_LINE, s(StrOp::Contains, v)))
     }
 
+    /// A keyword: `contains` on any field.
     fn keyword(v: &str) -> Expr {
         Expr::Atom(Atom {
             target: FieldTarget::AnyField,
@@ -1338,7 +1360,6 @@ mod tests {
         })
     }
 
-    /// Rule ids firing on each event, evaluated with `scratch`.
     /// The rules each event fires, each with a scratch of its own.
     fn fired_afresh(rs: &Ruleset, events: &[Event]) -> Vec<Vec<String>> {
         (events.iter())
@@ -1346,6 +1367,7 @@ mod tests {
             .collect()
     }
 
+    /// Rule ids firing on each event, evaluated with `scratch`.
     fn fired(rs: &Ruleset, events: &[Event], scratch: &mut Scratch) -> Vec<Vec<String>> {
         let mut out = Vec::new();
         events
@@ -2314,6 +2336,38 @@ mod tests {
             Value::Json(Box::new(serde_json::json!({"k": "inner"}))),
         );
         assert_eq!(rs.matching_ids(&ev), ["pid", "json"]);
+    }
+
+    #[test]
+    fn a_keyword_is_found_in_fields_no_scan_searched_whatever_their_case() {
+        // Anchored on `\\` and on `z` (in either case); the image's scan
+        // holds the keywords, so only the other fields go through the
+        // keyword pass and its anchor check.
+        let (rs, _) = Ruleset::compile(vec![
+            rule("perfc", proc_win(), keyword("\\perfc.dat")),
+            rule("zip", proc_win(), keyword("unzzz")),
+            rule(
+                "image",
+                proc_win(),
+                on(fields::IMAGE, StrOp::Suffix, ".exe", false),
+            ),
+        ]);
+        let ids = |key: &str, value: &str| {
+            let mut ev = proc("C:\\a.exe", "");
+            ev.set(FieldKey::from_name(key), value.into());
+            rs.matching_ids(&ev)
+                .into_iter()
+                .filter(|&id| id != "image")
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("Custom", "C:\\Windows\\PERFC.DAT"), ["perfc"]);
+        assert_eq!(ids("ProcessGuid", "x-UNZZZ-y"), ["zip"]);
+        assert_eq!(ids("ProcessGuid", "x-unzz-y"), Vec::<&str>::new());
+        // The anchor present, the keyword not: nothing fires.
+        assert_eq!(ids("Custom", "C:\\perfc.da"), Vec::<&str>::new());
+        // The image's own scan still finds a keyword in it.
+        let ev = proc("C:\\perfc.dat", "");
+        assert_eq!(rs.matching_ids(&ev), ["perfc"]);
     }
 
     #[test]
