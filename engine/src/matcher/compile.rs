@@ -576,7 +576,7 @@ impl View {
         // The other literals are only tested when a woken rule asks for them,
         // directly on the field's text: the automata hold the wake literals
         // alone, fewer, longer and rarer.
-        // Anchored literals of named fields stay in the scan whether they
+        // Anchored literals of a scanned field stay in the scan whether they
         // wake a rule or not: a trie walk from the text's end finds them all
         // for a few steps, so they are known before any rule is evaluated.
         // The literals that rule out a rule evaluated on every event stay in
@@ -600,11 +600,25 @@ impl View {
                 vetoing[a as usize] = true;
             }
         }
-        for ((a, rules), &vetoing) in atoms.iter_mut().zip(&atom_rules).zip(&vetoing) {
+        // A named field none of whose literals wakes or vetoes a rule is
+        // not scanned at all: the scan would cost a lookup (and, for a new
+        // text, a walk and a copy) on every event for literals that are
+        // rarely asked for (`FileVersion`, nearly unique per event).
+        let mut scanned_fields: Vec<&FieldTarget> = Vec::new();
+        for ((a, rules), &vetoing) in atoms.iter().zip(&atom_rules).zip(&vetoing) {
             if matches!(a.kind, AtomKind::Literal)
-                && rules.is_empty()
-                && !is_anchored(a)
-                && !vetoing
+                && (!rules.is_empty() || vetoing)
+                && !scanned_fields.contains(&&a.target)
+            {
+                scanned_fields.push(&a.target);
+            }
+        }
+        let scanned_fields: Vec<FieldTarget> = scanned_fields.into_iter().cloned().collect();
+        for ((a, rules), &vetoing) in atoms.iter_mut().zip(&atom_rules).zip(&vetoing) {
+            let kept_for_free = is_anchored(a)
+                && (scanned_fields.contains(&a.target)
+                    || !matches!(a.target, FieldTarget::Field(_)));
+            if matches!(a.kind, AtomKind::Literal) && rules.is_empty() && !kept_for_free && !vetoing
             {
                 a.kind = AtomKind::Lazy;
             }

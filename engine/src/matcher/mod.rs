@@ -1367,6 +1367,18 @@ mod tests {
             .collect()
     }
 
+    /// A rule of its own waking on each of `keys`: a field is scanned only
+    /// when some literal of it wakes a rule (or rules one out), so a test
+    /// of what scans give uses these to have its fields scanned.
+    fn scanned(keys: &[FieldKey]) -> Vec<Rule> {
+        (keys.iter())
+            .map(|k| {
+                let id = format!("scans {}", k.as_str());
+                rule(&id, proc_win(), on(k.clone(), StrOp::Equals, &id, false))
+            })
+            .collect()
+    }
+
     /// Rule ids firing on each event, evaluated with `scratch`.
     fn fired(rs: &Ruleset, events: &[Event], scratch: &mut Scratch) -> Vec<Vec<String>> {
         let mut out = Vec::new();
@@ -1596,6 +1608,54 @@ mod tests {
         assert!(!remembered(&shared, &long[0]));
     }
 
+    #[test]
+    fn a_field_whose_literals_wake_no_rule_is_not_scanned_and_still_decides() {
+        // `image` and not a version test: the negated version test wakes
+        // nothing (a rule wakes on what must be there), the image does.
+        let unless_version = |id: &str, image: &str, op, v: &str| {
+            let version = on(FieldKey::from_name("FileVersion"), op, v, false);
+            let image = on(fields::IMAGE, StrOp::Suffix, image, false);
+            rule(
+                id,
+                proc_win(),
+                Expr::And(vec![image, Expr::Not(Box::new(version))]),
+            )
+        };
+        let (rs, _) = Ruleset::compile(vec![
+            unless_version("old", "\\a.exe", StrOp::Prefix, "10."),
+            unless_version("exact", "\\b.exe", StrOp::Equals, "1.0"),
+        ]);
+        let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
+        let scanned: Vec<&str> = (v.scans.iter())
+            .filter_map(|fs| match &fs.target {
+                FieldTarget::Field(k) => Some(k.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(scanned, ["Image"]);
+        let mut scratch = Scratch::new(&rs);
+        let ids = |image: &str, version: Option<&str>, scratch: &mut Scratch| {
+            let mut ev = proc(image, "");
+            if let Some(v) = version {
+                ev.set(FieldKey::from_name("FileVersion"), v.into());
+            }
+            fired(&rs, std::slice::from_ref(&ev), scratch).remove(0)
+        };
+        for _ in 0..2 {
+            assert_eq!(
+                ids("C:\\a.exe", Some("10.0.1"), &mut scratch),
+                Vec::<String>::new()
+            );
+            assert_eq!(ids("C:\\a.exe", Some("9.1"), &mut scratch), ["old"]);
+            assert_eq!(ids("C:\\a.exe", None, &mut scratch), ["old"]);
+            assert_eq!(
+                ids("C:\\b.exe", Some("1.0"), &mut scratch),
+                Vec::<String>::new()
+            );
+            assert_eq!(ids("C:\\b.exe", Some("1.0.1"), &mut scratch), ["exact"]);
+        }
+    }
+
     const PROC_WIN: Scope = Scope {
         kinds: KindSet::EMPTY,
         os: Some(Os::Windows),
@@ -1708,7 +1768,8 @@ mod tests {
             lone("c", "-ccccc"),
         ]);
         let stats = rs.view_stats(EventKind::ProcessStart, Os::Windows);
-        assert_eq!(stats.literals, 4, "each rule wakes on its own literal");
+        // The image's suffix, waking none, is no longer scanned for.
+        assert_eq!(stats.literals, 3, "each rule wakes on its own literal");
         assert_eq!(rs.matching_ids(&proc("C:\\x.exe", "x -BBBBB")), ["b"]);
     }
 
@@ -1803,7 +1864,9 @@ mod tests {
             suffix(fields::PARENT_IMAGE, "\\b.exe"),
             cl,
         ]);
-        let (rs, _) = Ruleset::compile(vec![rule("both", proc_win(), both)]);
+        let mut rules = vec![rule("both", proc_win(), both)];
+        rules.extend(scanned(&[fields::IMAGE, fields::PARENT_IMAGE]));
+        let (rs, _) = Ruleset::compile(rules);
         let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
         // One image wakes the rule; the other is required.
         let waking: Vec<u32> = (0..v.atoms.len() as u32)
@@ -1874,7 +1937,13 @@ mod tests {
                 suffix(fields::ORIGINAL_FILE_NAME, "c.exe"),
             ]),
         ]);
-        let (rs, _) = Ruleset::compile(vec![rule("all", proc_win(), all)]);
+        let mut rules = vec![rule("all", proc_win(), all)];
+        rules.extend(scanned(&[
+            fields::IMAGE,
+            fields::PARENT_IMAGE,
+            fields::ORIGINAL_FILE_NAME,
+        ]));
+        let (rs, _) = Ruleset::compile(rules);
         let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
         let mut sizes: Vec<usize> = v.rules[0].requires.iter().map(|set| set.len()).collect();
         sizes.sort_unstable();
@@ -2655,13 +2724,14 @@ mod tests {
                 .map(|f| on(f.clone(), StrOp::Equals, "x", false));
             Expr::And(tests.collect())
         };
-        let (rs, _) = Ruleset::compile(vec![
+        let mut rules = vec![
             rule("six", proc_win(), all_of(6)),
             rule("seven", proc_win(), all_of(7)),
-        ]);
+        ];
+        rules.extend(scanned(&named));
+        let (rs, _) = Ruleset::compile(rules);
         let v = &rs.views[rs.view_of[EventKind::ProcessStart.index()][Os::Windows.index()]];
-        let reads: Vec<Option<usize>> = v
-            .rules
+        let reads: Vec<Option<usize>> = v.rules[..2]
             .iter()
             .map(|r| r.reads.as_ref().map(|r| r.len()))
             .collect();
