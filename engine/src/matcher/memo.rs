@@ -150,15 +150,40 @@ fn long_slot_of(hash: u64) -> usize {
 /// A fast hash of a field's text, eight bytes at a time (FxHash's mixing):
 /// texts are compared in full on a match, so it needs to spread well, not
 /// to resist anyone.
+///
+/// A text of more than 64 bytes is hashed by its length and its first and
+/// last 32 bytes only. Two such texts of one length that differ only in
+/// between share a slot (and one may push the other out), which costs a
+/// scan, never a wrong answer. Long texts that repeat are what this memory
+/// is for (a hashes list, a service's command line), and hashing all of
+/// them was a serial chain of multiplies: 195 bytes of `Hashes` on every
+/// process start. Timed in turn in one process, matching whole events was
+/// 1.4–2.3% faster with the sampled hash.
+#[inline]
 pub(super) fn hash(text: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
-    let (words, tail) = text.as_chunks::<8>();
+    let step = |h: u64, w: &[u8; 8]| (h.rotate_left(5) ^ u64::from_le_bytes(*w)).wrapping_mul(K);
     let mut h = text.len() as u64;
-    for w in words {
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(*w)).wrapping_mul(K);
+    if text.len() > 2 * SAMPLED {
+        let head = text[..SAMPLED].as_chunks::<8>().0;
+        let tail = text[text.len() - SAMPLED..].as_chunks::<8>().0;
+        for w in head {
+            h = step(h, w);
+        }
+        for w in tail {
+            h = step(h, w);
+        }
+        return h;
     }
-    (h.rotate_left(5) ^ tail_word(tail)).wrapping_mul(K)
+    let (words, tail) = text.as_chunks::<8>();
+    for w in words {
+        h = step(h, w);
+    }
+    step(h, &tail_word(tail).to_le_bytes())
 }
+
+/// How many bytes of each end of a long text [`hash`] reads.
+const SAMPLED: usize = 32;
 
 /// The last 0–7 bytes of a text as one word, every byte in it: two
 /// overlapping 4-byte loads, or the first, middle and last byte. Copying
@@ -208,6 +233,38 @@ mod tests {
         // Texts that differ only past a word, or by length, hash apart.
         assert_ne!(hash(b"12345678"), hash(b"12345678\0"));
         assert_ne!(hash(b""), hash(b"\0"));
+    }
+
+    #[test]
+    fn a_long_text_is_hashed_by_its_ends_and_still_told_apart_in_full() {
+        // Up to 64 bytes, every byte counts.
+        let short: Vec<u8> = (1..=64).collect();
+        for p in 0..short.len() {
+            let mut other = short.clone();
+            other[p] ^= 0x20;
+            assert_ne!(hash(&short), hash(&other), "byte {p}");
+        }
+        // Past that, the length and 32 bytes at each end.
+        let long: Vec<u8> = (0..200).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut middle = long.clone();
+        middle[100] = b'#';
+        assert_eq!(hash(&long), hash(&middle));
+        for p in [0, 31, 168, 199] {
+            let mut end = long.clone();
+            end[p] = b'#';
+            assert_ne!(hash(&long), hash(&end), "byte {p}");
+        }
+        assert_ne!(hash(&long), hash(&long[..199]));
+        // Sharing a hash, the texts still get their own answers.
+        let mut m = FieldMemo::default();
+        m.put(hash(&long), &long, &[1], 1);
+        assert_eq!(m.get(hash(&middle), &middle), None);
+        m.put(hash(&middle), &middle, &[2], 2);
+        assert_eq!(
+            m.get(hash(&middle), &middle).map(|r| r.atoms),
+            Some(&[2][..])
+        );
+        assert_eq!(m.get(hash(&long), &long), None);
     }
 
     #[test]
