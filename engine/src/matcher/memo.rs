@@ -22,7 +22,8 @@
 //! texts). A long command line is
 //! most often new (an encoded script, a generated path), and copying every
 //! one would cost more than the repeats save: a long text is copied only
-//! when its hash was seen before, on its second sighting. Those that do
+//! when its hash was seen before, on its second sighting (or when it shares
+//! its length and both ends with a text just seen: see [`hash`]). Those that do
 //! repeat (a service's or a scheduled task's start, over and over) are then
 //! not scanned again: on the 277 logs of `evtx-attack-samples`, 39 of the 48
 //! command lines over 512 bytes repeat an earlier one.
@@ -154,11 +155,18 @@ fn long_slot_of(hash: u64) -> usize {
 /// A text of more than 64 bytes is hashed by its length and its first and
 /// last 32 bytes only. Two such texts of one length that differ only in
 /// between share a slot (and one may push the other out), which costs a
-/// scan, never a wrong answer. Long texts that repeat are what this memory
-/// is for (a hashes list, a service's command line), and hashing all of
-/// them was a serial chain of multiplies: 195 bytes of `Hashes` on every
-/// process start. Timed in turn in one process, matching whole events was
-/// 1.4–2.3% faster with the sampled hash.
+/// scan, never a wrong answer. Hashing them whole was a serial chain of
+/// multiplies, a few thousand cycles for a command line of some kilobytes
+/// (7% of the bench corpus's events): timed in turn in one process,
+/// matching whole events was 1.4–2.3% faster with the sampled hash, and
+/// sampling only texts of up to 512 bytes gained nothing.
+///
+/// The price, for texts over [`SHORT_TEXT`] bytes: a new one that shares
+/// its length and both ends with one seen just before (a Java or installer
+/// command line with a new folder in the middle) is taken for that one's
+/// second sighting (see [`FieldMemo::admits`]) and copied: a copy of at
+/// most 4 KiB beside a scan of the same bytes, which costs about a hundred
+/// times as much (some 14 TSC ticks a byte).
 #[inline]
 pub(super) fn hash(text: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;

@@ -4,8 +4,9 @@
 //! (event kind, OS) pair, builds a *view*: the rules in scope there, their atoms
 //! deduplicated, and per field the scans below. Evaluating an event then costs:
 //!
-//! 1. per field, a walk of its anchored tries from either end (every
-//!    `startswith`, `endswith` and equals literal) and one pass of a small
+//! 1. per scanned field (one some rule's wake literal is on), a walk of its
+//!    anchored tries from either end (every `startswith`, `endswith` and
+//!    equals literal of the field) and one pass of a small
 //!    window filter over the rules' *wake* literals (for each rule, the
 //!    cheapest set of literals one of which must be in the text for it to
 //!    fire), the view's keywords among them for a well-known field;

@@ -7,8 +7,9 @@
 //! literals, from the last) finds every one that holds, and the walk stops at
 //! the first byte no literal continues with, typically after a few bytes
 //! (`\cmd.exe` is seven steps from the end of `C:\Windows\System32\cmd.exe`).
-//! So every anchored literal of every rule is known after the scan at almost
-//! no cost, and only `contains` literals need an automaton over the text.
+//! So every anchored literal of a scanned field is known after the scan at
+//! almost no cost, and only `contains` literals need an automaton over the
+//! text.
 //!
 //! A step is one read of a packed node and, for the few nodes with many
 //! children (the root, the byte after `\` in a path), one read of a 256-way
