@@ -694,9 +694,9 @@ fn wake_set(written: &Node, atoms: &[CAtom], cost: &[f64]) -> Option<Vec<u32>> {
 /// condition to hold, besides its wake set `wake`: the necessary set of
 /// each child of its top AND whose literals the scan decides (the anchored
 /// ones of a scanned field, which the tries find whether they wake a rule
-/// or not, and the wake literals of any rule). A candidate without one of each is not
-/// evaluated: `image AND parent image` is woken by the rarer image and
-/// passed over unless the other is there too.
+/// or not, and the wake literals of any rule). A candidate without one of
+/// each is not evaluated: `image AND parent image` is woken by the rarer
+/// image and passed over unless the other is there too.
 ///
 /// They are checked on candidates rather than waking them too (a rule with
 /// two sets was once a candidate when a literal of each had woken it):
